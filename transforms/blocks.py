@@ -1,0 +1,52 @@
+"""The page model every miner reads: a title plus an ordered list of text blocks.
+
+HTML pages, WET records and plain-text JSONL all become a `Page`, so a miner is
+written once against blocks and never sees raw markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Block kinds. Headings carry their level (1-6); list items carry their list's
+# nesting depth in `level`, their 1-based position in `order` (0 when the list
+# is unordered) and the list they belong to in `group`.
+HEADING = "heading"
+PARAGRAPH = "paragraph"
+LIST_ITEM = "list_item"
+PRE = "pre"
+TABLE_ROW = "table_row"
+DT = "dt"  # definition term; `group` pairs it with the DD blocks that follow it
+DD = "dd"
+SUMMARY = "summary"  # <details><summary>; `group` pairs it with its DETAILS_BODY
+DETAILS_BODY = "details_body"
+
+BLOCK_KINDS = (HEADING, PARAGRAPH, LIST_ITEM, PRE, TABLE_ROW, DT, DD, SUMMARY, DETAILS_BODY)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    kind: str
+    text: str
+    level: int = 0
+    order: int = 0
+    group: int = 0
+
+
+@dataclass(slots=True)
+class Page:
+    """One document after extraction.
+
+    `markup` holds schema.org items (JSON-LD and microdata) as plain dicts in
+    JSON-LD shape (`@type`, properties), whatever syntax the page used.
+    """
+
+    url: str
+    title: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    markup: list[dict] = field(default_factory=list)
+    lang: str = ""
+    lang_score: float = 0.0
+
+    def text(self) -> str:
+        return "\n".join(b.text for b in self.blocks)
