@@ -1,0 +1,71 @@
+"""The `instructmix` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jobs.config import ConfigError, MineConfig, load_config
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from jobs.mine_spark import run_mine
+
+    config = load_config(args.config, MineConfig)
+    stats = run_mine(args.input, args.output, master=args.master, config=config, keep_work=args.keep_work)
+    print(json.dumps({"output": args.output, "pairs": stats["pairs"]["written"], "documents": stats["documents"]["read"]}))
+    return 0
+
+
+def _train_classifier(args: argparse.Namespace) -> int:
+    from jobs.train_classifier import run_train_classifier
+
+    metrics = run_train_classifier(
+        pairs=args.pairs,
+        negatives=args.negatives,
+        output=args.output,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        epoch=args.epoch,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instructmix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    mine = sub.add_parser("mine", help="mine instruction-response pairs from web shards (Spark)")
+    mine.add_argument("--input", nargs="+", action="extend", required=True,
+                      help="WARC/WET/JSONL/Parquet files, directories, globs or fsspec URLs")
+    mine.add_argument("--output", required=True, help="output directory (Parquet parts + _stats.json)")
+    mine.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
+    mine.add_argument("--config", help="mine YAML config (see configs/mine.yaml)")
+    mine.add_argument("--keep-work", action="store_true", help="keep per-file checkpoints under OUTPUT/_work")
+    mine.set_defaults(func=_mine)
+
+    train = sub.add_parser("train-classifier", help="train the fastText instruction-likeness classifier")
+    train.add_argument("--pairs", required=True, help="mined Parquet directory (positives)")
+    train.add_argument("--negatives", nargs="+", action="extend", required=True,
+                       help="raw shards to cut random passages from (negatives)")
+    train.add_argument("--output", required=True, help="path of the .bin model to write")
+    train.add_argument("--max-examples", type=int, default=50_000, help="cap per class")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epoch", type=int, default=25)
+    train.set_defaults(func=_train_classifier)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"instructmix {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

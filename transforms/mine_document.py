@@ -1,0 +1,122 @@
+"""One document in, finished pairs out: extract, detect language, mine, clean, judge.
+
+This is the whole per-record mining logic; the Spark job only feeds it files
+and deduplicates across the job. Every drop is counted as `drop:<reason>`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from transforms import dedup, filters, pii
+from transforms.blocks import Page
+from transforms.html_blocks import html_to_page
+from transforms.langid import get_language_identifier
+from transforms.miners.faq_sections import mine_faq_sections
+from transforms.miners.howto import mine_howto
+from transforms.miners.markup import mine_markup
+from transforms.miners.question_pages import mine_question_pages
+from transforms.miners.question_sentences import mine_question_sentences
+from transforms.pairs import Candidate, pair_id
+from transforms.text_blocks import text_to_page
+
+MINERS: dict[str, Callable[[Page], Iterable[Candidate]]] = {
+    "markup": mine_markup,
+    "faq_sections": mine_faq_sections,
+    "question_pages": mine_question_pages,
+    "question_sentences": mine_question_sentences,
+    "howto": mine_howto,
+}
+
+# fastText reads about this much of a page to name its language; more text
+# costs time without changing the answer on real pages.
+PAGE_LANG_SAMPLE_CHARS = 2000
+
+
+@dataclass
+class PairMiner:
+    """Everything one worker needs to mine documents, loaded once per process."""
+
+    languages: tuple[str, ...] = ("en", "zh")
+    miners: tuple[str, ...] = tuple(MINERS)
+    min_lang_score: float = 0.5
+    filter_config: filters.FilterConfig = field(default_factory=filters.FilterConfig)
+    classifier_path: str | None = None
+    classifier_threshold: float = 0.5
+    lid_model: str | None = None
+
+    def __post_init__(self) -> None:
+        self._lid = get_language_identifier(self.lid_model)
+        self._miners = [(name, MINERS[name]) for name in self.miners]
+        self._classifier = None
+        if self.classifier_path:
+            from transforms.instruction_classifier import InstructionClassifier
+
+            self._classifier = InstructionClassifier(self.classifier_path)
+
+    def page_of(self, url: str, html: str | bytes | None, text: str | None) -> Page:
+        page = html_to_page(html, url) if html is not None else text_to_page(text or "", url)
+        page.lang, page.lang_score = self._lid.identify(page.text()[:PAGE_LANG_SAMPLE_CHARS])
+        return page
+
+    def mine(
+        self, url: str, html: str | bytes | None, text: str | None, counters: Counter, provenance: dict
+    ) -> Iterator[dict]:
+        page = self.page_of(url, html, text)
+        if not page.blocks and not page.markup:
+            counters["skip:no_content"] += 1
+            return
+        counters[f"lang:{page.lang or 'unknown'}"] += 1
+        for _, miner in self._miners:
+            for candidate in miner(page):
+                row = self.finish(candidate, page, counters, provenance)
+                if row is not None:
+                    yield row
+
+    def finish(self, c: Candidate, page: Page, counters: Counter, provenance: dict) -> dict | None:
+        instruction, n1 = pii.scrub_pii(c.instruction.strip())
+        input_, n2 = pii.scrub_pii(c.input.strip())
+        output, n3 = pii.scrub_pii(c.output.strip())
+        if n1 + n2 + n3:
+            counters["pii_scrubbed"] += n1 + n2 + n3
+        q_lang, q_score = self._lid.identify(f"{instruction} {input_}")
+        a_lang, a_score = self._lid.identify(output)
+        reason = filters.lang_agreement(q_lang, q_score, a_lang, a_score)
+        if reason is None and self.languages and a_lang not in self.languages:
+            reason = "language_not_wanted"
+        if reason is None and a_score < self.min_lang_score:
+            reason = "low_lang_score"
+        if reason is None:
+            reason = filters.reject_reason(instruction, input_, output, a_lang, self.filter_config)
+        score = None
+        if reason is None and self._classifier is not None:
+            from transforms.instruction_classifier import pair_text
+
+            score = self._classifier.score(pair_text(instruction, input_, output))
+            if score < self.classifier_threshold:
+                reason = "classifier_below_threshold"
+        if reason is not None:
+            counters[f"drop:{reason}"] += 1
+            return None
+        counters[f"mined:{c.miner}:{c.kind}"] += 1
+        signature = dedup.minhash_signature(f"{instruction} {input_} {output}")
+        return {
+            "id": pair_id(page.url, c.kind, instruction, input_, output),
+            "instruction": instruction,
+            "input": input_,
+            "output": output,
+            "kind": c.kind,
+            "miner": c.miner,
+            "confidence": float(c.confidence),
+            "lang": a_lang,
+            "lang_score": float(a_score),
+            "source_url": page.url,
+            "source_file": provenance.get("source_file", ""),
+            "source_record": provenance.get("source_record", ""),
+            "title": page.title,
+            "classifier_score": score,
+            "exact_key": dedup.exact_key(instruction, input_, output),
+            "band_keys": dedup.lsh_band_keys(signature),
+        }
