@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--input", nargs="+", action="extend", required=True,
                       help="WARC/WET/JSONL/Parquet files, directories, globs or fsspec URLs")
     mine.add_argument("--output", required=True, help="output directory (Parquet parts + _stats.json)")
-    mine.add_argument("--master", default="local[*]", help="Spark master (default: local[*])")
+    mine.add_argument("--master", default=None,
+                      help="Spark master, e.g. local[2] or spark://host:7077 (default: spark-submit's, else local[*])")
     mine.add_argument("--config", help="mine YAML config (see configs/mine.yaml)")
     mine.add_argument("--keep-work", action="store_true", help="keep per-file checkpoints under OUTPUT/_work")
     mine.set_defaults(func=_mine)

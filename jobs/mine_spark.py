@@ -215,7 +215,7 @@ def _publish(work_output: str, output: str, storage_options: dict) -> list[str]:
 def run_mine(
     inputs: list[str],
     output: str,
-    master: str = "local[*]",
+    master: str | None = None,
     config: MineConfig | None = None,
     keep_work: bool = False,
     spark=None,

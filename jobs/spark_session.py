@@ -32,15 +32,19 @@ def package_zip(dest_dir: str | None = None) -> str:
     return str(dest)
 
 
-def spark_session(master: str = "local[*]", app_name: str = "instructmix", conf: dict | None = None):
+def spark_session(master: str | None = None, app_name: str = "instructmix", conf: dict | None = None):
+    """`master=None` keeps what spark-submit chose (spark-submit's own default is local[*])."""
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     # Executors must run the interpreter that has our dependencies installed.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
     builder = (
-        SparkSession.builder.master(master)
-        .appName(app_name)
+        builder
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # A mined record is small; Arrow batches of this size keep executor memory flat.
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2048")
@@ -48,7 +52,8 @@ def spark_session(master: str = "local[*]", app_name: str = "instructmix", conf:
         # Progress is drawn by jobs.progress (rich), not by Spark's console bar.
         .config("spark.ui.showConsoleProgress", "false")
     )
-    if is_local_master(master):
+    effective_master = master or SparkConf().get("spark.master", "local[*]")
+    if is_local_master(effective_master):
         # Nothing we start listens beyond loopback; the web UI is not needed embedded.
         builder = (
             builder.config("spark.driver.bindAddress", "127.0.0.1")
@@ -60,11 +65,8 @@ def spark_session(master: str = "local[*]", app_name: str = "instructmix", conf:
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    if not is_local_master(master) and not _packages_importable_by_submit():
+    running_on = spark.sparkContext.master
+    shipped_by_submit = spark.conf.get("spark.submit.pyFiles", "")
+    if not is_local_master(running_on) and not shipped_by_submit:
         spark.sparkContext.addPyFile(package_zip())
     return spark
-
-
-def _packages_importable_by_submit() -> bool:
-    """True when spark-submit already shipped our packages (--py-files)."""
-    return os.environ.get("INSTRUCTMIX_SHIPPED") == "1"

@@ -6,14 +6,14 @@ the same way in a checkout, an installed wheel and a Spark `--py-files` zip.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> Any:
     source = resources.files(__name__).joinpath(name)
     if not source.is_file():

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real third-party web data folder and one local[2] Spark session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA", REPO.parent / "shared" / "webdata"))
+SAMPLES = REPO / "samples"
+
+
+@pytest.fixture(scope="session")
+def webdata() -> Path:
+    if not WEBDATA.is_dir():
+        pytest.skip(f"real web data not found at {WEBDATA} (set INSTRUCTMIX_WEBDATA)")
+    return WEBDATA
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The job's own session builder in local[2], as `instructmix mine --master local[2]` uses."""
+    from jobs.spark_session import spark_session
+
+    session = spark_session("local[2]", "instructmix-tests")
+    yield session
+    session.stop()

@@ -1,0 +1,163 @@
+"""The Spark mining job end to end in local[2]: contract, determinism, resume, dedup, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from jobs.config import MineConfig
+from jobs.mine_spark import STATS_FILE, WORK_DIR, run_mine
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.spark
+
+FAQ_PAGE = """<html><head><title>{title}</title></head><body>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/shop">Shop</a></li></ul></nav>
+<main><h1>{title}</h1>
+<h2>Frequently Asked Questions</h2>
+<h3>How long does shipping take to Europe?</h3>
+<p>Standard shipping to most European countries takes five to seven business days, and express delivery
+arrives within two business days after the order leaves our warehouse.</p>
+<h3>Can I return an item after thirty days?</h3>
+<p>Returns are accepted for sixty days from delivery as long as the item is unused and in its original
+packaging; we refund the full price including the original shipping cost.</p>
+</main><footer>Copyright 2024 Example Shop. All rights reserved.</footer></body></html>"""
+
+
+def _jsonl_gz(path: Path, records: list[dict]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
+def _read(out: Path):
+    return ds.dataset(str(out), format="parquet").to_table()
+
+
+@pytest.fixture(scope="module")
+def mined_samples(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mined") / "out"
+    stats = run_mine([str(SAMPLES / "*")], str(out), master="local[2]", spark=spark)
+    return out, stats
+
+
+def test_output_is_one_parquet_dataset_with_the_contract_columns(mined_samples):
+    out, stats = mined_samples
+    table = _read(out)
+    for name in ("id", "instruction", "input", "output", "kind", "lang", "source_url", "miner"):
+        assert str(table.schema.field(name).type) == "string"
+    assert str(table.schema.field("confidence").type) in ("float", "double")
+    assert table.num_rows == stats["pairs"]["written"] > 0
+    ids = table.column("id").to_pylist()
+    assert len(ids) == len(set(ids))
+
+
+def test_samples_yield_every_kind_in_english_and_chinese(mined_samples):
+    out, _ = mined_samples
+    rows = _read(out).to_pylist()
+    kinds = {r["kind"] for r in rows}
+    assert {"faq", "qa", "howto", "howto_step", "question_sentence"} <= kinds
+    assert {"en", "zh"} <= {r["lang"] for r in rows}
+    assert {r["miner"] for r in rows} >= {"markup", "faq_sections", "howto"}
+
+
+def test_stats_report_documents_languages_miners_and_drop_reasons(mined_samples):
+    out, stats = mined_samples
+    on_disk = json.loads((out / STATS_FILE).read_text())
+    assert on_disk == stats
+    assert stats["documents"]["read"] > 0
+    assert {"en", "zh"} <= set(stats["documents"]["by_language"])
+    assert sum(stats["pairs"]["by_miner"].values()) == stats["pairs"]["written"]
+    assert sum(stats["pairs"]["by_kind"].values()) == stats["pairs"]["written"]
+    assert stats["drops"], "the samples contain pages that must be filtered"
+    assert not (out / WORK_DIR).exists()
+
+
+def test_a_second_run_gives_the_same_rows(spark, mined_samples, tmp_path):
+    out, _ = mined_samples
+    again = tmp_path / "again"
+    run_mine([str(SAMPLES / "*")], str(again), spark=spark)
+    first = sorted(_read(out).to_pylist(), key=lambda r: r["id"])
+    second = sorted(_read(again).to_pylist(), key=lambda r: r["id"])
+    assert first == second
+
+
+def test_dedup_is_across_the_whole_job_not_per_file(spark, tmp_path):
+    a = _jsonl_gz(tmp_path / "a.jsonl.gz", [{"url": "https://shop-a.example/faq", "html": FAQ_PAGE.format(title="Shop A help")}])
+    b = _jsonl_gz(tmp_path / "b.jsonl.gz", [{"url": "https://shop-b.example/faq", "html": FAQ_PAGE.format(title="Shop B help")}])
+    stats = run_mine([str(a), str(b)], str(tmp_path / "out"), spark=spark)
+    rows = _read(tmp_path / "out").to_pylist()
+    questions = [r["instruction"] for r in rows]
+    assert questions.count("How long does shipping take to Europe?") == 1
+    assert stats["drops"]["exact_duplicate"] >= 2
+
+
+def test_resume_skips_finished_files_and_gives_the_same_rows(spark, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        _jsonl_gz(src / f"part-{i}.jsonl.gz", [{"url": f"https://s{i}.example/faq", "html": FAQ_PAGE.format(title=f"Store {i} questions")}])
+    out = tmp_path / "out"
+    full = run_mine([str(src)], str(out), spark=spark, keep_work=True)
+    expected = sorted(r["id"] for r in _read(out).to_pylist())
+    # Simulate a kill after two of three files: drop one checkpoint and the published result.
+    checkpoints = sorted((out / WORK_DIR).glob("*/extract/*.parquet"))
+    assert len(checkpoints) == 3
+    checkpoints[0].unlink()
+    for part in out.glob("part-*.parquet"):
+        part.unlink()
+    (out / STATS_FILE).unlink()
+    resumed = run_mine([str(src)], str(out), spark=spark)
+    assert resumed["inputs"]["files_resumed"] == 2
+    assert sorted(r["id"] for r in _read(out).to_pylist()) == expected
+    assert resumed["documents"] == full["documents"]
+
+
+def test_bad_files_are_counted_and_good_records_kept(spark, tmp_path):
+    good = _jsonl_gz(tmp_path / "good.jsonl.gz", [{"url": "https://ok.example/faq", "html": FAQ_PAGE.format(title="Help")}])
+    empty = tmp_path / "empty.warc.gz"
+    empty.write_bytes(b"")
+    whole = gzip.compress(b"".join((json.dumps({"url": f"https://t.example/{i}", "text": "x"}) + "\n").encode() for i in range(50)))
+    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"url": "https://b.example", "html": "<p>fine</p>"}\n{not json\n', encoding="utf-8")
+    stats = run_mine([str(tmp_path / "*")], str(tmp_path / "out"), spark=spark)
+    assert stats["pairs"]["written"] >= 2
+    assert stats["documents"]["skipped"], stats
+
+
+def test_cli_mine_runs_in_local2_and_prints_the_output(tmp_path):
+    src = _jsonl_gz(tmp_path / "faq.jsonl.gz", [{"url": "https://cli.example/faq", "html": FAQ_PAGE.format(title="CLI help")}])
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "mine", "--input", str(src), "--output", str(out), "--master", "local[2]"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["pairs"] == _read(out).num_rows >= 2
+
+
+def test_cli_rejects_a_bad_config_naming_the_key(tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("filters:\n  output_min_chars: -3\nminerz: [faq]\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "mine", "--input", "x", "--output", str(tmp_path / "o"), "--config", str(cfg)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "mine.yaml: filters.output_min_chars" in proc.stderr
+    assert "mine.yaml: minerz: unknown key" in proc.stderr
+
+
+def test_config_defaults_validate():
+    assert MineConfig().languages == ["en", "zh"]
+    shutil.which("java") or pytest.skip("java missing")

@@ -1,0 +1,321 @@
+"""FAQ pairs from page structure (transforms/miners/faq_sections.py), English and Chinese."""
+
+from __future__ import annotations
+
+from transforms.blocks import (
+    DD,
+    DETAILS_BODY,
+    DT,
+    HEADING,
+    LIST_ITEM,
+    PARAGRAPH,
+    SUMMARY,
+    Block,
+    Page,
+)
+from transforms.miners.faq_sections import (
+    CONFIDENCE_HEADING,
+    CONFIDENCE_HEADING_IN_FAQ,
+    CONFIDENCE_HEADING_MARK_ONLY,
+    faq_section_mask,
+    is_faq_title,
+    is_link_row,
+    mine_faq_sections,
+    render_answer,
+)
+from transforms.schema import KIND_FAQ
+
+
+def h(level: int, text: str) -> Block:
+    return Block(HEADING, text, level=level)
+
+
+def p(text: str) -> Block:
+    return Block(PARAGRAPH, text)
+
+
+def li(text: str, order: int = 0, level: int = 1, group: int = 1) -> Block:
+    return Block(LIST_ITEM, text, level=level, order=order, group=group)
+
+
+def page(*blocks: Block, title: str = "", lang: str = "en") -> Page:
+    return Page(url="https://example.com/help", title=title, blocks=list(blocks), lang=lang)
+
+
+def pairs(pg: Page) -> list[tuple[str, str]]:
+    return [(c.instruction, c.output) for c in mine_faq_sections(pg)]
+
+
+def test_question_headings_in_faq_section():
+    pg = page(
+        h(1, "Acme Cloud"),
+        p("Acme Cloud hosts your files."),
+        h(2, "Frequently Asked Questions"),
+        h(3, "How much does it cost?"),
+        p("The basic plan is free."),
+        p("Paid plans start at $5 a month."),
+        h(3, "Which platforms are supported?"),
+        p("We support:"),
+        li("Windows", group=7),
+        li("macOS", group=7),
+        h(2, "Contact"),
+        p("Write to us."),
+    )
+    found = list(mine_faq_sections(pg))
+    assert [(c.instruction, c.output) for c in found] == [
+        ("How much does it cost?", "The basic plan is free.\nPaid plans start at $5 a month."),
+        ("Which platforms are supported?", "We support:\n- Windows\n- macOS"),
+    ]
+    assert all(c.confidence == CONFIDENCE_HEADING_IN_FAQ for c in found)
+    assert all(c.kind == KIND_FAQ and c.miner == "faq_sections" and c.input == "" for c in found)
+
+
+def test_faq_section_accepts_questions_without_question_mark():
+    pg = page(h(2, "FAQ"), h(3, "How to cancel my subscription"), p("Open Settings and press Cancel."))
+    assert pairs(pg) == [("How to cancel my subscription", "Open Settings and press Cancel.")]
+
+
+def test_lone_question_heading_scores_lower_than_faq_section():
+    pg = page(
+        h(1, "Understanding sleep"),
+        h(2, "Why do we dream?"),
+        p("Dreams may help the brain consolidate memories."),
+        h(2, "A change in guidelines?"),
+        p("Doctors now advise a fixed bedtime."),
+    )
+    confidences = {c.instruction: c.confidence for c in mine_faq_sections(pg)}
+    assert confidences == {
+        "Why do we dream?": CONFIDENCE_HEADING,
+        "A change in guidelines?": CONFIDENCE_HEADING_MARK_ONLY,
+    }
+    assert CONFIDENCE_HEADING < CONFIDENCE_HEADING_IN_FAQ
+
+
+def test_answer_runs_to_next_heading_of_same_or_higher_level():
+    pg = page(
+        h(2, "What is a mutex?"),
+        p("A lock that one thread holds at a time."),
+        h(3, "Example"),
+        p("Guard a counter with it."),
+        h(2, "Next topic"),
+        p("Unrelated."),
+    )
+    assert pairs(pg) == [
+        ("What is a mutex?", "A lock that one thread holds at a time.\nExample\nGuard a counter with it.")
+    ]
+
+
+def test_ordered_and_nested_lists_render_as_lines():
+    blocks = [li("Open the app", order=1), li("Tap Settings", order=2), li("Advanced", level=2, group=2)]
+    assert render_answer(blocks) == "1. Open the app\n2. Tap Settings\n  - Advanced"
+
+
+def test_question_heading_without_answer_blocks_gives_nothing():
+    assert pairs(page(h(2, "What is a mutex?"), h(2, "What is a semaphore?"))) == []
+    assert pairs(page(p("Intro"), h(2, "What is a mutex?"))) == []
+
+
+def test_headline_and_how_to_headings_are_left_to_other_miners():
+    pg = page(
+        h(1, "Will rates fall again?"),
+        p("Markets expect a cut."),
+        h(2, "How to Make Paper Sunflowers"),
+        li("How to Build a Terrarium"),
+        h(2, "如何安装Python"),
+        p("下载安装包。"),
+    )
+    assert pairs(pg) == []
+
+
+def test_answer_repeating_the_question_or_teasing_a_link_is_dropped():
+    pg = page(
+        h(2, "Why is the sky blue?"),
+        p("Why is the sky blue"),
+        h(2, "科技股为何这么牛？"),
+        p("新浪财经讯 9月9日消息，多重利好来袭，科技股彻底爆发..."),
+        p("2019-09-09 21:38:04"),
+    )
+    assert pairs(pg) == []
+
+
+def test_footer_link_row_is_left_out_of_the_last_answer():
+    pg = page(
+        h(1, "宽带安装常见问题"),
+        h(3, "搬家后宽带可以移机吗？"),
+        p("可以。新地址在覆盖范围内即可免费移机一次。"),
+        p("关于星河 | 法律声明 | 隐私保护 | 客服热线请在客服中心查询"),
+        lang="zh",
+    )
+    assert pairs(pg) == [("搬家后宽带可以移机吗？", "可以。新地址在覆盖范围内即可免费移机一次。")]
+
+
+def test_is_link_row():
+    assert is_link_row("About | Legal | Privacy")
+    assert is_link_row("论坛 › 猫咪版块 › 喂养交流")
+    assert not is_link_row("Pick A or B | then restart the long-running device manager service | done")
+    assert not is_link_row("Yes, for 30 days.")
+
+
+def test_headline_heading_repeating_the_title_is_left_to_question_pages():
+    pg = page(
+        h(2, "为什么天空是蓝色的？"), p("因为瑞利散射。"), title="为什么天空是蓝色的？ - 知乎", lang="zh"
+    )
+    assert pairs(pg) == []
+
+
+def test_definition_list_questions():
+    pg = page(
+        Block(DT, "Do you ship abroad?", group=1),
+        Block(DD, "Yes, to 40 countries.", group=1),
+        Block(DD, "Customs fees may apply.", group=1),
+        Block(DT, "Latency", group=2),
+        Block(DD, "The delay before a transfer starts.", group=2),
+    )
+    found = list(mine_faq_sections(pg))
+    assert [(c.instruction, c.output) for c in found] == [
+        ("Do you ship abroad?", "Yes, to 40 countries.\nCustoms fees may apply.")
+    ]
+    assert found[0].confidence == 0.7
+
+
+def test_details_summary_questions_in_chinese():
+    pg = page(
+        h(2, "常见问题"),
+        Block(SUMMARY, "可以退货吗？", group=3),
+        Block(DETAILS_BODY, "收到商品七天内可以无理由退货。", group=3),
+        Block(SUMMARY, "展开更多", group=4),
+        Block(DETAILS_BODY, "更多内容。", group=4),
+        lang="zh",
+    )
+    found = list(mine_faq_sections(pg))
+    assert [(c.instruction, c.output) for c in found] == [("可以退货吗？", "收到商品七天内可以无理由退货。")]
+    assert found[0].confidence == 0.85
+    assert found[0].confidence == 0.85
+
+
+def test_inline_q_and_a_in_one_paragraph():
+    pg = page(
+        p("Q: Is the trial free? A: Yes, for 30 days."),
+        p("Question: Can I pay by card? Answer: Visa and Mastercard."),
+    )
+    assert pairs(pg) == [
+        ("Is the trial free?", "Yes, for 30 days."),
+        ("Can I pay by card?", "Visa and Mastercard."),
+    ]
+
+
+def test_inline_q_and_a_across_paragraphs_keeps_continuations_between_questions():
+    pg = page(
+        p("Q: How long does shipping take?"),
+        p("A: Three to five days."),
+        p("Express delivery takes one day."),
+        p("Q: Can I change my address?"),
+        p("A: Yes, until the parcel ships."),
+        p("Our store opened in 1999 and sells tea."),
+    )
+    found = list(mine_faq_sections(pg))
+    assert [(c.instruction, c.output) for c in found] == [
+        ("How long does shipping take?", "Three to five days.\nExpress delivery takes one day."),
+        ("Can I change my address?", "Yes, until the parcel ships."),
+    ]
+    assert found[0].confidence == 0.8
+
+
+def test_inline_pairs_in_faq_section_get_a_bonus():
+    pg = page(h(2, "FAQ"), p("Q: Is the trial free?"), p("A: Yes, for 30 days."))
+    (found,) = mine_faq_sections(pg)
+    assert found.confidence == 0.85
+
+
+def test_inline_answer_keeps_its_list():
+    pg = page(
+        p("Q: How can I pay?"),
+        p("A: Three ways:"),
+        li("Card"),
+        li("Bank transfer"),
+        li("Cash"),
+        p("About us."),
+    )
+    assert pairs(pg) == [("How can I pay?", "Three ways:\n- Card\n- Bank transfer\n- Cash")]
+
+
+def test_chinese_inline_markers_with_full_width_colons():
+    pg = page(
+        p("问：会员可以退款吗？"),
+        p("答：开通七天内可以申请全额退款。"),
+        p("问题：如何修改密码？回答：在设置页面点击修改密码。"),
+        lang="zh",
+    )
+    assert pairs(pg) == [
+        ("会员可以退款吗？", "开通七天内可以申请全额退款。"),
+        ("如何修改密码？", "在设置页面点击修改密码。"),
+    ]
+
+
+def test_question_marker_followed_by_another_question_gives_nothing():
+    assert pairs(page(p("Q: Is it free?"), p("Q: Is it fast?"))) == []
+
+
+def test_faq_section_paragraphs_in_chinese():
+    pg = page(
+        h(1, "会员中心"),
+        h(2, "常见问题解答"),
+        p("如何开通会员"),
+        p("在个人中心点击开通会员，选择套餐后付款。"),
+        p("会员可以退款吗？"),
+        p("开通七天内可以申请全额退款。"),
+        p("退款会在三个工作日内到账。"),
+        h(2, "联系我们"),
+        p("客服电话是什么？"),
+        p("请拨打热线。"),
+        lang="zh",
+    )
+    found = list(mine_faq_sections(pg))
+    assert [(c.instruction, c.output) for c in found] == [
+        ("如何开通会员", "在个人中心点击开通会员，选择套餐后付款。"),
+        ("会员可以退款吗？", "开通七天内可以申请全额退款。\n退款会在三个工作日内到账。"),
+    ]
+    assert all(c.confidence == 0.8 for c in found)
+
+
+def test_faq_page_title_makes_the_whole_page_a_section():
+    pg = page(
+        p("1. Is there a student discount?"),
+        p("Yes, 50% with a valid student ID."),
+        p("Do you offer refunds? Yes, within 14 days of purchase."),
+        title="FAQ | Acme",
+    )
+    assert faq_section_mask(pg) == [True, True, True]
+    assert pairs(pg) == [
+        ("Is there a student discount?", "Yes, 50% with a valid student ID."),
+        ("Do you offer refunds?", "Yes, within 14 days of purchase."),
+    ]
+
+
+def test_question_paragraphs_outside_faq_sections_are_not_faq_pairs():
+    pg = page(h(2, "Our story"), p("Why did we start?"), p("Because tea matters."))
+    assert pairs(pg) == []
+
+
+def test_same_question_from_two_layouts_is_emitted_once():
+    pg = page(h(2, "FAQ"), h(3, "Q: Is it free?"), p("A: Yes."), p("Q: Is it free?"), p("A: Yes it is."))
+    assert pairs(pg) == [("Is it free?", "Yes.")]
+
+
+def test_is_faq_title():
+    for title in (
+        "FAQ",
+        "FAQs:",
+        "Shipping FAQ",
+        "Frequently Asked Questions (FAQ)",
+        "常见问题",
+        "产品常见问题解答",
+        "2. Q&A",
+    ):
+        assert is_faq_title(title), title
+    for title in (
+        "Frequently, we ask questions about everything in this long heading here",
+        "Pricing",
+        "问题",
+    ):
+        assert not is_faq_title(title), title

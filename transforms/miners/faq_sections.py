@@ -1,0 +1,360 @@
+"""FAQ-style question/answer pairs read from a page's visible structure (kind "faq").
+
+Five layouts, strongest first, each a small function below:
+
+1. a question heading and the blocks up to the next heading of the same or
+   higher level, or a "Q:" paragraph (`_question_headings`); outside FAQ
+   sections the heading must end in "?"/"？", since "How to …" and "如何…"
+   headings are howto's, and must not be the page's headline;
+2. an accordion: <summary> question, <details> body (`_details`);
+3. a definition list: <dt> question, <dd> answers (`_definition_lists`);
+4. explicit markers "Q:"/"A:", "Question:"/"Answer:", "问："/"答："
+   (`_inline_qa`), in one paragraph or across consecutive ones;
+5. inside an FAQ section (a heading or page title such as "FAQ", "常见问题"),
+   a question paragraph and the paragraphs that answer it (`_faq_paragraphs`).
+
+Pairs inside an FAQ section get more confidence than a lone question heading:
+the section title says the page's author meant them as questions and answers.
+When two layouts find the same question, the first (stronger) one is kept.
+An answer that ends in "..." / "…" is a teaser linking elsewhere and is
+dropped, and rows of links ("About | Legal | Privacy") are left out of heading
+answers; length, language and boilerplate checks are left to the filters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Sequence
+
+from templates import load_yaml
+from transforms.blocks import (
+    DD,
+    DETAILS_BODY,
+    DT,
+    HEADING,
+    LIST_ITEM,
+    PARAGRAPH,
+    PRE,
+    SUMMARY,
+    TABLE_ROW,
+    Block,
+    Page,
+)
+from transforms.pairs import Candidate
+from transforms.questions import (
+    contains_cjk,
+    ends_with_question_mark,
+    find_answer_marker,
+    is_interrogative_form,
+    is_question,
+    normalize_for_compare,
+    split_qa_prefix,
+    split_sentences,
+    strip_numbering,
+    strip_qa_prefix,
+    strip_site_suffix,
+)
+from transforms.schema import KIND_FAQ
+
+MINER = "faq_sections"
+
+# Confidence per layout. Explicit FAQ structure (a section titled FAQ, an
+# accordion, Q:/A: markers) is strong evidence; a question heading inside an
+# article is often a rhetorical sub-title, so it scores lowest.
+CONFIDENCE_HEADING_IN_FAQ = 0.85
+CONFIDENCE_HEADING = 0.6  # "How does X work?" under an article
+CONFIDENCE_HEADING_MARK_ONLY = 0.45  # "A change in guidelines?": a news sub-title
+CONFIDENCE_DETAILS_IN_FAQ = 0.85
+CONFIDENCE_DETAILS = 0.75
+CONFIDENCE_DEFINITION_IN_FAQ = 0.8
+CONFIDENCE_DEFINITION = 0.7
+CONFIDENCE_MARKED_ANSWER = 0.8  # "Q: …" then "A: …"
+CONFIDENCE_UNMARKED_ANSWER = 0.7  # "Q: …" then a plain paragraph
+FAQ_SECTION_BONUS = 0.05
+CONFIDENCE_FAQ_PARAGRAPH = 0.8
+CONFIDENCE_FAQ_SENTENCE = 0.7  # "Is it free? Yes, …" in one FAQ paragraph
+
+# News and blog sidebars list question headlines over a cut-off teaser.
+_TEASER_ENDS = ("...", "…", "...]", "…]")
+# Short or word-less lines after a teaser: "2019-09-09 21:38", "Jul 25, 2019".
+_MAX_TRAILER_CHARS = 12
+_HAS_WORDS = re.compile(r"[^\W\d_]")
+# Navigation rows and breadcrumbs that main-content extraction lets through.
+_LINK_ROW_SEPARATOR = re.compile(r"\s[|·›>»/]\s|｜")
+_MIN_LINK_ROW_PARTS = 3
+_MAX_LINK_CHARS = 24
+# Blocks that can carry answer text after a question paragraph.
+_ANSWER_KINDS = frozenset({PARAGRAPH, LIST_ITEM, PRE, TABLE_ROW})
+
+_FAQ_TITLES = [t.lower() for t in load_yaml("mining.yaml", "faq_titles")]
+_TITLE_SEPARATORS: list[str] = load_yaml("mining.yaml", "title_separators")
+# An FAQ title is a short label; longer headings that merely mention "FAQ" are prose.
+_MAX_FAQ_TITLE_CHARS = 60
+
+
+def mine_faq_sections(page: Page) -> Iterator[Candidate]:
+    in_faq = faq_section_mask(page)
+    seen: set[str] = set()
+    layouts = (_question_headings, _details, _definition_lists, _inline_qa, _faq_paragraphs)
+    for layout in layouts:
+        for candidate in layout(page, in_faq):
+            key = normalize_for_compare(candidate.instruction)
+            if key not in seen:
+                seen.add(key)
+                yield candidate
+
+
+def render_answer(blocks: Sequence[Block]) -> str:
+    """Blocks as plain text, one block a line; list items keep their "1. " / "- " and nesting indent."""
+    lines = []
+    for block in blocks:
+        text = block.text.strip()
+        if not text:
+            continue
+        if block.kind == LIST_ITEM:
+            marker = f"{block.order}. " if block.order > 0 else "- "
+            text = "  " * max(block.level - 1, 0) + marker + text
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def is_link_row(text: str) -> bool:
+    """A row of short links: "About | Legal | Privacy", "论坛 › 猫咪版块 › 喂养交流", "Asked 2y ago · 2 answers"."""
+    parts = _LINK_ROW_SEPARATOR.split(text.strip())
+    return len(parts) >= _MIN_LINK_ROW_PARTS and all(0 < len(p.strip()) <= _MAX_LINK_CHARS for p in parts)
+
+
+def is_faq_title(text: str) -> bool:
+    """True for headings such as "FAQ", "Shipping FAQs", "Frequently Asked Questions (FAQ)", "常见问题解答"."""
+    label = " ".join(strip_numbering(text).strip(" :：").lower().split())
+    if not label or len(label) > _MAX_FAQ_TITLE_CHARS:
+        return False
+    for title in _FAQ_TITLES:
+        if label == title or label.startswith(title + " ") or label.endswith(" " + title):
+            return True
+        if contains_cjk(title) and (label.startswith(title) or label.endswith(title)):
+            return True
+    return False
+
+
+def faq_section_mask(page: Page) -> list[bool]:
+    """Per block: does it sit in an FAQ section (under an FAQ heading, or on a page titled FAQ)?"""
+    blocks = page.blocks
+    if _title_is_faq(page.title):
+        return [True] * len(blocks)
+    mask = [False] * len(blocks)
+    for i, block in enumerate(blocks):
+        if block.kind == HEADING and is_faq_title(block.text):
+            for j in range(i + 1, section_end(blocks, i)):
+                mask[j] = True
+    return mask
+
+
+def section_end(blocks: Sequence[Block], heading_index: int) -> int:
+    """Index of the next heading of the same or a higher level (or len(blocks))."""
+    level = blocks[heading_index].level
+    for j in range(heading_index + 1, len(blocks)):
+        if blocks[j].kind == HEADING and blocks[j].level <= level:
+            return j
+    return len(blocks)
+
+
+def _title_is_faq(title: str) -> bool:
+    segments = [title]
+    for sep in _TITLE_SEPARATORS:
+        segments = [part for segment in segments for part in segment.split(sep)]
+    return any(is_faq_title(segment) for segment in segments if segment.strip())
+
+
+def _pair(question: str, answer: str, confidence: float) -> Candidate | None:
+    """A Candidate, or None for an empty or teaser answer or one that only repeats the question."""
+    question, answer = strip_qa_prefix(question), answer.strip()
+    answer_key = normalize_for_compare(answer)
+    if not question or not answer_key or answer_key == normalize_for_compare(question):
+        return None
+    if _is_teaser(answer):
+        return None
+    return Candidate(
+        instruction=question, output=answer, kind=KIND_FAQ, miner=MINER, confidence=round(confidence, 2)
+    )
+
+
+def _is_teaser(answer: str) -> bool:
+    """The answer's last real line is cut off with "..." (a timestamp or "Jul 25" may follow)."""
+    for line in reversed(answer.splitlines()):
+        line = line.strip()
+        if len(line) > _MAX_TRAILER_CHARS and _HAS_WORDS.search(line):
+            return line.endswith(_TEASER_ENDS)
+    return False
+
+
+def _question_headings(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 1. Outside FAQ sections the heading must end in "?" and must be
+    neither level 1 nor the page title: that is the page's headline, and
+    whether the page answers it is question_pages' call."""
+    blocks = page.blocks
+    headline = normalize_for_compare(strip_site_suffix(page.title))
+    for i, block in enumerate(blocks):
+        if block.kind != HEADING:
+            continue
+        question = strip_qa_prefix(block.text)
+        if in_faq[i]:
+            if not is_question(question, page.lang):
+                continue
+            confidence = CONFIDENCE_HEADING_IN_FAQ
+        else:
+            if block.level <= 1 or not ends_with_question_mark(question):
+                continue
+            if normalize_for_compare(question) == headline:
+                continue
+            interrogative = is_interrogative_form(question, page.lang)
+            confidence = CONFIDENCE_HEADING if interrogative else CONFIDENCE_HEADING_MARK_ONLY
+        answer_blocks = []
+        for following in blocks[i + 1 : section_end(blocks, i)]:
+            role, rest = split_qa_prefix(following.text)
+            if role == "question":  # a "Q:" paragraph starts the next pair
+                break
+            if is_link_row(following.text):  # the page footer after the last answer
+                continue
+            answer_blocks.append(dataclasses.replace(following, text=rest) if role else following)
+        if all(b.kind == HEADING for b in answer_blocks):
+            continue
+        candidate = _pair(block.text, render_answer(answer_blocks), confidence)
+        if candidate:
+            yield candidate
+
+
+def _details(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 2: a <summary> that asks, answered by the DETAILS_BODY blocks of its group."""
+    yield from _grouped_answers(
+        page, in_faq, SUMMARY, DETAILS_BODY, CONFIDENCE_DETAILS_IN_FAQ, CONFIDENCE_DETAILS
+    )
+
+
+def _definition_lists(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 3: a <dt> that asks, answered by the DD blocks of its group. Glossary
+    terms ("Latency") are not questions and are skipped."""
+    yield from _grouped_answers(page, in_faq, DT, DD, CONFIDENCE_DEFINITION_IN_FAQ, CONFIDENCE_DEFINITION)
+
+
+def _grouped_answers(
+    page: Page,
+    in_faq: list[bool],
+    question_kind: str,
+    answer_kind: str,
+    in_faq_confidence: float,
+    confidence: float,
+) -> Iterator[Candidate]:
+    blocks = page.blocks
+    for i, block in enumerate(blocks):
+        if block.kind != question_kind or not is_question(strip_qa_prefix(block.text), page.lang):
+            continue
+        answer_blocks = []
+        for following in blocks[i + 1 :]:
+            if following.kind != answer_kind or following.group != block.group:
+                break
+            answer_blocks.append(following)
+        candidate = _pair(
+            block.text, render_answer(answer_blocks), in_faq_confidence if in_faq[i] else confidence
+        )
+        if candidate:
+            yield candidate
+
+
+def _inline_qa(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 4: "Q:"-marked paragraphs.
+
+    The answer is the rest of the same paragraph after an "A:" marker, or else
+    the next paragraph (its "A:" dropped). Further unmarked paragraphs belong to
+    the answer only while another "Q:" follows before the next heading, so the
+    last pair of a run does not swallow the article after it; list items right
+    after the answer are always kept ("A: Three ways:" + items).
+    """
+    blocks = page.blocks
+    for i, block in enumerate(blocks):
+        if block.kind not in (PARAGRAPH, LIST_ITEM):
+            continue
+        role, rest = split_qa_prefix(block.text)
+        if role != "question":
+            continue
+        bonus = FAQ_SECTION_BONUS if in_faq[i] else 0.0
+        marker = find_answer_marker(rest)
+        if marker >= 0:
+            candidate = _pair(
+                rest[:marker], split_qa_prefix(rest[marker:])[1], CONFIDENCE_MARKED_ANSWER + bonus
+            )
+        else:
+            candidate = _marked_answer_after(blocks, i, rest, bonus)
+        if candidate:
+            yield candidate
+
+
+def _marked_answer_after(blocks: Sequence[Block], i: int, question: str, bonus: float) -> Candidate | None:
+    if i + 1 >= len(blocks) or blocks[i + 1].kind not in _ANSWER_KINDS:
+        return None
+    first_role, first_text = split_qa_prefix(blocks[i + 1].text)
+    if first_role == "question":
+        return None
+    answer = [dataclasses.replace(blocks[i + 1], text=first_text)]
+    more_questions_follow = _question_marker_ahead(blocks, i + 2)
+    for following in blocks[i + 2 :]:
+        if following.kind not in _ANSWER_KINDS or split_qa_prefix(following.text)[0]:
+            break
+        if not more_questions_follow and following.kind != LIST_ITEM:
+            break
+        answer.append(following)
+    confidence = (CONFIDENCE_MARKED_ANSWER if first_role == "answer" else CONFIDENCE_UNMARKED_ANSWER) + bonus
+    return _pair(question, render_answer(answer), confidence)
+
+
+def _question_marker_ahead(blocks: Sequence[Block], start: int) -> bool:
+    for block in blocks[start:]:
+        if block.kind == HEADING:
+            return False
+        if split_qa_prefix(block.text)[0] == "question":
+            return True
+    return False
+
+
+def _faq_paragraphs(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 5, only inside FAQ sections: a paragraph that is a question, answered
+    by the following blocks up to the next question paragraph or heading; or a
+    paragraph that opens with a question sentence and answers it in the rest."""
+    blocks = page.blocks
+    for i, block in enumerate(blocks):
+        if not in_faq[i] or block.kind != PARAGRAPH or split_qa_prefix(block.text)[0]:
+            continue
+        if _is_question_paragraph(block, page.lang):
+            answer = []
+            for following in blocks[i + 1 :]:
+                if following.kind not in _ANSWER_KINDS or _opens_with_question(following, page.lang):
+                    break
+                answer.append(following)
+            candidate = _pair(block.text, render_answer(answer), CONFIDENCE_FAQ_PARAGRAPH)
+        else:
+            sentences = split_sentences(block.text, page.lang)
+            if (
+                len(sentences) < 2
+                or not is_question(sentences[0], page.lang)
+                or is_question(sentences[1], page.lang)
+            ):
+                continue
+            joiner = "" if contains_cjk(block.text) else " "
+            candidate = _pair(sentences[0], joiner.join(sentences[1:]), CONFIDENCE_FAQ_SENTENCE)
+        if candidate:
+            yield candidate
+
+
+def _is_question_paragraph(block: Block, lang: str) -> bool:
+    return block.kind == PARAGRAPH and (
+        split_qa_prefix(block.text)[0] == "question" or is_question(strip_numbering(block.text), lang)
+    )
+
+
+def _opens_with_question(block: Block, lang: str) -> bool:
+    """A question paragraph, or one that asks first and answers after ("Is it free? Yes.")."""
+    if _is_question_paragraph(block, lang):
+        return True
+    sentences = split_sentences(block.text, lang) if block.kind == PARAGRAPH else []
+    return len(sentences) > 1 and is_question(sentences[0], lang)

@@ -1,0 +1,344 @@
+"""Step-by-step procedures (kinds "howto" and "howto_step").
+
+A heading (or, failing that, the page title) that names a task, "How to X",
+"How do I X", "如何X", "怎么X", "X的方法", "X教程" (`howto.title_patterns` in
+templates/mining.yaml), followed within its section by at least MIN_STEPS
+steps. Steps are, in order of preference:
+
+1. "Step N" / "第N步" / "步骤N" blocks (headings, paragraphs or list items);
+   each step runs to the next marker, and stops at a heading as high as its
+   own (or any heading, for a paragraph marker); numbering that restarts
+   ("Step 1" again, a second method) ends the run;
+2. the first ordered list (LIST_ITEM, order > 0) that reads like steps; a
+   breadcrumb, a table of contents, a list of links to other how-tos,
+   questions or headlines, or one of one- and two-word items reads like
+   navigation and is skipped.
+
+Each procedure gives one "howto" pair, "How do I x?" → "1. …\\n2. …", and one
+"howto_step" pair per step, "How do I x? What is step 2?" → that step with its
+explanation. Phrasings come from templates/mining.yaml and are picked by a hash
+of the page URL and the step number, so runs are reproducible and no single
+phrasing dominates. A section stops at the next how-to heading of any level,
+so a parent heading does not take a nested task's steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from templates import load_yaml
+from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
+from transforms.miners.faq_sections import render_answer
+from transforms.pairs import Candidate
+from transforms.questions import (
+    compile_phrase,
+    contains_cjk,
+    is_question,
+    normalize_for_compare,
+    split_sentences,
+    strip_site_suffix,
+)
+from transforms.schema import KIND_HOWTO, KIND_HOWTO_STEP
+
+MINER = "howto"
+
+# Explicit "Step N" markers are the strongest sign of a procedure; an ordered
+# list under a how-to heading is nearly as good. Steps found under the page
+# title alone could sit anywhere on the page, so they lose a little.
+CONFIDENCE_STEP_MARKERS = 0.8
+CONFIDENCE_ORDERED_LIST = 0.75
+TITLE_ONLY_PENALTY = 0.1
+# A single step, out of its procedure, is a weaker instruction.
+CONFIDENCE_STEP = 0.6
+CONFIDENCE_LIST_STEP = 0.55
+MIN_STEPS = 2
+# Steps are sentences with a verb: "Preheat the oven to 200 °C". Navigation
+# lists are one or two words per item ("Home", "Contact us").
+MIN_MEDIAN_STEP_WORDS = 3
+MIN_MEDIAN_STEP_CHARS_CJK = 4
+# Headlines in a list of related links are long Title Case lines.
+HEADLINE_MIN_WORDS = 4
+# Task names longer than this are sentences, not titles.
+MAX_TASK_WORDS = 14
+MAX_TASK_CHARS_CJK = 30
+
+
+def _setting(key: str) -> Any:
+    return load_yaml("mining.yaml", f"howto.{key}")
+
+
+# (language, task form) pairs the title patterns define; each needs its own
+# instruction and step phrasings, looked up here so an edited YAML that lacks
+# one fails at import with the missing key named.
+_TASK_FORMS = [(lang, form) for lang, forms in _setting("title_patterns").items() for form in forms]
+_TITLE_PATTERNS = sorted(
+    (
+        (compile_phrase(phrase), lang, form)
+        for lang, form in _TASK_FORMS
+        for phrase in _setting(f"title_patterns.{lang}.{form}")
+    ),
+    key=lambda entry: -len(entry[0].pattern),  # longest first: "怎样才能{task}" before "怎样{task}"
+)
+_INSTRUCTIONS = {(lang, form): _setting(f"instructions.{lang}.{form}") for lang, form in _TASK_FORMS}
+_STEP_INSTRUCTIONS = {
+    (lang, form): _setting(f"step_instructions.{lang}.{form}") for lang, form in _TASK_FORMS
+}
+_STEP_MARKERS = [
+    compile_phrase(phrase, prefix=True)
+    for lang in _setting("step_markers")
+    for phrase in _setting(f"step_markers.{lang}")
+]
+_SUBTITLE = re.compile(r"(?::\s|：).*$")
+_TRAILING_PARENTHETICAL = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+_ZH_DIGITS = dict(zip("零一二三四五六七八九", range(10), strict=True)) | {"两": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class HowtoTask:
+    """The task a how-to title names: "tie a tie" (en, verb phrase) or "Python安装" (zh, noun phrase)."""
+
+    text: str
+    lang: str
+    form: str  # "verb_phrase" or "noun_phrase": which templates fit it
+
+
+@dataclass(slots=True)
+class Step:
+    summary: str  # one line for the procedure's numbered list
+    detail: list[Block]  # the step's own text: its marker line or list item, then its explanation
+
+
+def mine_howto(page: Page) -> Iterator[Candidate]:
+    found_any = False
+    for task, start, end in _howto_sections(page.blocks):
+        for candidate in _procedure_pairs(page, task, start, end, penalty=0.0):
+            found_any = True
+            yield candidate
+    if not found_any:
+        task = parse_howto_title(strip_site_suffix(page.title))
+        if task:
+            yield from _procedure_pairs(page, task, 0, len(page.blocks), penalty=TITLE_ONLY_PENALTY)
+
+
+def parse_howto_title(text: str) -> HowtoTask | None:
+    """The task named by a how-to heading or title, or None.
+
+    "How to Tie a Tie (with Pictures)" → HowtoTask("tie a Tie", "en", "verb_phrase");
+    "Python安装教程：详细步骤" → HowtoTask("Python安装", "zh", "noun_phrase").
+    """
+    cleaned = _SUBTITLE.sub("", text.strip()).strip().rstrip("?？").strip()
+    cleaned = _TRAILING_PARENTHETICAL.sub("", cleaned).strip().rstrip("?？").strip()
+    for pattern, lang, form in _TITLE_PATTERNS:
+        match = pattern.match(cleaned)
+        if not match:
+            continue
+        task = match.group("task").strip(" ,.;，。；")
+        if lang == "en" and task[:1].isalpha() and 1 <= len(task.split()) <= MAX_TASK_WORDS:
+            return HowtoTask(_lowercase_first_word(task), lang, form)
+        if lang == "zh" and 2 <= len(task) <= MAX_TASK_CHARS_CJK:
+            return HowtoTask(task, lang, form)
+    return None
+
+
+def _lowercase_first_word(task: str) -> str:
+    """Lower-case a plainly capitalised first word: "Tie a Tie" → "tie a Tie".
+
+    "USB…", "iPhone…", "PowerShell…" keep their case; words after the first are
+    left alone, since title case cannot be told from proper nouns ("Python").
+    """
+    first = task.split()[0]
+    if len(first) > 1 and first[0].isupper() and first[1:].islower():
+        return task[0].lower() + task[1:]
+    return task
+
+
+def _howto_sections(blocks: Sequence[Block]) -> Iterator[tuple[HowtoTask, int, int]]:
+    tasks = {i: parse_howto_title(b.text) for i, b in enumerate(blocks) if b.kind == HEADING}
+    for i, task in tasks.items():
+        if task is None:
+            continue
+        end = len(blocks)
+        for j in range(i + 1, len(blocks)):
+            if blocks[j].kind == HEADING and (blocks[j].level <= blocks[i].level or tasks.get(j)):
+                end = j
+                break
+        yield task, i + 1, end
+
+
+def _procedure_pairs(
+    page: Page, task: HowtoTask, start: int, end: int, penalty: float
+) -> Iterator[Candidate]:
+    steps = _marker_steps(page.blocks, start, end)
+    confidence, step_confidence = CONFIDENCE_STEP_MARKERS, CONFIDENCE_STEP
+    if len(steps) < MIN_STEPS:
+        steps = _ordered_list_steps(page, start, end)
+        confidence, step_confidence = CONFIDENCE_ORDERED_LIST, CONFIDENCE_LIST_STEP
+    if len(steps) < MIN_STEPS:
+        return
+    output = "\n".join(f"{n}. {step.summary}" for n, step in enumerate(steps, start=1))
+    yield Candidate(
+        instruction=_instruction(task, page.url, 0),
+        output=output,
+        kind=KIND_HOWTO,
+        miner=MINER,
+        confidence=round(confidence - penalty, 2),
+    )
+    for n, step in enumerate(steps, start=1):
+        detail = render_answer(step.detail)
+        if normalize_for_compare(detail):
+            yield Candidate(
+                instruction=_instruction(task, page.url, n),
+                output=detail,
+                kind=KIND_HOWTO_STEP,
+                miner=MINER,
+                confidence=round(step_confidence - penalty, 2),
+            )
+
+
+def _instruction(task: HowtoTask, url: str, step: int) -> str:
+    """Step 0 is the whole procedure; a hash of (url, step) picks the phrasing."""
+    phrasings = (_STEP_INSTRUCTIONS if step else _INSTRUCTIONS)[task.lang, task.form]
+    digest = hashlib.blake2b(f"{url}\x00{step}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    phrasing = phrasings[int.from_bytes(digest, "big") % len(phrasings)]
+    return phrasing.replace("{task}", task.text).replace("{n}", str(step))
+
+
+def _marker_steps(blocks: Sequence[Block], start: int, end: int) -> list[Step]:
+    markers: list[tuple[int, str]] = []  # (block index, text after the marker)
+    previous = 0
+    for i in range(start, end):
+        if blocks[i].kind not in (HEADING, PARAGRAPH, LIST_ITEM):
+            continue
+        parsed = _parse_step_marker(blocks[i].text)
+        if parsed is None:
+            continue
+        number, rest = parsed
+        if number <= previous:  # numbering restarts: a second method
+            break
+        markers.append((i, rest))
+        previous = number
+    steps = []
+    for k, (i, rest) in enumerate(markers):
+        stop = markers[k + 1][0] if k + 1 < len(markers) else end
+        explanation = []
+        for block in blocks[i + 1 : stop]:
+            if block.kind == HEADING and (blocks[i].kind != HEADING or block.level <= blocks[i].level):
+                break
+            explanation.append(block)
+        summary = rest or _first_sentence(explanation)
+        if not summary:
+            continue
+        head = [Block(PARAGRAPH, rest)] if rest else []
+        steps.append(Step(summary=summary, detail=head + explanation))
+    return steps
+
+
+def _parse_step_marker(text: str) -> tuple[int, str] | None:
+    for pattern in _STEP_MARKERS:
+        match = pattern.match(text)
+        if match:
+            number = _parse_number(match.group("n"))
+            if number is not None:
+                return number, text[match.end() :].lstrip(" :：.．、-–—)）\t").strip()
+    return None
+
+
+def _parse_number(text: str) -> int | None:
+    """Arabic or Chinese numerals up to 99: "3", "十二", "二十"; "1.2" (a sub-step) is None."""
+    text = text.strip().rstrip(".,")
+    if text.isdigit():
+        return int(text)
+    if "十" in text:
+        tens, _, units = text.partition("十")
+        tens_value = _ZH_DIGITS.get(tens) if tens else 1
+        units_value = _ZH_DIGITS.get(units) if units else 0
+        if tens_value is None or units_value is None:
+            return None
+        return tens_value * 10 + units_value
+    return _ZH_DIGITS.get(text) if len(text) == 1 else None
+
+
+def _first_sentence(blocks: Sequence[Block]) -> str:
+    for block in blocks:
+        if block.text.strip():
+            lang = "zh" if contains_cjk(block.text) else "en"
+            return split_sentences(block.text, lang)[0]
+    return ""
+
+
+def _ordered_list_steps(page: Page, start: int, end: int) -> list[Step]:
+    blocks = page.blocks
+    tried: set[int] = set()
+    for i in range(start, end):
+        block = blocks[i]
+        if block.kind != LIST_ITEM or block.order <= 0 or block.group in tried:
+            continue
+        tried.add(block.group)
+        steps = _list_steps(blocks, i, end)
+        if len(steps) >= MIN_STEPS and not _reads_like_navigation([s.summary for s in steps], page):
+            return steps
+    return []
+
+
+def _list_steps(blocks: Sequence[Block], first: int, end: int) -> list[Step]:
+    """Top-level items of the list that starts at `first`, each with its nested items.
+
+    An item's text after its nested list arrives as another item with the same
+    `order` (see transforms/html_blocks.py); it continues that step.
+    """
+    top = blocks[first]
+    steps: list[Step] = []
+    last_order = 0
+    for block in blocks[first:end]:
+        if block.kind != LIST_ITEM:
+            break
+        if block.group == top.group and block.level == top.level:
+            if steps and block.order == last_order:
+                steps[-1].detail.append(Block(PARAGRAPH, block.text))
+                continue
+            steps.append(Step(summary=block.text.strip(), detail=[Block(PARAGRAPH, block.text)]))
+            last_order = block.order
+        elif block.level > top.level and steps:
+            # Nested items keep their bullets, indented relative to the step.
+            steps[-1].detail.append(dataclasses.replace(block, level=block.level - top.level))
+        else:
+            break
+    return [s for s in steps if s.summary]
+
+
+def _reads_like_navigation(items: list[str], page: Page) -> bool:
+    """A breadcrumb (its last item is the page's own title or a heading), a
+    table of contents (most items repeat headings), a list of links to other
+    how-tos, questions or headlines, or items too short to be instructions."""
+    title = strip_site_suffix(page.title)
+    own_names = {normalize_for_compare(b.text) for b in page.blocks if b.kind == HEADING}
+    own_names |= {normalize_for_compare(title), normalize_for_compare(_TRAILING_PARENTHETICAL.sub("", title))}
+    if normalize_for_compare(items[-1]) in own_names:
+        return True
+    majority = len(items) / 2
+    if sum(normalize_for_compare(item) in own_names for item in items) > majority:
+        return True
+    if sum(_reads_like_link_title(item, page.lang) for item in items) > majority:
+        return True
+    if contains_cjk("".join(items)):
+        return (
+            statistics.median(len(normalize_for_compare(item)) for item in items) < MIN_MEDIAN_STEP_CHARS_CJK
+        )
+    return statistics.median(len(item.split()) for item in items) < MIN_MEDIAN_STEP_WORDS
+
+
+def _reads_like_link_title(item: str, lang: str) -> bool:
+    """Another how-to, a question, or an English headline ("Aaron Hernandez Is An
+    Idiot, But …"): four words or more, every word of four letters or more
+    capitalised. Steps are sentences; short UI steps ("Click Save") stay."""
+    if parse_howto_title(item) or is_question(item, lang):
+        return True
+    words = [w for w in item.split() if w[:1].isalpha()]
+    long_words = [w for w in words if len(w) >= 4]
+    return len(words) >= HEADLINE_MIN_WORDS and bool(long_words) and all(w[0].isupper() for w in long_words)
