@@ -31,6 +31,13 @@ _LABEL_PREFIX = "__label__"
 # probes (it also turns "如何安装Python？" from a zh/wuu coin toss towards zh).
 _PUNCT = re.compile(r"([^\w\s])")
 _SPACES = re.compile(r"\s+")
+# lid.176 calls much short Chinese Japanese ("1969年7月20日。" ja 0.74,
+# "律师的社会刻板印象是……" ja 0.78). Japanese prose without a single kana is
+# vanishingly rare, so a "ja" verdict on Han text with no kana is folded into
+# "zh", with the probability mass of ja + the Chinese labels as its score.
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CHINESE_LABELS = ("ja", "zh", "wuu", "yue")
 
 
 def _silence_fasttext_warnings() -> None:
@@ -87,8 +94,9 @@ class LanguageIdentifier:
     """fastText lid.176 wrapper returning `(iso_code, probability)`.
 
     Labels are the model's own codes ("en", "zh", "ja", also "wuu"/"yue" for
-    some short Chinese); `transforms.filters.lang_agreement` treats such
-    sibling codes as one language.
+    some short Chinese; `transforms.filters.lang_agreement` treats such
+    sibling codes as one language), except that "ja" on Han text without kana
+    becomes "zh" (see `_KANA`).
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
@@ -127,9 +135,18 @@ class LanguageIdentifier:
             lines = [line.encode("utf-8", "replace").decode("utf-8") for line in lines]
             all_labels, all_probs = self._model.predict(lines, k=1)
         labels = [lab[0].removeprefix(_LABEL_PREFIX) if len(lab) else "" for lab in all_labels]
+        probs = [float(p[0]) if len(p) else 0.0 for p in all_probs]
+        for i, line in enumerate(lines):
+            if labels[i] == "ja" and not _KANA.search(line) and _HAN.search(line):
+                top_labels, top_probs = self._model.predict(line, k=5)
+                labels[i] = "zh"
+                probs[i] = sum(
+                    float(p)
+                    for lab, p in zip(top_labels, top_probs)
+                    if lab.removeprefix(_LABEL_PREFIX) in _CHINESE_LABELS
+                )
         # fastText softmax can overshoot 1.0 by a rounding error.
-        probs = [min(float(p[0]), 1.0) if len(p) else 0.0 for p in all_probs]
-        return labels, probs
+        return labels, [min(p, 1.0) for p in probs]
 
 
 @functools.lru_cache(maxsize=4)
