@@ -6,11 +6,15 @@ and unknown keys are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from transforms.filters import FilterConfig
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,14 +27,18 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FilterSettings(StrictModel):
-    """Thresholds of transforms.filters; characters count CJK ideographs as words."""
+def _settings_model(name: str, dataclass_type: type) -> type[StrictModel]:
+    """A strict pydantic twin of a transforms dataclass, so its thresholds stay defined once."""
+    hints = typing.get_type_hints(dataclass_type)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(dataclass_type):
+        numeric = hints[f.name] in (int, float)
+        fields[f.name] = (hints[f.name], Field(f.default, ge=0) if numeric else f.default)
+    return create_model(name, __base__=StrictModel, **fields)
 
-    instruction_min_chars: int = Field(10, ge=1)
-    instruction_max_chars: int = Field(1000, ge=1)
-    output_min_chars: int = Field(20, ge=1)
-    output_max_chars: int = Field(5000, ge=1)
-    output_max_newlines: int = Field(40, ge=0)
+
+# Thresholds of transforms.filters.FilterConfig; its field names are the YAML keys.
+FilterSettings = _settings_model("FilterSettings", FilterConfig)
 
 
 class DedupSettings(StrictModel):
@@ -71,11 +79,13 @@ class MineConfig(StrictModel):
         return miners
 
 
+
+
 def _format_errors(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
 

@@ -96,7 +96,7 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
     if fs.exists(fs_target):
         with fs.open(fs_target, "rb") as f:
             pf = pq.ParquetFile(f)
-            stats = pf.schema_arrow.metadata[STATS_METADATA_KEY].decode()
+            stats = pf.metadata.metadata[STATS_METADATA_KEY].decode()
             rows = pf.metadata.num_rows
         return {"path": path, "docs": json.loads(stats).get("docs_read", 0), "pairs": rows, "stats": stats, "resumed": True}
 

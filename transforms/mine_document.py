@@ -83,7 +83,7 @@ class PairMiner:
             counters["pii_scrubbed"] += n1 + n2 + n3
         q_lang, q_score = self._lid.identify(f"{instruction} {input_}")
         a_lang, a_score = self._lid.identify(output)
-        reason = filters.lang_agreement(q_lang, q_score, a_lang, a_score)
+        reason = filters.check_lang_agreement((q_lang, q_score), (a_lang, a_score), self.filter_config)
         if reason is None and self.languages and a_lang not in self.languages:
             reason = "language_not_wanted"
         if reason is None and a_score < self.min_lang_score:
