@@ -6,7 +6,7 @@ Phases, data flowing one way:
    after a kill finds finished checkpoints and skips those files.
 2. dedup: exact (normalised question+answer) and MinHash-LSH near-duplicate
    removal across the whole job, as Spark shuffles on the keys computed in 1.
-3. write: the surviving pairs, sorted by id, as Parquet under the output
+3. write: the surviving pairs, sorted by id within each part, as Parquet under the output
    directory, plus `_stats.json`.
 """
 
@@ -251,18 +251,23 @@ def run_mine(
         exact_kept = deduplicate(candidates, exact=config.dedup.exact, near=False).persist()
         kept = deduplicate(exact_kept, exact=False, near=config.dedup.near)
         work_output = f"{work_dir}/output"
-        kept.select(*PAIR_COLUMNS).orderBy("id").write.mode("overwrite").parquet(work_output)
-        totals = {"mined": candidates.count(), "after_exact": exact_kept.count()}
+        out_partitions = max(1, spark.sparkContext.defaultParallelism)
+        (kept.select(*PAIR_COLUMNS).repartition(out_partitions, "id").sortWithinPartitions("id")
+         .write.mode("overwrite").parquet(work_output))
+        totals = {"mined": sum(s["pairs"] for s in statuses), "after_exact": exact_kept.count()}
         exact_kept.unpersist()
     published = _publish(work_output, output, config.storage_options)
-    result = spark.read.parquet(*published) if published else None
-    totals["written"] = result.count() if result is not None else 0
+    # One aggregation over what was written gives every breakdown in the stats.
+    groups = (
+        spark.read.parquet(*published).groupBy("miner", "kind", "lang").count().collect() if published else []
+    )
+    totals["written"] = sum(r["count"] for r in groups)
 
     def breakdown(*cols: str) -> dict:
-        if result is None:
-            return {}
-        rows = result.groupBy(*cols).count().collect()
-        return dict(sorted(("/".join(str(r[c]) for c in cols), r["count"]) for r in rows))
+        counts: Counter = Counter()
+        for r in groups:
+            counts["/".join(str(r[c]) for c in cols)] += r["count"]
+        return dict(sorted(counts.items()))
 
     written = {"by_miner": breakdown("miner"), "by_kind": breakdown("kind"),
                "by_miner_kind": breakdown("miner", "kind"), "by_language": breakdown("lang")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,60 @@ def test_sina_pages_with_question_lists_but_no_markup():
 
 def _key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def test_web_data_commons_faq_quads():
+    """1,000 N-Quads of real FAQPage markup (WDC): 56 question → acceptedAnswer pairs on 12 pages."""
+    pages = _faq_pages_from_quads(
+        gzip.decompress(_webdata("faq-markup", "FAQPage_sample.txt.gz").read_bytes())
+    )
+    pairs = []
+    for url, items in pages.items():
+        page = Page(url=url, markup=items, lang="en")
+        pairs.extend((url, c) for c in mine_markup(page))
+    assert {c.kind for _, c in pairs} == {KIND_FAQ}
+    assert len({url for url, _ in pairs}) == 12
+    assert len(pairs) == 56
+    for _, c in pairs:
+        assert c.instruction and c.output and c.instruction == c.instruction.strip()
+
+
+def _faq_pages_from_quads(data: bytes) -> dict[str, list[dict]]:
+    """Test helper: N-Quads → per page, FAQPage dicts in JSON-LD shape (what extract_markup gives)."""
+    quad = re.compile(
+        r'^(\S+) <([^>]+)> ("(?:[^"\\]|\\.)*"(?:@[\w-]+|\^\^<[^>]+>)?|<[^>]+>|_:\S+) <([^>]+)>\s*\.$'
+    )
+    nodes: dict[tuple[str, str], dict] = {}
+    for line in data.decode("utf-8").splitlines():
+        match = quad.match(line.strip())
+        if not match:
+            continue
+        subject, predicate, obj, graph = match.groups()
+        node = nodes.setdefault((graph, subject), {})
+        name = predicate.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+        if name == "type":
+            node["@type"] = obj.strip("<>").rsplit("/", 1)[-1]
+        elif obj.startswith('"'):
+            literal = obj[: obj.rindex('"') + 1]
+            node.setdefault(name, []).append(json.loads(literal))
+        else:
+            node.setdefault(name, []).append(("ref", graph, obj))
+
+    def build(node: dict, depth: int = 0) -> dict:
+        out = {}
+        for key, values in node.items():
+            if key == "@type":
+                out[key] = values
+                continue
+            built = [
+                build(nodes.get(v[1:], {}), depth + 1) if isinstance(v, tuple) and depth < 5 else v
+                for v in values
+            ]
+            out[key] = built[0] if len(built) == 1 else built
+        return out
+
+    pages: dict[str, list[dict]] = {}
+    for (graph, _), node in nodes.items():
+        if node.get("@type") == "FAQPage":
+            pages.setdefault(graph, []).append(build(node))
+    return pages

@@ -7,11 +7,12 @@ with everything nested inside them. Either syntax comes out the same way:
 
 `@type` is a bare type name ("Question", not "https://schema.org/Question"),
 or a list of them when an item has several. `@context` is dropped. A JSON-LD
-node that only references another (`{"@id": "#q1"}`) is replaced by the node of
-that id from anywhere on the page, because Yoast and similar plugins publish an
-FAQPage whose questions are separate `@graph` nodes; a node inlined that way is
-not returned again on its own. A microdata item without properties keeps its
-text under "textContent" (extruct's own name for it).
+reference (`{"@id": "#q1"}`) under a property that leads down to what a miner
+reads (mainEntity, acceptedAnswer, step, …) is replaced by the page's node of
+that id, because Yoast and similar plugins publish an FAQPage whose questions
+are separate `@graph` nodes; a node inlined that way is not returned again on
+its own. A microdata item without properties keeps its text under
+"textContent" (extruct's own name for it).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def _type_names(values: list) -> list[str]:
 
 @functools.lru_cache(maxsize=4096)
 def _type_name(value: str) -> str:
-    """ "https://schema.org/Question", "schema:Question", "Question" → "Question"."""
+    """The bare type name: "https://schema.org/Question" and "schema:Question" are "Question"."""
     name = _TYPE_PREFIX.sub("", value.strip()).rstrip("/")
     return name.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
