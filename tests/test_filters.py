@@ -352,6 +352,9 @@ PHARMACY_PAIRS = [
     ("Can I order oxycodone today?", "Yes, we ship oxycodone overnight delivery worldwide, paid in bitcoin."),
     ("安眠药哪里买？", "本店安眠药无需处方，隐蔽包装，货到付款。"),
     ("听话水怎么买？", "本店出售听话水，无色无味，包邮。"),
+    # Explicit sexual narration (shape of a real Common Crawl page in the dolma samples).
+    ("当时她坐在我面前，我会做什么？", "我把她按倒在沙发上，她的阴部湿湿的，她不自主地呻吟起来。"),
+    ("What happened next?", "She was naked on the bed and moaned as he pinned her down."),
 ]
 
 
@@ -378,6 +381,8 @@ def test_harmful_rules_reject(instruction, output):
         ),
         ("失眠可以买安眠药吗？", "安眠药属于处方药，需要医生开具处方后在药店购买，请勿自行服用。"),
         ("什么是迷药？", "迷药是指能使人失去知觉的药物，警方提醒市民提高警惕，不要接受陌生人的饮料。"),
+        ("做爱后阴道出血是怎么回事？", "可能是宫颈炎症或黏膜轻微损伤，出血反复出现时应及时到妇科就诊检查。"),
+        ("Is it normal for nipples to hurt while breastfeeding?", "Mild tenderness in the first week is common; pain that persists usually means a poor latch."),
     ],
 )
 def test_harmful_rules_keep(instruction, output):
