@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections import Counter
@@ -28,7 +29,9 @@ from jobs.config import MineConfig
 from jobs.sources import expand_inputs, iter_documents
 from transforms.schema import PAIR_COLUMNS, PAIR_SCHEMA
 
-__all__ = ["run_mine", "WORK_SCHEMA", "STATS_FILE"]
+__all__ = ["STATS_FILE", "WORK_SCHEMA", "run_mine"]
+
+logger = logging.getLogger("instructmix.mine")
 
 # Written next to the Parquet parts. Its name starts with "_" because
 # pyarrow.dataset.dataset(DIR, format="parquet") opens every other file in DIR
@@ -114,6 +117,8 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
                 buffer.extend(miner.mine(doc.url, doc.html, doc.text, counters, provenance))
             except Exception as err:  # one bad page must not end the file: count it, keep going
                 counters[f"skip:mining_error:{type(err).__name__}"] += 1
+                if counters[f"skip:mining_error:{type(err).__name__}"] == 1:
+                    logger.exception("mining failed on %s (%s)", doc.source_record, path)
             if len(buffer) >= CHECKPOINT_ROWS_PER_GROUP:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=WORK_SCHEMA))
                 pairs += len(buffer)
@@ -242,6 +247,12 @@ def run_mine(
                 lambda it: _extract_partition(it, config_json, work_dir), STATUS_DDL
             ).collect()
         ]
+    errors = Counter()
+    for s in statuses:
+        errors.update({k: v for k, v in json.loads(s["stats"]).items() if k.startswith("skip:mining_error")})
+    if errors:
+        log(f"[yellow]mine: {sum(errors.values())} document(s) failed inside the miner and were skipped: "
+            f"{dict(errors)} (executor logs have the tracebacks)")
     resumed = sum(1 for s in statuses if s["resumed"])
     log(f"mine: {sum(s['docs'] for s in statuses)} documents, {sum(s['pairs'] for s in statuses)} candidate pairs"
         + (f" ({resumed} file(s) resumed from checkpoints)" if resumed else ""))

@@ -18,6 +18,8 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 # Drop reasons, in the order `reject_reason` can emit them; the job may use this
@@ -39,7 +41,9 @@ REASONS = (
     "lang_mismatch",
 )
 
-WORDLIST_DIR = Path(__file__).with_name("wordlists")
+# importlib.resources, not __file__: on a Spark cluster this package is imported
+# from a shipped zip, where a Path next to the module does not exist.
+WORDLIST_DIR = resources.files("transforms") / "wordlists"
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +380,7 @@ def check_link_list(instruction: str, input_: str, output: str, lang: str, cfg: 
     return None
 
 
-def _read_terms(path: Path) -> list[str]:
+def _read_terms(path: Path | Traversable) -> list[str]:
     if not path.is_file():
         return []
     terms = []
@@ -455,7 +459,7 @@ def check_bad_words(instruction: str, input_: str, output: str, lang: str, cfg: 
     return None
 
 
-def _read_rules(path: Path) -> list[tuple[list[str], list[str]]]:
+def _read_rules(path: Path | Traversable) -> list[tuple[list[str], list[str]]]:
     rules = []
     for line in _read_terms(path):
         subjects, sep, cues = line.partition(";")
