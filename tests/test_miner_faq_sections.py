@@ -12,6 +12,7 @@ from transforms.blocks import (
     SUMMARY,
     Block,
     Page,
+    render_blocks,
 )
 from transforms.miners.faq_sections import (
     CONFIDENCE_HEADING,
@@ -21,7 +22,6 @@ from transforms.miners.faq_sections import (
     is_faq_title,
     is_link_row,
     mine_faq_sections,
-    render_answer,
 )
 from transforms.schema import KIND_FAQ
 
@@ -107,7 +107,7 @@ def test_answer_runs_to_next_heading_of_same_or_higher_level():
 
 def test_ordered_and_nested_lists_render_as_lines():
     blocks = [li("Open the app", order=1), li("Tap Settings", order=2), li("Advanced", level=2, group=2)]
-    assert render_answer(blocks) == "1. Open the app\n2. Tap Settings\n  - Advanced"
+    assert render_blocks(blocks) == "1. Open the app\n2. Tap Settings\n  - Advanced"
 
 
 def test_question_heading_without_answer_blocks_gives_nothing():

@@ -6,6 +6,7 @@ written once against blocks and never sees raw markup.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Block kinds. Headings carry their level (1-6); list items carry their list's
@@ -50,3 +51,26 @@ class Page:
 
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks)
+
+
+def render_blocks(blocks: Sequence[Block]) -> str:
+    """Blocks as plain text, one block a line; list items keep their "1. " / "- " and nesting indent."""
+    lines = []
+    for block in blocks:
+        text = block.text.strip()
+        if not text:
+            continue
+        if block.kind == LIST_ITEM:
+            marker = f"{block.order}. " if block.order > 0 else "- "
+            text = "  " * max(block.level - 1, 0) + marker + text
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def section_end(blocks: Sequence[Block], heading_index: int) -> int:
+    """Index of the next heading of the same or a higher level (or len(blocks))."""
+    level = blocks[heading_index].level
+    for j in range(heading_index + 1, len(blocks)):
+        if blocks[j].kind == HEADING and blocks[j].level <= level:
+            return j
+    return len(blocks)

@@ -40,6 +40,8 @@ from transforms.blocks import (
     TABLE_ROW,
     Block,
     Page,
+    render_blocks,
+    section_end,
 )
 from transforms.pairs import Candidate
 from transforms.questions import (
@@ -105,20 +107,6 @@ def mine_faq_sections(page: Page) -> Iterator[Candidate]:
                 yield candidate
 
 
-def render_answer(blocks: Sequence[Block]) -> str:
-    """Blocks as plain text, one block a line; list items keep their "1. " / "- " and nesting indent."""
-    lines = []
-    for block in blocks:
-        text = block.text.strip()
-        if not text:
-            continue
-        if block.kind == LIST_ITEM:
-            marker = f"{block.order}. " if block.order > 0 else "- "
-            text = "  " * max(block.level - 1, 0) + marker + text
-        lines.append(text)
-    return "\n".join(lines)
-
-
 def is_link_row(text: str) -> bool:
     """A row of short links: "About | Legal | Privacy", "论坛 › 猫咪版块 › 喂养交流", "Asked 2y ago · 2 answers"."""
     parts = _LINK_ROW_SEPARATOR.split(text.strip())
@@ -149,15 +137,6 @@ def faq_section_mask(page: Page) -> list[bool]:
             for j in range(i + 1, section_end(blocks, i)):
                 mask[j] = True
     return mask
-
-
-def section_end(blocks: Sequence[Block], heading_index: int) -> int:
-    """Index of the next heading of the same or a higher level (or len(blocks))."""
-    level = blocks[heading_index].level
-    for j in range(heading_index + 1, len(blocks)):
-        if blocks[j].kind == HEADING and blocks[j].level <= level:
-            return j
-    return len(blocks)
 
 
 def _title_is_faq(title: str) -> bool:
@@ -220,7 +199,7 @@ def _question_headings(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
             answer_blocks.append(dataclasses.replace(following, text=rest) if role else following)
         if all(b.kind == HEADING for b in answer_blocks):
             continue
-        candidate = _pair(block.text, render_answer(answer_blocks), confidence)
+        candidate = _pair(block.text, render_blocks(answer_blocks), confidence)
         if candidate:
             yield candidate
 
@@ -256,7 +235,7 @@ def _grouped_answers(
                 break
             answer_blocks.append(following)
         candidate = _pair(
-            block.text, render_answer(answer_blocks), in_faq_confidence if in_faq[i] else confidence
+            block.text, render_blocks(answer_blocks), in_faq_confidence if in_faq[i] else confidence
         )
         if candidate:
             yield candidate
@@ -305,7 +284,7 @@ def _marked_answer_after(blocks: Sequence[Block], i: int, question: str, bonus: 
             break
         answer.append(following)
     confidence = (CONFIDENCE_MARKED_ANSWER if first_role == "answer" else CONFIDENCE_UNMARKED_ANSWER) + bonus
-    return _pair(question, render_answer(answer), confidence)
+    return _pair(question, render_blocks(answer), confidence)
 
 
 def _question_marker_ahead(blocks: Sequence[Block], start: int) -> bool:
@@ -331,7 +310,7 @@ def _faq_paragraphs(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
                 if following.kind not in _ANSWER_KINDS or _opens_with_question(following, page.lang):
                     break
                 answer.append(following)
-            candidate = _pair(block.text, render_answer(answer), CONFIDENCE_FAQ_PARAGRAPH)
+            candidate = _pair(block.text, render_blocks(answer), CONFIDENCE_FAQ_PARAGRAPH)
         else:
             sentences = split_sentences(block.text, page.lang)
             if (

@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from templates import load_yaml
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
-from transforms.miners.faq_sections import render_answer
+from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page, render_blocks
 from transforms.pairs import Candidate
 from transforms.questions import (
     compile_phrase,
@@ -190,7 +189,7 @@ def _procedure_pairs(
         confidence=round(confidence - penalty, 2),
     )
     for n, step in enumerate(steps, start=1):
-        detail = render_answer(step.detail)
+        detail = render_blocks(step.detail)
         if normalize_for_compare(detail):
             yield Candidate(
                 instruction=_instruction(task, page.url, n),

@@ -39,8 +39,8 @@ import re
 from collections.abc import Iterator, Sequence
 
 from templates import load_yaml
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page
-from transforms.miners.faq_sections import is_link_row, render_answer
+from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, render_blocks
+from transforms.miners.faq_sections import is_link_row
 from transforms.pairs import Candidate
 from transforms.questions import (
     compile_phrase,
@@ -110,7 +110,7 @@ def mine_question_pages(page: Page) -> Iterator[Candidate]:
         answer = _first_answer(blocks, cue)
         accepted = _matches(_ACCEPTED_CUES, blocks[cue], MAX_CUE_CHARS)
         confidence = CONFIDENCE_ACCEPTED if accepted else CONFIDENCE_ANSWER_CUE
-        candidate = _pair(question, render_answer(body), render_answer(answer), confidence)
+        candidate = _pair(question, render_blocks(body), render_blocks(answer), confidence)
     elif question_index >= 0:
         candidate = _cueless_pair(page, question, question_index)
     else:
@@ -191,11 +191,11 @@ def _cueless_pair(page: Page, question: str, question_index: int) -> Candidate |
         body, answer, confidence = [], posts[0], CONFIDENCE_FIRST_PERSON
     else:
         return None
-    output = render_answer(answer)
+    output = render_blocks(answer)
     prose = sum(len(b.text) for b in answer if b.kind in _PROSE_KINDS)
     if prose < (MIN_PROSE_CHARS_CJK if contains_cjk(output) else MIN_PROSE_CHARS):
         return None
-    return _pair(question, render_answer(body), output, confidence)
+    return _pair(question, render_blocks(body), output, confidence)
 
 
 def _posts(blocks: Sequence[Block]) -> list[list[Block]]:
