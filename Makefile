@@ -23,7 +23,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/instructmix mine --input 'samples/*' --output $(DEMO_OUT)/mined --master 'local[2]'
-	@echo "Mined pairs: $(DEMO_OUT)/mined (Parquet), stats: $(DEMO_OUT)/mined/stats.json"
+	@echo "Mined pairs: $(DEMO_OUT)/mined (Parquet), stats: $(DEMO_OUT)/mined/_stats.json"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -28,7 +28,9 @@ from fastwarc.warc import WarcRecord, WarcRecordType
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA", REPO.parent / "shared" / "webdata"))
+WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA") or next(
+    (p for p in (REPO.parent / "shared" / "webdata", Path("/work/shared/webdata")) if p.is_dir()),
+    REPO.parent / "shared" / "webdata"))
 
 
 def real_pages() -> list[tuple[str, bytes]]:

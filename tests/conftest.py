@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA", REPO.parent / "shared" / "webdata"))
+
+
+def _locate_webdata() -> Path:
+    """$INSTRUCTMIX_WEBDATA, else ../shared/webdata beside the checkout, else the workspace copy."""
+    if os.environ.get("INSTRUCTMIX_WEBDATA"):
+        return Path(os.environ["INSTRUCTMIX_WEBDATA"])
+    candidates = [REPO.parent / "shared" / "webdata", Path("/work/shared/webdata")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+WEBDATA = _locate_webdata()
 SAMPLES = REPO / "samples"
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import WEBDATA
 from transforms.blocks import (
     DD,
     DETAILS_BODY,
@@ -26,9 +26,6 @@ from transforms.blocks import (
 from transforms.html_blocks import blocks_from_minimal_html, html_to_page, splice_structured_groups
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
-WEBDATA = Path(
-    os.environ.get("INSTRUCTMIX_WEBDATA", Path(__file__).resolve().parents[2] / "shared" / "webdata")
-)
 
 
 def _fixture(name: str) -> bytes:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import WEBDATA
 from transforms.blocks import Page
 from transforms.html_blocks import html_to_page
 from transforms.miners.markup import flatten_steps, mine_markup, numbered_steps, plain_text
 from transforms.schema import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
-WEBDATA = Path(
-    os.environ.get("INSTRUCTMIX_WEBDATA", Path(__file__).resolve().parents[2] / "shared" / "webdata")
-)
 
 
 def _webdata(*parts: str) -> Path:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import WEBDATA
 from transforms import schema_org
 from transforms.schema_org import extract_markup, parse_json_ld, type_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
-WEBDATA = Path(
-    os.environ.get("INSTRUCTMIX_WEBDATA", Path(__file__).resolve().parents[2] / "shared" / "webdata")
-)
 
 
 def _page(*scripts: str, body: str = "") -> str:

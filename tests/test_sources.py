@@ -10,7 +10,6 @@ import collections
 import gzip
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -28,12 +27,10 @@ from resiliparse.parse.html import HTMLTree
 
 from jobs import sources
 from jobs.sources import RawDocument, expand_inputs, file_kind, iter_documents
+from tests.conftest import WEBDATA
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
-WEBDATA = Path(
-    os.environ.get("INSTRUCTMIX_WEBDATA", Path(__file__).resolve().parents[2] / "shared" / "webdata")
-)
 
 
 # --------------------------------------------------------------------------- fixture builders

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import WEBDATA
 from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH
 from transforms.text_blocks import text_to_page
-
-WEBDATA = Path(
-    os.environ.get("INSTRUCTMIX_WEBDATA", Path(__file__).resolve().parents[2] / "shared" / "webdata")
-)
 
 
 def _rows(text: str) -> list[tuple]:
