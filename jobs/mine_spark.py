@@ -24,6 +24,7 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from jobs.config import MineConfig
 from jobs.sources import expand_inputs, iter_documents
@@ -169,7 +170,7 @@ def deduplicate(df, exact: bool, near: bool):
     return df
 
 
-def _merge_stats(statuses: list, written: dict, totals: dict, config: MineConfig, files: list[str], elapsed: float, fingerprint: str) -> dict:
+def _merge_stats(statuses: list, written: dict, totals: dict, files: list[str], elapsed: float, fingerprint: str) -> dict:
     counters: Counter = Counter()
     for s in statuses:
         counters.update(json.loads(s["stats"]))
@@ -213,7 +214,8 @@ def _publish(work_output: str, output: str, storage_options: dict) -> list[str]:
     for i, part in enumerate(sorted(fs.glob(f"{src}/part-*.parquet"))):
         dest = f"{out}/part-{i:05d}.parquet"
         fs.mv(part, dest)
-        published.append(dest)
+        # fsspec strips the protocol ("s3a://b/k" -> "b/k"); Spark needs it back to read the part.
+        published.append(dest if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(dest))
     return published
 
 
@@ -282,7 +284,7 @@ def run_mine(
 
     written = {"by_miner": breakdown("miner"), "by_kind": breakdown("kind"),
                "by_miner_kind": breakdown("miner", "kind"), "by_language": breakdown("lang")}
-    stats = _merge_stats(statuses, written, totals, config, files, time.time() - started, fingerprint)
+    stats = _merge_stats(statuses, written, totals, files, time.time() - started, fingerprint)
     fs, out = fsspec.core.url_to_fs(output, **config.storage_options)
     with fs.open(f"{out}/{STATS_FILE}", "w") as f:
         json.dump(stats, f, indent=2, ensure_ascii=False)
