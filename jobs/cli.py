@@ -7,6 +7,7 @@ import json
 import sys
 
 from jobs.config import ConfigError, MineConfig, load_config
+from jobs.mix_errors import MixError
 
 
 def _mine(args: argparse.Namespace) -> int:
@@ -15,6 +16,17 @@ def _mine(args: argparse.Namespace) -> int:
     config = load_config(args.config, MineConfig)
     stats = run_mine(args.input, args.output, master=args.master, config=config, keep_work=args.keep_work)
     print(json.dumps({"output": args.output, "pairs": stats["pairs"]["written"], "documents": stats["documents"]["read"]}))
+    return 0
+
+
+def _mix(args: argparse.Namespace) -> int:
+    from jobs.config import MixConfig
+    from jobs.mix_spark import run_mix
+
+    config = load_config(args.config, MixConfig)
+    manifest = run_mix(config, master=args.master, keep_work=args.keep_work)
+    print(json.dumps({"output": config.output.path, "shards": len(manifest["shards"]), "tokens": manifest["tokens"],
+                      "realized_ratio": round(manifest["realized_ratio"], 6), "target_ratio": manifest["target_ratio"]}))
     return 0
 
 
@@ -47,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--keep-work", action="store_true", help="keep per-file checkpoints under OUTPUT/_work")
     mine.set_defaults(func=_mine)
 
+    mix = sub.add_parser("mix", help="inject instruction-like data into a pretraining stream (Spark)")
+    mix.add_argument("--config", required=True, help="mix YAML (see configs/mix.yaml)")
+    mix.add_argument("--master", default=None,
+                     help="Spark master, e.g. local[2] or spark://host:7077 (default: spark-submit's, else local[*])")
+    mix.add_argument("--keep-work", action="store_true", help="keep the token caches under OUTPUT/_work")
+    mix.set_defaults(func=_mix)
+
     train = sub.add_parser("train-classifier", help="train the fastText instruction-likeness classifier")
     train.add_argument("--pairs", required=True, help="mined Parquet directory (positives)")
     train.add_argument("--negatives", nargs="+", action="extend", required=True,
@@ -63,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, MixError, FileNotFoundError, ValueError) as err:
         print(f"instructmix {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -85,7 +85,12 @@ def _format_errors(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
 
@@ -115,3 +120,78 @@ def load_config(path: str | Path | None, model: type[M]) -> M:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return validate_config(data, model, source=path.name)
+
+
+# --- mix -------------------------------------------------------------------------
+
+OUTPUT_FORMATS = ("jsonl.zst", "parquet", "megatron")
+# Ratios seen in public work (GLM-130B 5 %, Instruction Pre-Training ~10 %,
+# OLMo 2 mid-training FLAN 7-9 %); outside this band the job warns, not fails.
+RECOMMENDED_RATIO = (0.01, 0.10)
+
+
+class PretrainSource(StrictModel):
+    path: str = Field(min_length=1)
+    text_field: str = "text"
+    name: str | None = None
+
+
+class InstructionSource(StrictModel):
+    path: str = Field(min_length=1)
+    weight: float = Field(gt=0)
+    name: str | None = None
+
+
+class MixOutput(StrictModel):
+    path: str = Field(min_length=1)
+    formats: list[str] = Field(default_factory=lambda: list(OUTPUT_FORMATS), min_length=1)
+    shard_tokens: int = Field(50_000_000, ge=1000)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+        if unknown:
+            raise ValueError(f"unknown format(s) {unknown}; choose from {list(OUTPUT_FORMATS)}")
+        if len(set(formats)) != len(formats):
+            raise ValueError(f"formats listed twice: {formats}")
+        return formats
+
+
+class MixConfig(StrictModel):
+    seed: int = 0
+    ratio: float
+    tokenizer: str = Field(min_length=1)
+    pretrain: list[PretrainSource] = Field(min_length=1)
+    instructions: list[InstructionSource] = Field(min_length=1)
+    max_repeat: int = Field(1, ge=1)
+    output: MixOutput
+    # standalone: instruction documents interleaved into the stream.
+    placement: str = "standalone"
+    # Instruction pairs per instruction document (1: one pair per document).
+    pack: int = Field(1, ge=1, le=64)
+    # A user's surface formats (YAML like templates/formats.yaml); rendered sandboxed.
+    formats_file: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_in_range(cls, ratio: float) -> float:
+        if not 0 < ratio <= 0.5:
+            raise ValueError(f"must be in (0, 0.5], got {ratio}")
+        return ratio
+
+    @field_validator("placement")
+    @classmethod
+    def _known_placement(cls, placement: str) -> str:
+        if placement != "standalone":
+            raise ValueError(f"unknown placement {placement!r}; supported: 'standalone'")
+        return placement
+
+    def ratio_warning(self) -> str | None:
+        low, high = RECOMMENDED_RATIO
+        if not low <= self.ratio <= high:
+            return (f"ratio {self.ratio} is outside the usual [{low}, {high}] band of instruction "
+                    "tokens in pretraining; continuing as configured")
+        return None

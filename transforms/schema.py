@@ -36,3 +36,12 @@ KIND_HOWTO = "howto"
 KIND_HOWTO_STEP = "howto_step"
 KIND_QUESTION_SENTENCE = "question_sentence"
 KIND_RECIPE = "recipe"
+
+# One document of a mixed training corpus in its Parquet form (`instructmix mix`).
+MIXED_DOC_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("is_instruction", pa.bool_(), nullable=False),
+    ]
+)

@@ -1,0 +1,503 @@
+"""The mixer: inject instruction-like documents into a pretraining stream at a token ratio.
+
+Phases (each task is independent, so the output never depends on parallelism):
+A. tokenize (Spark, one task per pretraining file): token ids and per-document
+   lengths into a work cache.
+B. materialize (Spark, one task per instruction source): records rendered in
+   seeded surface formats, packed, tokenized, in a seeded order per epoch
+   (at most `max_repeat` epochs), until the source's share of the needed
+   instruction tokens is covered; a shortfall stops the job before anything is
+   written, naming the missing tokens per source.
+C. plan (driver): `transforms.interleave` over the lengths alone, streaming,
+   cut into shards of `shard_tokens`.
+D. write (Spark, one task per shard): every enabled format, temporary names then
+   rename; a finished shard leaves a small JSON record, so a re-run skips it.
+Then `manifest.json` is written from those records.
+
+The work cache (`OUTPUT/_work/<config hash>/`) and the output folder must be on a
+filesystem every executor can reach (local disk embedded, shared storage on a cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.config import MixConfig
+from jobs.mix_errors import MixError
+
+MANIFEST_FILE = "manifest.json"
+WORK_DIR = "_work"
+TOKENIZE_BATCH_DOCS = 256
+# Instruction tokens materialized beyond a source's computed need (when max_repeat
+# allows): the realized mix can run a little past the estimate, by about one
+# document per shard, and a source that runs dry would skew the last shards.
+UNIT_SLACK_TOKENS = 4096
+UNITS_SCHEMA = pa.schema(
+    [
+        ("unit", pa.int64()),
+        ("epoch", pa.int32()),
+        ("text", pa.string()),
+        ("tokens", pa.list_(pa.uint32())),
+        ("length", pa.int64()),
+        ("records", pa.int32()),
+        ("provenance", pa.string()),
+    ]
+)
+
+
+def config_sha256(config: MixConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+def _source_name(kind: str, index: int, name: str | None) -> str:
+    return name or f"{kind}{index}"
+
+
+def _atomic_write_json(path: str, data) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# --- A. tokenize pretraining files ---------------------------------------------------
+
+
+def tokenize_pretrain_file(task: dict) -> dict:
+    """Token ids (uint32, concatenated) and document lengths of one pretraining file."""
+    from transforms.tokenizer import encode_batch, load_tokenizer
+
+    from jobs.mix_sources import iter_pretrain_docs
+
+    base = task["base"]
+    done = f"{base}.json"
+    if os.path.exists(done):
+        return _read_json(done)
+    tokenizer = load_tokenizer(task["tokenizer"])
+    counters: Counter = Counter()
+    lengths: list[int] = []
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    tmp_tokens = f"{base}.tokens.tmp"
+    with open(tmp_tokens, "wb") as out:
+        batch: list[str] = []
+
+        def flush() -> None:
+            for ids in encode_batch(tokenizer, batch):
+                out.write(ids.astype(np.uint32, copy=False).tobytes())
+                lengths.append(len(ids))
+            batch.clear()
+
+        for doc in iter_pretrain_docs(task["path"], task["text_field"], counters, task["storage_options"]):
+            batch.append(doc.text)
+            if len(batch) >= TOKENIZE_BATCH_DOCS:
+                flush()
+        if batch:
+            flush()
+    os.replace(tmp_tokens, f"{base}.tokens")
+    np.save(f"{base}.lengths.npy", np.asarray(lengths, dtype=np.int64))
+    result = {"path": task["path"], "docs": len(lengths), "tokens": int(sum(lengths)), "counters": dict(counters)}
+    _atomic_write_json(done, result)
+    return result
+
+
+# --- B. materialize instruction units -------------------------------------------------
+
+
+def materialize_instruction_units(task: dict) -> dict:
+    """Render, pack and tokenize one instruction source, epoch by epoch, until its need is covered."""
+    from transforms.render import choose_format, load_formats, pack, render
+    from transforms.tokenizer import encode_batch, load_tokenizer
+
+    from jobs.mix_sources import iter_instruction_records
+    from transforms.langid import get_language_identifier
+
+    base = task["base"]
+    done = f"{base}.json"
+    if os.path.exists(done):
+        return _read_json(done)
+    counters: Counter = Counter()
+    records = list(iter_instruction_records(task["path"], counters, task["storage_options"]))
+    lid = get_language_identifier()
+    langs = [r.lang or lid.identify(f"{r.instruction} {r.output}")[0] for r in records]
+    formats = load_formats(task["formats_file"])
+    tokenizer = load_tokenizer(task["tokenizer"])
+    seed, source, need, size = task["seed"], task["source"], task["need_tokens"], task["pack"]
+
+    produced = units = epochs_used = 0
+    format_counts: Counter = Counter()
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    with pq.ParquetWriter(f"{base}.units.tmp", UNITS_SCHEMA, compression="zstd") as writer:
+        for epoch in range(task["max_repeat"]):
+            if produced >= need + task["slack_tokens"] or not records:
+                break
+            epochs_used = epoch + 1
+            order = np.random.default_rng([seed, source, epoch]).permutation(len(records))
+            rows: list[dict] = []
+            for start in range(0, len(order), size):
+                group = [int(i) for i in order[start : start + size]]
+                texts = []
+                for i in group:
+                    r = records[i]
+                    fmt = choose_format(formats, f"{r.key}#{epoch}", langs[i], seed)
+                    format_counts[fmt.id] += 1
+                    texts.append(render(fmt, {"instruction": r.instruction, "input": r.input, "output": r.output,
+                                              "system": r.system, "history": r.history}))
+                text = texts[0] if size == 1 else pack(texts, seed, f"{source}:{epoch}:{start}")
+                first = records[group[0]].provenance
+                provenance = {"file": first.get("file", ""), "record": first.get("record", ""),
+                              "key": records[group[0]].key}
+                if size > 1:
+                    provenance["packed"] = [dict(records[i].provenance, key=records[i].key) for i in group]
+                rows.append({"unit": units, "epoch": epoch, "text": text, "records": len(group),
+                             "provenance": json.dumps(provenance, ensure_ascii=False)})
+                units += 1
+                if len(rows) >= TOKENIZE_BATCH_DOCS or start + size >= len(order):
+                    for row, ids in zip(rows, encode_batch(tokenizer, [r["text"] for r in rows])):
+                        row["tokens"] = ids
+                        row["length"] = len(ids)
+                        produced += len(ids)
+                    writer.write_table(pa.Table.from_pylist(rows, schema=UNITS_SCHEMA))
+                    rows = []
+                    if produced >= need + task["slack_tokens"]:
+                        break
+    os.replace(f"{base}.units.tmp", f"{base}.units.parquet")
+    result = {
+        "path": task["path"], "records": len(records), "units": units, "tokens": produced,
+        "epochs_materialized": epochs_used, "need_tokens": need, "counters": dict(counters),
+        "formats": dict(sorted(format_counts.items())),
+    }
+    _atomic_write_json(done, result)
+    return result
+
+
+# --- C. plan -----------------------------------------------------------------------
+
+# A shard is closed at a point where its instruction share is within this of the target...
+CUT_TOLERANCE = 0.001
+# ... unless it has grown this much past shard_tokens without reaching such a point.
+OVERSIZE_FACTOR = 1.5
+
+
+
+@dataclass
+class ShardPlan:
+    runs: list[list[int]] = field(default_factory=list)  # [kind, source/file, start, end); kind 0 pretrain, 1 instruction
+    docs: int = 0
+    tokens: int = 0
+    instruction_docs: int = 0
+    instruction_tokens: int = 0
+
+    def add(self, kind: int, which: int, index: int, length: int) -> None:
+        last = self.runs[-1] if self.runs else None
+        if last and last[0] == kind and last[1] == which and last[3] == index:
+            last[3] = index + 1
+        else:
+            self.runs.append([kind, which, index, index + 1])
+        self.docs += 1
+        self.tokens += length
+        if kind == 1:
+            self.instruction_docs += 1
+            self.instruction_tokens += length
+
+    def merge(self, other: ShardPlan) -> None:
+        for kind, which, start, end in other.runs:
+            self.runs.append([kind, which, start, end])
+        self.docs += other.docs
+        self.tokens += other.tokens
+        self.instruction_docs += other.instruction_docs
+        self.instruction_tokens += other.instruction_tokens
+
+
+def plan_shards(
+    pretrain_lengths: list[np.ndarray], unit_lengths: list[np.ndarray], weights: list[float], ratio: float,
+    shard_tokens: int,
+) -> tuple[list[ShardPlan], list[int]]:
+    """Interleave by the rules of transforms.interleave; returns the shards and units used per source.
+
+    A shard is cut once it holds `shard_tokens` and its ratio is within
+    CUT_TOLERANCE of the target (the running error crosses zero every few
+    documents), or at OVERSIZE_FACTOR * shard_tokens regardless. A final shard
+    shorter than half of `shard_tokens` is merged into the one before it, so no
+    shard is a few documents whose ratio means nothing.
+    """
+    from transforms.interleave import ShardInterleaver, SourcePicker
+
+    picker = SourcePicker(weights)
+    next_unit = [0] * len(unit_lengths)
+    shards: list[ShardPlan] = []
+    shard, inter = ShardPlan(), ShardInterleaver(ratio)
+    files = iter((f, int(i), int(n)) for f, lengths in enumerate(pretrain_lengths) for i, n in enumerate(lengths))
+    pending = next(files, None)
+    while True:
+        source = picker.pick([next_unit[s] < len(u) for s, u in enumerate(unit_lengths)])
+        unit_len = int(unit_lengths[source][next_unit[source]]) if source is not None else None
+        pre_len = pending[2] if pending else None
+        if inter.prefer_instruction(pre_len, unit_len):
+            shard.add(1, source, next_unit[source], unit_len)
+            inter.add(True, unit_len)
+            picker.consume(source, unit_len)
+            next_unit[source] += 1
+        elif pending is not None:
+            shard.add(0, pending[0], pending[1], pending[2])
+            inter.add(False, pending[2])
+            pending = next(files, None)
+        else:
+            break
+        if inter.tokens >= shard_tokens and (
+            abs(inter.instruction_tokens - ratio * inter.tokens) <= CUT_TOLERANCE * inter.tokens
+            or inter.tokens >= OVERSIZE_FACTOR * shard_tokens
+        ):
+            shards.append(shard)
+            shard, inter = ShardPlan(), ShardInterleaver(ratio)
+    if shard.docs:
+        if shards and shard.tokens < shard_tokens // 2:
+            shards[-1].merge(shard)
+        else:
+            shards.append(shard)
+    return shards, next_unit
+
+
+# --- D. write shards ---------------------------------------------------------------
+
+
+def write_shard(task: dict) -> dict:
+    """Write one planned shard in every enabled format; skip it if a previous run finished it."""
+    from jobs.mix_sources import iter_pretrain_docs
+    from jobs.shard_writers import JsonlZstShardWriter, MegatronShardWriter, ParquetShardWriter
+
+    done = task["done"]
+    if os.path.exists(done):
+        result = _read_json(done)
+        if all(os.path.exists(os.path.join(task["root"], f["path"])) for f in result["files"]):
+            return result
+    root, shard, n = task["root"], task["shard"], task["num_shards"]
+    writers = []
+    if "jsonl.zst" in task["formats"]:
+        writers.append(JsonlZstShardWriter(root, shard))
+    if "parquet" in task["formats"]:
+        writers.append(ParquetShardWriter(root, shard, n))
+    if "megatron" in task["formats"]:
+        writers.append(MegatronShardWriter(root, shard, task["vocab_size"]))
+    try:
+        readers: dict[int, tuple] = {}
+        for kind, which, start, end in task["runs"]:
+            if kind == 0:
+                _write_pretrain_run(task, readers, which, start, end, writers, iter_pretrain_docs)
+            else:
+                _write_instruction_run(task, which, start, end, writers)
+        files = [f.as_dict() for w in writers for f in w.close()]
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    result = {"shard": shard, "files": files, **task["counts"]}
+    _atomic_write_json(done, result)
+    return result
+
+
+def _write_pretrain_run(task, readers, file_index, start, end, writers, iter_pretrain_docs) -> None:
+    source = task["pretrain"][file_index]
+    if file_index not in readers:
+        base = source["base"]
+        lengths = np.load(f"{base}.lengths.npy")
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        tokens = np.memmap(f"{base}.tokens", dtype=np.uint32, mode="r") if offsets[-1] else np.zeros(0, np.uint32)
+        docs = iter_pretrain_docs(source["path"], source["text_field"], Counter(), task["storage_options"])
+        readers[file_index] = (docs, offsets, tokens)
+    docs, offsets, tokens = readers[file_index]
+    for doc in docs:
+        if doc.index < start:
+            continue
+        ids = tokens[offsets[doc.index] : offsets[doc.index + 1]]
+        meta = {"source": f"pretrain:{source['name']}", "is_instruction": False, "provenance": doc.provenance}
+        doc_id = f"{source['name']}-{file_index:05d}-{doc.index:09d}"
+        for w in writers:
+            w.add(doc_id, doc.text, False, meta, ids)
+        if doc.index + 1 >= end:
+            return
+    raise MixError(f"{source['path']}: document {end - 1} is missing on the second read; the file changed during the job")
+
+
+def _write_instruction_run(task, source_index, start, end, writers) -> None:
+    source = task["instructions"][source_index]
+    pf = pq.ParquetFile(f"{source['base']}.units.parquet")
+    seen = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        if seen + batch.num_rows <= start:
+            seen += batch.num_rows
+            continue
+        lo, hi = max(0, start - seen), min(batch.num_rows, end - seen)
+        rows = batch.slice(lo, hi - lo).to_pylist()
+        for row in rows:
+            ids = np.asarray(row["tokens"], dtype=np.uint32)
+            meta = {"source": f"instructions:{source['name']}", "is_instruction": True,
+                    "provenance": json.loads(row["provenance"])}
+            doc_id = f"{source['name']}-e{row['epoch']}-{row['unit']:09d}"
+            for w in writers:
+                w.add(doc_id, row["text"], True, meta, ids)
+        seen += batch.num_rows
+        if seen >= end:
+            return
+
+
+# --- the job -----------------------------------------------------------------------
+
+
+def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work: bool = False) -> dict:
+    """Run the whole mix; returns the manifest (also written to OUTPUT/manifest.json)."""
+    from transforms.tokenizer import load_tokenizer, vocab_size
+
+    from jobs.mix_sources import expand_paths
+    from jobs.progress import log, spark_task_progress
+    from jobs.shard_writers import write_parquet_dataset_card
+    from jobs.spark_session import spark_session
+    from jobs.spark_tasks import run_tasks
+
+    started = time.time()
+    if warning := config.ratio_warning():
+        log(f"[yellow]mix: warning: {warning}")
+    tokenizer = load_tokenizer(config.tokenizer)  # fail early, on the driver, with a clear message
+    digest = config_sha256(config)
+    root = os.path.abspath(config.output.path)
+    work = os.path.join(root, WORK_DIR, digest[:16])
+    os.makedirs(work, exist_ok=True)
+    opts = config.storage_options
+
+    pretrain_files = []
+    for i, src in enumerate(config.pretrain):
+        name = _source_name("pretrain", i, src.name)
+        for path in expand_paths([src.path], storage_options=opts):
+            pretrain_files.append({"path": path, "text_field": src.text_field, "name": name})
+    for k, f in enumerate(pretrain_files):
+        f["base"] = os.path.join(work, "pretrain", f"{k:05d}")
+    spark = spark or spark_session(master, "instructmix-mix", config.spark_conf)
+
+    with spark_task_progress(spark, "tokenize pretraining files"):
+        tokenized = run_tasks(spark, tokenize_pretrain_file, [
+            {**f, "tokenizer": config.tokenizer, "storage_options": opts} for f in pretrain_files])
+    pretrain_tokens = sum(t["tokens"] for t in tokenized)
+    if pretrain_tokens == 0:
+        raise MixError(f"no pretraining text found in {[s.path for s in config.pretrain]}")
+    needed = int(np.ceil(config.ratio / (1 - config.ratio) * pretrain_tokens))
+    weights = [s.weight for s in config.instructions]
+    total_weight = sum(weights)
+    instructions = []
+    for s, src in enumerate(config.instructions):
+        need = int(np.ceil(needed * src.weight / total_weight))
+        instructions.append({
+            "path": src.path, "name": _source_name("instructions", s, src.name), "source": s,
+            "base": os.path.join(work, "instructions", f"{s:03d}-{need}"), "need_tokens": need,
+        })
+    log(f"mix: {pretrain_tokens:,} pretraining tokens in {len(pretrain_files)} file(s); "
+        f"{needed:,} instruction tokens needed for ratio {config.ratio}")
+
+    with spark_task_progress(spark, "render + tokenize instructions"):
+        materialized = run_tasks(spark, materialize_instruction_units, [
+            {**src, "tokenizer": config.tokenizer, "seed": config.seed, "pack": config.pack,
+             "max_repeat": config.max_repeat, "formats_file": config.formats_file, "storage_options": opts,
+             "slack_tokens": max(UNIT_SLACK_TOKENS, src["need_tokens"] // 100)} for src in instructions])
+    short = [(src, m) for src, m in zip(instructions, materialized) if m["tokens"] < src["need_tokens"]]
+    if short:
+        lines = [f"{src['name']} ({src['path']}): needs {src['need_tokens']:,} tokens, has {m['tokens']:,} "
+                 f"with max_repeat={config.max_repeat} -> missing {src['need_tokens'] - m['tokens']:,}"
+                 for src, m in short]
+        raise MixError("instruction sources cannot fill ratio "
+                       f"{config.ratio} of {pretrain_tokens:,} pretraining tokens; nothing was written:\n  "
+                       + "\n  ".join(lines))
+
+    pretrain_lengths = [np.load(f"{f['base']}.lengths.npy") for f in pretrain_files]
+    unit_lengths = [pq.read_table(f"{src['base']}.units.parquet", columns=["length"]).column("length").to_numpy()
+                    for src in instructions]
+    shards, units_used = plan_shards(pretrain_lengths, unit_lengths, weights, config.ratio, config.output.shard_tokens)
+    log(f"mix: {len(shards)} shard(s) planned")
+
+    vocab = vocab_size(tokenizer)
+    tasks = []
+    for i, shard in enumerate(shards):
+        tasks.append({
+            "root": root, "shard": i, "num_shards": len(shards), "runs": shard.runs,
+            "formats": config.output.formats, "vocab_size": vocab, "storage_options": opts,
+            "pretrain": pretrain_files, "instructions": instructions,
+            "done": os.path.join(work, "shards", f"{i:05d}.json"),
+            "counts": {"docs": shard.docs, "tokens": shard.tokens, "instruction_docs": shard.instruction_docs,
+                       "instruction_tokens": shard.instruction_tokens},
+        })
+    os.makedirs(os.path.join(work, "shards"), exist_ok=True)
+    with spark_task_progress(spark, "write shards"):
+        written = run_tasks(spark, write_shard, tasks)
+
+    total = sum(s.tokens for s in shards)
+    instruction_total = sum(s.instruction_tokens for s in shards)
+    summary = {"target_ratio": config.ratio, "realized_ratio": instruction_total / total if total else 0.0,
+               "docs": sum(s.docs for s in shards), "tokens": total, "shards": len(shards)}
+    card = write_parquet_dataset_card(root, len(shards), summary).as_dict() if "parquet" in config.output.formats else None
+    manifest = _manifest(config, digest, shards, written, pretrain_files, tokenized, instructions, materialized,
+                         units_used, card, summary)
+    _atomic_write_json(os.path.join(root, MANIFEST_FILE), manifest)
+    if not keep_work:
+        shutil.rmtree(os.path.join(root, WORK_DIR), ignore_errors=True)
+    log(f"mix: wrote {len(shards)} shard(s), {total:,} tokens, realized ratio "
+        f"{summary['realized_ratio']:.4f} (target {config.ratio}) -> {root} [{time.time() - started:.1f}s]")
+    return manifest
+
+
+def _manifest(config, digest, shards, written, pretrain_files, tokenized, instructions, materialized, units_used,
+              card, summary) -> dict:
+    skipped: Counter = Counter()
+    for t in tokenized:
+        skipped.update(t["counters"])
+    sources = []
+    for src, m, used in zip(instructions, materialized, units_used):
+        units = pq.read_table(f"{src['base']}.units.parquet", columns=["epoch", "length", "records"]).slice(0, used)
+        epochs = units.column("epoch").to_numpy()
+        sources.append({
+            "name": src["name"], "path": src["path"], "weight": config.instructions[src["source"]].weight,
+            "records": m["records"], "documents_used": int(used),
+            "records_used": int(units.column("records").to_numpy().sum()),
+            "tokens_used": int(units.column("length").to_numpy().sum()),
+            "repeats": int(epochs.max()) + 1 if len(epochs) else 0, "skipped_rows": m["counters"],
+            "formats": m["formats"],
+        })
+    shard_entries = []
+    for shard, result in zip(shards, written):
+        shard_entries.append({
+            "name": f"part-{result['shard']:05d}", "docs": shard.docs, "tokens": shard.tokens,
+            "instruction_docs": shard.instruction_docs, "instruction_tokens": shard.instruction_tokens,
+            "ratio": shard.instruction_tokens / shard.tokens if shard.tokens else 0.0,
+            "files": result["files"],
+        })
+    return {
+        "config_sha256": digest,
+        "seed": config.seed,
+        "target_ratio": config.ratio,
+        "realized_ratio": summary["realized_ratio"],
+        "tokenizer": config.tokenizer,
+        "formats": config.output.formats,
+        "docs": summary["docs"],
+        "tokens": summary["tokens"],
+        "pretrain": {
+            "files": len(pretrain_files),
+            "docs": sum(t["docs"] for t in tokenized),
+            "tokens": sum(t["tokens"] for t in tokenized),
+            "skipped_rows": dict(sorted(skipped.items())),
+        },
+        "instructions": sources,
+        "dataset_card": card,
+        "shards": shard_entries,
+    }

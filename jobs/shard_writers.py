@@ -1,0 +1,393 @@
+"""The mixer's output shard writers: JSONL.zst, Hugging Face Parquet, Megatron .bin/.idx.
+
+The mixer hands every enabled writer the same ordered documents of one output
+shard (`add`), then `close()`s it, or `abort()`s it when the task fails. Each
+writer is the one home of its format and writes what the trainer reading that
+format loads without conversion:
+
+    root/jsonl.zst/part-00000.jsonl.zst                 {"id","text","metadata"} per line
+    root/parquet/data/train-00000-of-00002.parquet      id, text, is_instruction
+    root/parquet/README.md                              dataset card (`configs:` block)
+    root/megatron/part-00000.bin + .idx                 IndexedDataset(prefix) ("MMIDIDX")
+
+Each file is written under a hidden temporary name in its final folder
+(`.part-00000.jsonl.zst.tmp`: a leading "." so Hugging Face, pyarrow and
+Spark skip it, and no glob for final names matches it) and renamed to its
+final name only in `close()`, so a final name always means a complete file.
+Nothing time- or host-dependent goes into a file: the same documents give
+byte-identical shards, which is what the mixer's sha256 manifest promises.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import hashlib
+import json
+import os
+import struct
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from transforms.schema import MIXED_DOC_SCHEMA
+
+__all__ = [
+    "PARQUET_SCHEMA",
+    "JsonlZstShardWriter",
+    "MegatronShardWriter",
+    "ParquetShardWriter",
+    "ShardWriter",
+    "WrittenFile",
+    "megatron_token_dtype",
+    "write_parquet_dataset_card",
+]
+
+
+@dataclass
+class WrittenFile:
+    """One finished output file, as the mixer's manifest lists it."""
+
+    path: str  # relative to the output root, "/"-separated
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ShardWriter(Protocol):
+    """What the mixer calls on every enabled writer of one output shard."""
+
+    def add(
+        self, doc_id: str, text: str, is_instruction: bool, metadata: dict, tokens: np.ndarray
+    ) -> None: ...
+
+    def close(self) -> list[WrittenFile]: ...
+
+    def abort(self) -> None: ...
+
+
+class _StagedFile:
+    """A final output path and the hidden temporary name it is written under until published."""
+
+    def __init__(self, root: str, relpath: str) -> None:
+        self.relpath = relpath
+        self.final = os.path.join(root, *relpath.split("/"))
+        folder, name = os.path.split(self.final)
+        self.temp = os.path.join(folder, f".{name}.tmp")
+        os.makedirs(folder, exist_ok=True)
+
+    def publish(self) -> WrittenFile:
+        """Hash and fsync the finished temp file, then rename it to its final name."""
+        digest = hashlib.sha256()
+        size = 0
+        with open(self.temp, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+            # Without this, a crash soon after the rename can leave a truncated file
+            # under the final name, which a re-run would then take as finished.
+            os.fsync(f.fileno())
+        os.replace(self.temp, self.final)
+        return WrittenFile(path=self.relpath, bytes=size, sha256=digest.hexdigest())
+
+    def discard(self) -> None:
+        try:
+            os.remove(self.temp)
+        except FileNotFoundError:
+            pass
+
+
+def _check_shard(shard: int, num_shards: int | None = None) -> None:
+    if (
+        not isinstance(shard, (int, np.integer))
+        or shard < 0
+        or (num_shards is not None and shard >= num_shards)
+    ):
+        bound = f"in [0, {num_shards})" if num_shards is not None else ">= 0"
+        raise ValueError(f"shard must be an integer {bound}, got {shard!r}")
+
+
+class _Lifecycle:
+    """open -> closed | aborted; `add`/`close` on a finished writer is a bug in the caller."""
+
+    _state = "open"
+
+    def _require_open(self, action: str) -> None:
+        if self._state != "open":
+            raise RuntimeError(
+                f"{type(self).__name__}: cannot {action} a writer that is already {self._state}"
+            )
+
+
+class JsonlZstShardWriter(_Lifecycle):
+    """`root/jsonl.zst/part-{shard:05d}.jsonl.zst`: one compact JSON object per line.
+
+    Lines are `{"id", "text", "metadata"}` in that key order, UTF-8 (not
+    \\u-escaped), the layout dolma and datatrove readers expect. Compressed as one
+    streaming zstd frame with a content checksum, so memory stays flat whatever
+    the shard size and a truncated copy fails loudly on read. A shard with no
+    documents is one valid empty frame.
+    """
+
+    def __init__(self, root: str, shard: int, level: int = 3) -> None:
+        _check_shard(shard)
+        self.shard = int(shard)
+        self._out = _StagedFile(root, f"jsonl.zst/part-{self.shard:05d}.jsonl.zst")
+        self._raw = open(self._out.temp, "wb")  # noqa: SIM115 - open across add() calls until close()
+        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        self._zst = compressor.stream_writer(self._raw, closefd=False)
+
+    def add(
+        self, doc_id: str, text: str, is_instruction: bool, metadata: dict, tokens: np.ndarray | None = None
+    ) -> None:
+        self._require_open("add to")
+        line = json.dumps(
+            {"id": doc_id, "text": text, "metadata": metadata}, ensure_ascii=False, separators=(",", ":")
+        )
+        self._zst.write(line.encode("utf-8") + b"\n")
+
+    def close(self) -> list[WrittenFile]:
+        self._require_open("close")
+        self._zst.close()  # ends the frame; closefd=False leaves self._raw open
+        self._raw.close()
+        written = [self._out.publish()]
+        self._state = "closed"
+        return written
+
+    def abort(self) -> None:
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        # The frame is left unfinished: the file is deleted, and the task is already failing.
+        with contextlib.suppress(OSError):
+            self._raw.close()
+        self._out.discard()
+
+
+# The Parquet shard's columns. `is_instruction` lets a trainer or an analysis
+# recount the realized mix ratio straight from the published files.
+# The mixed corpus's Parquet columns are defined with every other record schema.
+PARQUET_SCHEMA = MIXED_DOC_SCHEMA
+
+
+class ParquetShardWriter(_Lifecycle):
+    """`root/parquet/data/train-{shard:05d}-of-{num_shards:05d}.parquet`, Hugging Face's shard naming.
+
+    Rows are buffered up to `row_group_rows` and flushed as one zstd row group,
+    so memory is bounded by one row group. pyarrow puts no timestamp or uuid in
+    the file (only `created_by`, its version, and the Arrow schema), so output
+    is byte-identical for the same documents and pyarrow version. A shard with
+    no documents is a valid file with the schema and 0 rows.
+    """
+
+    def __init__(self, root: str, shard: int, num_shards: int, row_group_rows: int = 10_000) -> None:
+        _check_shard(shard, num_shards)
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be >= 1, got {row_group_rows}")
+        self.shard = int(shard)
+        self.row_group_rows = row_group_rows
+        self._out = _StagedFile(root, f"parquet/data/train-{self.shard:05d}-of-{num_shards:05d}.parquet")
+        self._writer = pq.ParquetWriter(self._out.temp, PARQUET_SCHEMA, compression="zstd")
+        self._ids: list[str] = []
+        self._texts: list[str] = []
+        self._flags: list[bool] = []
+
+    def add(
+        self, doc_id: str, text: str, is_instruction: bool, metadata: dict, tokens: np.ndarray | None = None
+    ) -> None:
+        self._require_open("add to")
+        self._ids.append(doc_id)
+        self._texts.append(text)
+        self._flags.append(bool(is_instruction))
+        if len(self._ids) >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._ids:
+            return
+        batch = pa.record_batch([self._ids, self._texts, self._flags], schema=PARQUET_SCHEMA)
+        self._writer.write_batch(batch, row_group_size=self.row_group_rows)
+        self._ids, self._texts, self._flags = [], [], []
+
+    def close(self) -> list[WrittenFile]:
+        self._require_open("close")
+        self._flush()
+        self._writer.close()
+        written = [self._out.publish()]
+        self._state = "closed"
+        return written
+
+    def abort(self) -> None:
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        # The task is already failing: a close error must not hide that, and the file is deleted anyway.
+        with contextlib.suppress(OSError, pa.ArrowException):
+            self._writer.close()
+        self._out.discard()
+
+
+def _card_cell(value: Any) -> str:
+    """A summary value as given, made safe for one Markdown table cell."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_parquet_dataset_card(root: str, num_shards: int, summary: dict) -> WrittenFile:
+    """Write `root/parquet/README.md`, the dataset card `datasets.load_dataset(root/parquet)` reads.
+
+    Its `configs:` block maps split `train` to `data/train-*`, so the Hub and
+    `load_dataset` take exactly the shards and never a stray file beside them.
+    The summary (target and realized ratio, documents, tokens, ...) is
+    rendered as given, in the given order; nothing is computed here.
+    """
+    staged = _StagedFile(root, "parquet/README.md")
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        "    path: data/train-*",
+        "---",
+        "",
+        "# instructmix mixture",
+        "",
+        "A pretraining text stream with instruction–response documents mixed in by instructmix.",
+        (
+            f"Split `train`: {num_shards} Parquet shard{'s' if num_shards != 1 else ''}, "
+            f"`data/train-NNNNN-of-{num_shards:05d}.parquet`."
+        ),
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+        "| `id` | string | document id |",
+        "| `text` | string | document text |",
+        "| `is_instruction` | bool | true for the instruction–response documents the mixer added |",
+        "",
+        "## Mixture",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {_card_cell(key)} | {_card_cell(value)} |" for key, value in summary.items()),
+        "",
+    ]
+    try:
+        with open(staged.temp, "w", encoding="utf-8", newline="\n") as f:
+            f.write("\n".join(lines))
+        return staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
+
+
+# Megatron's .idx layout (megatron/core/datasets/indexed_dataset.py, _IndexWriter).
+_MEGATRON_INDEX_HEADER = b"MMIDIDX\x00\x00"
+_MEGATRON_INDEX_VERSION = 1
+# Megatron's DType enum codes, for the two token dtypes its optimal_dtype picks.
+_MEGATRON_DTYPE_CODES = {"uint16": 8, "int32": 4}
+_INT32_MAX = 2**31 - 1
+
+
+def megatron_token_dtype(vocab_size: int) -> np.dtype:
+    """The .bin token dtype Megatron's own preprocessing picks for this vocabulary.
+
+    Mirrors `DType.optimal_dtype(vocab_size)`: uint16 below 65500 (Megatron's
+    threshold, not 65536), else int32.
+    """
+    return np.dtype(np.uint16) if vocab_size < 65500 else np.dtype(np.int32)
+
+
+class MegatronShardWriter(_Lifecycle):
+    """`root/megatron/part-{shard:05d}.bin` and `.idx`, read by Megatron's `IndexedDataset(prefix)`.
+
+    One sequence per document. Token ids are streamed to the .bin as they come;
+    only the per-document lengths (4 bytes each) are kept for the .idx, written
+    in `close()`. Files match what Megatron's `IndexedDatasetBuilder` writes for
+    the same documents byte for byte. A shard with no documents is an empty .bin
+    and an .idx with 0 sequences; numpy cannot mmap an empty file, so that
+    prefix opens only with `IndexedDataset(prefix, mmap=False)` and must not be
+    passed to a trainer's `--data-path`.
+    """
+
+    def __init__(self, root: str, shard: int, vocab_size: int) -> None:
+        _check_shard(shard)
+        if not isinstance(vocab_size, (int, np.integer)) or not 0 < vocab_size <= _INT32_MAX + 1:
+            raise ValueError(f"vocab_size must be an integer in [1, 2**31], got {vocab_size!r}")
+        self.shard = int(shard)
+        self.vocab_size = int(vocab_size)
+        self.dtype = megatron_token_dtype(self.vocab_size).newbyteorder("<")
+        prefix = f"megatron/part-{self.shard:05d}"
+        self._bin = _StagedFile(root, f"{prefix}.bin")
+        self._idx = _StagedFile(root, f"{prefix}.idx")
+        self._bin_file = open(self._bin.temp, "wb")  # noqa: SIM115 - open across add() calls until close()
+        self._lengths = array.array("i")
+        assert self._lengths.itemsize == 4, "array('i') must be int32 for the .idx sequence lengths"
+
+    def add(self, doc_id: str, text: str, is_instruction: bool, metadata: dict, tokens: np.ndarray) -> None:
+        self._require_open("add to")
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(
+                f"megatron shard {self.shard}: document {doc_id!r}: tokens must be a 1-D integer array, "
+                f"got dtype {tokens.dtype} with shape {tokens.shape}"
+            )
+        if tokens.size:
+            low, high = int(tokens.min()), int(tokens.max())
+            if low < 0 or high >= self.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"megatron shard {self.shard}: document {doc_id!r} has token id {bad}, outside "
+                    f"[0, {self.vocab_size}) for vocab_size {self.vocab_size} ({self.dtype.name} .bin); "
+                    "set vocab_size to the tokenizer's full vocabulary, added tokens included"
+                )
+        self._bin_file.write(tokens.astype(self.dtype, copy=False).tobytes())
+        self._lengths.append(tokens.size)
+
+    def _index_bytes(self) -> list[bytes]:
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)
+        count = len(lengths)
+        # Pointers are byte offsets of each sequence in the .bin: the running sum of
+        # the lengths before it, times the token size; int64 so large shards don't wrap.
+        pointers = np.zeros(count, dtype="<i8")
+        if count > 1:
+            np.cumsum(lengths[:-1], dtype="<i8", out=pointers[1:])
+        pointers *= self.dtype.itemsize
+        document_indices = np.arange(count + 1, dtype="<i8")
+        return [
+            _MEGATRON_INDEX_HEADER,
+            struct.pack("<Q", _MEGATRON_INDEX_VERSION),
+            struct.pack("<B", _MEGATRON_DTYPE_CODES[self.dtype.name]),
+            struct.pack("<Q", count),
+            # Megatron's "document count" is len(document_indices), one more than
+            # the number of documents: the indices are fence posts [0, 1, ..., n].
+            struct.pack("<Q", len(document_indices)),
+            lengths.astype("<i4", copy=False).tobytes(),
+            pointers.tobytes(),
+            document_indices.tobytes(),
+        ]
+
+    def close(self) -> list[WrittenFile]:
+        self._require_open("close")
+        self._bin_file.close()
+        with open(self._idx.temp, "wb") as f:
+            f.writelines(self._index_bytes())
+        # .idx last: a reader that sees the index can trust the .bin beside it.
+        written = [self._bin.publish(), self._idx.publish()]
+        self._state = "closed"
+        return written
+
+    def abort(self) -> None:
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        with contextlib.suppress(OSError):
+            self._bin_file.close()
+        self._bin.discard()
+        self._idx.discard()

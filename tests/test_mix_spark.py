@@ -1,0 +1,213 @@
+"""`instructmix mix` end to end in local[2]: ratios per shard, real readers, determinism, resume, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+import zstandard
+from resiliparse.extract.html2text import extract_plain_text
+
+from jobs.config import ConfigError, MixConfig, validate_config
+from jobs.mine_spark import run_mine
+from jobs.mix_errors import MixError
+from jobs.mix_spark import MANIFEST_FILE, WORK_DIR, run_mix
+from tests.conftest import REPO, SAMPLES
+
+pytestmark = pytest.mark.spark
+TOKENIZER = str(SAMPLES / "tokenizer.json")
+ALPACA = str(SAMPLES / "alpaca-sample.json")
+
+
+def _page_texts() -> list[str]:
+    texts = []
+    for page in sorted((SAMPLES / "pages").glob("*.html")):
+        text = extract_plain_text(page.read_text(encoding="utf-8"), main_content=True)
+        if text.strip():
+            texts.append(text)
+    return texts
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Pretraining shards made of the sample pages' text, plus a row of each kind of bad input."""
+    root = tmp_path_factory.mktemp("corpus")
+    texts = _page_texts()
+    cctx = zstandard.ZstdCompressor(level=3)
+    for n in range(3):
+        lines = [json.dumps({"url": f"https://pre{n}.example/{i}", "text": t}, ensure_ascii=False)
+                 for i, t in enumerate(texts[n:] + texts[:n])]
+        if n == 1:
+            lines[3:3] = ["{broken json", json.dumps({"url": "x", "text": None}), json.dumps({"body": "no text"})]
+        (root / f"web-{n}.jsonl.zst").write_bytes(cctx.compress(("\n".join(lines) + "\n").encode()))
+    return root
+
+
+@pytest.fixture(scope="module")
+def mined(spark, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mined") / "mined"
+    run_mine([str(SAMPLES / "*")], str(out), spark=spark)
+    return out
+
+
+def _config(corpus: Path, mined: Path, out: Path, **overrides) -> MixConfig:
+    data = {
+        "seed": 1234, "ratio": 0.05, "tokenizer": TOKENIZER,
+        "pretrain": [{"path": str(corpus / "*.jsonl.zst"), "text_field": "text", "name": "web"}],
+        "instructions": [{"path": str(mined), "weight": 0.7, "name": "mined"},
+                         {"path": ALPACA, "weight": 0.3, "name": "alpaca"}],
+        "max_repeat": 3,
+        "output": {"path": str(out), "formats": ["jsonl.zst", "parquet", "megatron"], "shard_tokens": 8000},
+    }
+    data.update(overrides)
+    return validate_config(data, MixConfig, "mix.yaml")
+
+
+@pytest.fixture(scope="module")
+def mixed(spark, corpus, mined, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mixed") / "out"
+    manifest = run_mix(_config(corpus, mined, out), spark=spark)
+    return out, manifest
+
+
+def _sha256s(manifest: dict) -> list[tuple[str, str]]:
+    return [(f["path"], f["sha256"]) for s in manifest["shards"] for f in s["files"]]
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    with open(path, "rb") as f:
+        text = io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), encoding="utf-8").read()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_every_shard_and_the_whole_output_meet_the_token_ratio(mixed):
+    out, manifest = mixed
+    assert len(manifest["shards"]) >= 3
+    for shard in manifest["shards"]:
+        assert abs(shard["ratio"] - 0.05) <= 0.005, shard
+        assert shard["ratio"] == pytest.approx(shard["instruction_tokens"] / shard["tokens"])
+    assert abs(manifest["realized_ratio"] - 0.05) <= 0.001
+    assert json.loads((out / MANIFEST_FILE).read_text()) == manifest
+    assert not (out / WORK_DIR).exists()
+
+
+def test_manifest_reports_sources_repeats_and_files(mixed):
+    out, manifest = mixed
+    assert manifest["seed"] == 1234 and manifest["target_ratio"] == 0.05 and len(manifest["config_sha256"]) == 64
+    by_name = {s["name"]: s for s in manifest["instructions"]}
+    used = by_name["mined"]["tokens_used"] + by_name["alpaca"]["tokens_used"]
+    assert used == sum(s["instruction_tokens"] for s in manifest["shards"])
+    assert abs(by_name["mined"]["tokens_used"] / used - 0.7) < 0.05
+    assert 1 <= by_name["alpaca"]["repeats"] <= 3
+    for shard in manifest["shards"]:
+        for f in shard["files"]:
+            data = (out / f["path"]).read_bytes()
+            assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"]
+    assert manifest["pretrain"]["skipped_rows"] == {"skip:bad_json": 1, "skip:missing_field": 2} or (
+        sum(manifest["pretrain"]["skipped_rows"].values()) == 3
+    ), manifest["pretrain"]["skipped_rows"]
+
+
+def test_jsonl_parquet_and_megatron_hold_the_same_documents(mixed):
+    from datasets import load_dataset
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from transforms.tokenizer import load_tokenizer
+
+    out, manifest = mixed
+    tok = load_tokenizer(TOKENIZER)
+    rows = [r for s in range(len(manifest["shards"])) for r in _jsonl_rows(out / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    assert len(rows) == manifest["docs"]
+    assert {r["metadata"]["source"] for r in rows} == {"pretrain:web", "instructions:mined", "instructions:alpaca"}
+    assert all(set(r["metadata"]) >= {"source", "is_instruction", "provenance"} for r in rows)
+    assert all(r["metadata"]["provenance"]["file"] for r in rows)
+
+    ds = load_dataset("parquet", data_dir=str(out / "parquet"), split="train",
+                      cache_dir=str(out.parent / "hf-cache"))
+    assert ds.num_rows == len(rows)
+    assert [r["id"] for r in ds] == [r["id"] for r in rows]
+    assert [r["is_instruction"] for r in ds] == [r["metadata"]["is_instruction"] for r in rows]
+
+    k = 0
+    for s, shard in enumerate(manifest["shards"]):
+        idx = IndexedDataset(str(out / "megatron" / f"part-{s:05d}"))
+        assert len(idx) == shard["docs"]
+        assert int(np.sum(idx.sequence_lengths)) == shard["tokens"]
+        for i in range(len(idx)):
+            assert tok.decode(idx[i].tolist()) == tok.decode(tok.encode(rows[k]["text"], add_special_tokens=False).ids)
+            k += 1
+
+
+def test_chinese_instructions_get_chinese_or_neutral_formats(mixed):
+    out, manifest = mixed
+    rows = [r for s in range(len(manifest["shards"])) for r in _jsonl_rows(out / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    han = re.compile(r"[\u4e00-\u9fff]")
+    zh = [r["text"] for r in rows if r["metadata"]["is_instruction"] and len(han.findall(r["text"])) > 20]
+    assert zh
+    assert not any(t.startswith(("Question:", "### Instruction", "Task:", "Instruction:")) for t in zh)
+
+
+def test_same_config_gives_byte_identical_output_whatever_the_parallelism(mixed, corpus, mined, tmp_path):
+    _, manifest = mixed
+    cfg = _config(corpus, mined, tmp_path / "again")
+    path = tmp_path / "mix.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "mix", "--config", str(path), "--master", "local[1]"],
+                          check=False, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((tmp_path / "again" / MANIFEST_FILE).read_text())
+    assert _sha256s(again) == _sha256s(manifest)
+
+
+def test_a_rerun_after_a_kill_skips_finished_shards_and_gives_the_same_bytes(spark, corpus, mined, mixed, tmp_path):
+    _, reference = mixed
+    cfg = _config(corpus, mined, tmp_path / "out")
+    first = run_mix(cfg, spark=spark, keep_work=True)
+    # Simulate a kill while shard 1 was being written: its files and its done-record are gone.
+    out = tmp_path / "out"
+    (done,) = (out / WORK_DIR).glob("*/shards/00001.json")
+    done.unlink()
+    for f in first["shards"][1]["files"]:
+        (out / f["path"]).unlink()
+    untouched = out / first["shards"][0]["files"][0]["path"]
+    before = untouched.stat().st_mtime_ns
+    second = run_mix(cfg, spark=spark)
+    assert _sha256s(second) == _sha256s(first) == _sha256s(reference)
+    assert untouched.stat().st_mtime_ns == before
+
+
+def test_not_enough_instruction_data_stops_before_writing_and_names_the_missing_tokens(spark, corpus, mined, tmp_path):
+    cfg = _config(corpus, mined, tmp_path / "out", ratio=0.4, max_repeat=1)
+    with pytest.raises(MixError) as err:
+        run_mix(cfg, spark=spark)
+    message = str(err.value)
+    assert "mined" in message and "alpaca" in message and "missing" in message
+    assert not any((tmp_path / "out" / fmt).exists() for fmt in ("jsonl.zst", "parquet", "megatron"))
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = {"seed": 1, "ratio": 0.7, "tokenizer": TOKENIZER, "pretrain": [{"path": "x", "txt_field": "t"}],
+           "instructions": [{"path": "y", "weight": -1}], "output": {"path": "o", "formats": ["csv"]}}
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad, MixConfig, "mix.yaml")
+    text = str(err.value)
+    assert "mix.yaml: ratio: must be in (0, 0.5], got 0.7" in text
+    assert "mix.yaml: pretrain.0.txt_field: unknown key" in text
+    assert "mix.yaml: instructions.0.weight: Input should be greater than 0" in text
+    assert "mix.yaml: output.formats: unknown format(s) ['csv']" in text
+
+
+def test_ratio_outside_the_usual_band_warns():
+    cfg = MixConfig.model_validate({"ratio": 0.2, "tokenizer": "t", "pretrain": [{"path": "p"}],
+                                    "instructions": [{"path": "i", "weight": 1}], "output": {"path": "o"}})
+    assert "outside the usual [0.01, 0.1]" in cfg.ratio_warning()
+    assert os.path.basename(TOKENIZER) == "tokenizer.json"

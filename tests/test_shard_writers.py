@@ -1,0 +1,472 @@
+"""jobs.shard_writers: every output shard read back by the reader its trainer uses.
+
+Documents are real text from ../shared/webdata (CCNet English web pages as
+pretraining documents; Alpaca seed tasks and BELLE Chinese questions with
+answers as instruction documents), tokenized by a byte-level BPE trained here
+on that text, and split across 2 shards. Readers: zstandard + json,
+Hugging Face `datasets` (offline, cache in tmp), Megatron's IndexedDataset.
+Skipped where the web data folder is absent.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+import zstandard
+
+from jobs.shard_writers import (
+    PARQUET_SCHEMA,
+    JsonlZstShardWriter,
+    MegatronShardWriter,
+    ParquetShardWriter,
+    WrittenFile,
+    megatron_token_dtype,
+    write_parquet_dataset_card,
+)
+
+NUM_SHARDS = 2
+BPE_VOCAB = 500
+LARGE_VOCAB = 100_000
+SUMMARY = {"target_ratio": 0.05, "realized_ratio": 0.0493, "documents": 271, "tokens": 123456}
+
+
+# --------------------------------------------------------------------------- real documents
+
+
+def _real_documents(webdata: Path) -> list[dict]:
+    """Pretraining pages and instruction documents, interleaved, with the mixer's metadata."""
+    pretrain, instructions = [], []
+    for path in sorted((webdata / "text/dolma-ccnet-cc_en_head").glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                record = json.loads(line)
+                pretrain.append((record["text"], path.name, n))
+    seed = webdata / "instructions/alpaca-self-instruct-seed/seed_tasks.jsonl"
+    with open(seed, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            task = json.loads(line)
+            instance = task["instances"][0]
+            text = "\n\n".join(p for p in (task["instruction"], instance["input"], instance["output"]) if p)
+            instructions.append((text, seed.name, n))
+    belle = webdata / "instructions/belle-zh/eval_set.json"
+    with open(belle, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if n > 120:
+                break
+            item = json.loads(line)
+            instructions.append((f"{item['question']}\n\n{item['std_answer']}", belle.name, n))
+    # Paragraphs of the web pages as more pretraining documents, so both kinds are well represented.
+    pretrain += [(para, name, n) for text, name, n in pretrain[:20] for para in text.split("\n")[:3] if para]
+
+    docs = []
+    kinds = [("pretrain:web", False, pretrain), ("instructions:out/mined", True, instructions)]
+    for i in range(max(len(pretrain), len(instructions))):
+        for source, is_instruction, items in kinds:
+            if i < len(items):
+                text, file, line = items[i]
+                docs.append(
+                    {
+                        "doc_id": f"{source}/{file}/{line}/{i}",
+                        "text": text,
+                        "is_instruction": is_instruction,
+                        "metadata": {
+                            "source": source,
+                            "is_instruction": is_instruction,
+                            "provenance": {"file": file, "record": f"line {line}"},
+                        },
+                    }
+                )
+    # A document with no tokens is a legal Megatron sequence of length 0.
+    docs.append(
+        {
+            "doc_id": "pretrain:web/empty",
+            "text": "",
+            "is_instruction": False,
+            "metadata": {"source": "pretrain:web", "is_instruction": False, "provenance": {}},
+        }
+    )
+    return docs
+
+
+def _train_bpe(texts: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def docs(webdata) -> list[dict]:
+    docs = _real_documents(webdata)
+    tokenizer = _train_bpe([d["text"] for d in docs])
+    assert tokenizer.get_vocab_size() <= BPE_VOCAB
+    for doc, encoding in zip(docs, tokenizer.encode_batch([d["text"] for d in docs])):
+        doc["tokens"] = np.asarray(encoding.ids, dtype=np.int64)
+    # Byte-level BPE is lossless: the ids really are this text.
+    assert all(tokenizer.decode(d["tokens"].tolist()) == d["text"] for d in docs[:50])
+    assert 200 <= len(docs) <= 600 and sum(d["is_instruction"] for d in docs) > 100
+    assert any("的" in d["text"] for d in docs)
+    return docs
+
+
+def _shard_docs(docs: list[dict], shard: int) -> list[dict]:
+    return docs[shard::NUM_SHARDS]
+
+
+def _open_writers(root: Path, shard: int, vocab_size: int = BPE_VOCAB) -> list:
+    return [
+        JsonlZstShardWriter(str(root), shard),
+        ParquetShardWriter(str(root), shard, NUM_SHARDS, row_group_rows=64),
+        MegatronShardWriter(str(root), shard, vocab_size),
+    ]
+
+
+def _add(writers: list, doc: dict) -> None:
+    for writer in writers:
+        writer.add(doc["doc_id"], doc["text"], doc["is_instruction"], doc["metadata"], doc["tokens"])
+
+
+def _write_mix(root: Path, docs: list[dict], vocab_size: int = BPE_VOCAB) -> list[WrittenFile]:
+    """What the mixer does: each shard's documents to every writer, then close; then the card."""
+    written = []
+    for shard in range(NUM_SHARDS):
+        writers = _open_writers(root, shard, vocab_size)
+        for doc in _shard_docs(docs, shard):
+            _add(writers, doc)
+        for writer in writers:
+            written += writer.close()
+    written.append(write_parquet_dataset_card(str(root), NUM_SHARDS, SUMMARY))
+    return written
+
+
+@pytest.fixture(scope="module")
+def mix(docs, tmp_path_factory) -> tuple[Path, list[WrittenFile]]:
+    root = tmp_path_factory.mktemp("mix")
+    return root, _write_mix(root, docs)
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@pytest.fixture(scope="module")
+def hf_datasets(tmp_path_factory):
+    """`datasets`, offline, with its home and cache in tmp (set before it is imported)."""
+    home = tmp_path_factory.mktemp("hf_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(home))
+        mp.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        datasets = pytest.importorskip("datasets")
+        datasets.disable_progress_bars()
+        yield datasets, str(home / "datasets")
+
+
+@pytest.fixture(scope="module")
+def megatron():
+    """Megatron's reader and builder module (importing it prints a harmless Apex warning)."""
+    return pytest.importorskip("megatron.core.datasets.indexed_dataset")
+
+
+def _read_jsonl_zst(path: Path) -> list[str]:
+    with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+        return io.TextIOWrapper(reader, encoding="utf-8").read().splitlines()
+
+
+# --------------------------------------------------------------------------- layout and manifest
+
+
+def test_layout_and_manifest(mix):
+    root, written = mix
+    expected = []
+    for shard in range(NUM_SHARDS):
+        expected += [
+            f"jsonl.zst/part-{shard:05d}.jsonl.zst",
+            f"parquet/data/train-{shard:05d}-of-{NUM_SHARDS:05d}.parquet",
+            f"megatron/part-{shard:05d}.bin",
+            f"megatron/part-{shard:05d}.idx",
+        ]
+    expected.append("parquet/README.md")
+    assert [w.path for w in written] == expected
+    assert _files_under(root) == sorted(expected)  # no temp files left
+    for w in written:
+        data = (root / w.path).read_bytes()
+        assert w.bytes == len(data) and w.sha256 == hashlib.sha256(data).hexdigest()
+        assert w.as_dict() == {"path": w.path, "bytes": w.bytes, "sha256": w.sha256}
+    json.dumps([w.as_dict() for w in written])
+
+
+# --------------------------------------------------------------------------- JSONL.zst
+
+
+def test_jsonl_zst_reads_back(mix, docs):
+    root, _ = mix
+    for shard in range(NUM_SHARDS):
+        lines = _read_jsonl_zst(root / f"jsonl.zst/part-{shard:05d}.jsonl.zst")
+        expected = _shard_docs(docs, shard)
+        assert len(lines) == len(expected)
+        for line, doc in zip(lines, expected):
+            record = json.loads(line)
+            assert list(record) == ["id", "text", "metadata"]
+            assert record == {"id": doc["doc_id"], "text": doc["text"], "metadata": doc["metadata"]}
+            assert line == json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    chinese = next(d for d in docs if "的" in d["text"])
+    raw = "\n".join(
+        _read_jsonl_zst(root / f"jsonl.zst/part-{docs.index(chinese) % NUM_SHARDS:05d}.jsonl.zst")
+    )
+    assert "的" in raw  # UTF-8, not \u-escaped
+
+
+# --------------------------------------------------------------------------- Parquet + dataset card
+
+
+def _expected_rows(docs: list[dict]) -> list[dict]:
+    # datasets orders the shards by file name: shard 0's rows, then shard 1's.
+    rows = []
+    for shard in range(NUM_SHARDS):
+        rows += [
+            {"id": d["doc_id"], "text": d["text"], "is_instruction": d["is_instruction"]}
+            for d in _shard_docs(docs, shard)
+        ]
+    return rows
+
+
+def test_parquet_reads_back_with_datasets(mix, docs, hf_datasets):
+    datasets, cache_dir = hf_datasets
+    root, _ = mix
+    loaded = datasets.load_dataset("parquet", data_dir=str(root / "parquet"), cache_dir=cache_dir)
+    assert list(loaded) == ["train"]
+    train = loaded["train"]
+    assert train.features == datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "is_instruction": datasets.Value("bool"),
+        }
+    )
+    assert train.to_list() == _expected_rows(docs)
+    for shard in range(NUM_SHARDS):
+        f = pq.ParquetFile(root / f"parquet/data/train-{shard:05d}-of-{NUM_SHARDS:05d}.parquet")
+        assert f.schema_arrow == PARQUET_SCHEMA
+        assert f.metadata.row_group(0).column(1).compression == "ZSTD"
+        assert f.metadata.num_row_groups == -(-len(_shard_docs(docs, shard)) // 64)
+
+
+def test_dataset_card_configs_drive_load_dataset(mix, docs, hf_datasets, tmp_path):
+    datasets, cache_dir = hf_datasets
+    root, _ = mix
+    card = (root / "parquet/README.md").read_text(encoding="utf-8")
+    front_matter = yaml.safe_load(card.split("---\n")[1])
+    assert front_matter == {
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    }
+    for key, value in SUMMARY.items():
+        assert f"| {key} | {value} |" in card
+    assert f"{NUM_SHARDS} Parquet shards" in card
+
+    # A stray Parquet file that datasets' default layout rules would take as a `test` split
+    # shows that the card's `configs` is what decides: with the card only `train` is loaded.
+    copy = tmp_path / "parquet"
+    shutil.copytree(root / "parquet", copy)
+    stray = copy / "data/test-00000-of-00001.parquet"
+    shutil.copy(copy / f"data/train-00000-of-{NUM_SHARDS:05d}.parquet", stray)
+    loaded = datasets.load_dataset(str(copy), cache_dir=cache_dir)
+    assert list(loaded) == ["train"]
+    assert loaded["train"].to_list() == _expected_rows(docs)
+
+    (copy / "README.md").unlink()
+    without_card = datasets.load_dataset(str(copy), cache_dir=cache_dir)
+    assert sorted(without_card) == ["test", "train"]
+
+
+def test_dataset_card_renders_nested_and_text_values(tmp_path):
+    summary = {"per_source": {"web": 0.95, "mined": 0.05}, "note": "a|b"}
+    written = write_parquet_dataset_card(str(tmp_path), 1, summary)
+    card = (tmp_path / "parquet/README.md").read_text(encoding="utf-8")
+    assert '| per_source | {"web": 0.95, "mined": 0.05} |' in card
+    assert "| note | a\\|b |" in card and "1 Parquet shard," in card
+    assert written.path == "parquet/README.md" and _files_under(tmp_path) == ["parquet/README.md"]
+
+
+# --------------------------------------------------------------------------- Megatron
+
+
+def _check_megatron_reads_back(megatron, root: Path, docs: list[dict], expected_dtype) -> None:
+    for shard in range(NUM_SHARDS):
+        expected = _shard_docs(docs, shard)
+        ds = megatron.IndexedDataset(str(root / f"megatron/part-{shard:05d}"))
+        assert len(ds) == len(expected)
+        assert ds.index.dtype == expected_dtype
+        for i, doc in enumerate(expected):
+            assert ds[i].dtype == expected_dtype
+            np.testing.assert_array_equal(ds[i], doc["tokens"])
+        np.testing.assert_array_equal(ds.sequence_lengths, [len(d["tokens"]) for d in expected])
+        np.testing.assert_array_equal(ds.document_indices, np.arange(len(expected) + 1))
+
+
+def test_megatron_uint16_reads_back(mix, docs, megatron):
+    root, _ = mix
+    _check_megatron_reads_back(megatron, root, docs, np.uint16)
+    header = (root / "megatron/part-00000.idx").read_bytes()[:18]
+    assert header == b"MMIDIDX\x00\x00" + (1).to_bytes(8, "little") + bytes([8])
+
+
+def test_megatron_int32_reads_back_ids_above_uint16(docs, megatron, tmp_path):
+    # Shift the real ids past uint16's range, as a 100k vocabulary produces.
+    shifted = [dict(d, tokens=d["tokens"] + 70_000) for d in docs]
+    for shard in range(NUM_SHARDS):
+        writer = MegatronShardWriter(str(tmp_path), shard, LARGE_VOCAB)
+        for doc in _shard_docs(shifted, shard):
+            writer.add(doc["doc_id"], doc["text"], doc["is_instruction"], doc["metadata"], doc["tokens"])
+        writer.close()
+    _check_megatron_reads_back(megatron, tmp_path, shifted, np.int32)
+    assert (tmp_path / "megatron/part-00000.idx").read_bytes()[17] == 4
+
+
+@pytest.mark.parametrize("vocab_size", [BPE_VOCAB, LARGE_VOCAB])
+def test_megatron_files_equal_megatrons_own_builder(docs, megatron, tmp_path, vocab_size):
+    ours = MegatronShardWriter(str(tmp_path), 0, vocab_size)
+    builder = megatron.IndexedDatasetBuilder(
+        str(tmp_path / "builder.bin"), dtype=megatron.DType.optimal_dtype(vocab_size)
+    )
+    for doc in docs:
+        ours.add(doc["doc_id"], doc["text"], doc["is_instruction"], doc["metadata"], doc["tokens"])
+        builder.add_document(doc["tokens"], [len(doc["tokens"])])
+    ours.close()
+    builder.finalize(str(tmp_path / "builder.idx"))
+    for ext in ("bin", "idx"):
+        assert (tmp_path / f"megatron/part-00000.{ext}").read_bytes() == (
+            tmp_path / f"builder.{ext}"
+        ).read_bytes()
+
+
+@pytest.mark.parametrize("vocab_size", [1, 500, 65_499, 65_500, 65_535, 65_536, 100_000, 2**31])
+def test_megatron_dtype_is_megatrons_optimal_dtype(megatron, vocab_size):
+    assert megatron_token_dtype(vocab_size) == np.dtype(megatron.DType.optimal_dtype(vocab_size))
+
+
+@pytest.mark.parametrize(
+    ("vocab_size", "bad_id"), [(500, 500), (500, 65_535), (500, -1), (65_000, 70_000), (100_000, 2**31)]
+)
+def test_megatron_rejects_token_ids_outside_vocabulary(tmp_path, vocab_size, bad_id):
+    writer = MegatronShardWriter(str(tmp_path), 3, vocab_size)
+    writer.add("ok", "ok", False, {}, np.array([0, 1, vocab_size - 1]))
+    with pytest.raises(
+        ValueError, match=rf"shard 3: document 'bad' has token id {bad_id}, outside \[0, {vocab_size}\)"
+    ):
+        writer.add("bad", "bad", False, {}, np.array([1, bad_id, 2], dtype=np.int64))
+    writer.abort()
+    assert _files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("tokens", [np.array([1.0, 2.0]), np.array([[1, 2]]), ["1", "2"]])
+def test_megatron_rejects_tokens_that_are_not_1d_integers(tmp_path, tokens):
+    writer = MegatronShardWriter(str(tmp_path), 0, BPE_VOCAB)
+    with pytest.raises(ValueError, match="shard 0: document 'd': tokens must be a 1-D integer array"):
+        writer.add("d", "t", False, {}, tokens)
+    writer.abort()
+
+
+# --------------------------------------------------------------------------- determinism and atomicity
+
+
+def test_same_documents_give_byte_identical_files(mix, docs, tmp_path):
+    _, first = mix
+    again = _write_mix(tmp_path, docs)
+    assert [w.as_dict() for w in again] == [w.as_dict() for w in first]
+
+
+def test_final_names_appear_only_on_close(docs, tmp_path):
+    writers = _open_writers(tmp_path, 0)
+    for doc in _shard_docs(docs, 0):
+        _add(writers, doc)
+    hidden = _files_under(tmp_path)
+    assert hidden == [
+        "jsonl.zst/.part-00000.jsonl.zst.tmp",
+        "megatron/.part-00000.bin.tmp",
+        f"parquet/data/.train-00000-of-{NUM_SHARDS:05d}.parquet.tmp",
+    ]
+    written = []
+    for writer in writers:
+        written += writer.close()
+    assert _files_under(tmp_path) == sorted(w.path for w in written)
+
+
+def test_abort_leaves_no_files(docs, tmp_path):
+    writers = _open_writers(tmp_path, 1)
+    for doc in _shard_docs(docs, 1)[:40]:
+        _add(writers, doc)
+    for writer in writers:
+        writer.abort()
+        writer.abort()  # idempotent: safe in any cleanup path
+    assert _files_under(tmp_path) == []
+    for writer in writers:
+        with pytest.raises(RuntimeError, match="already aborted"):
+            writer.add("d", "t", False, {}, np.array([1]))
+        with pytest.raises(RuntimeError, match="already aborted"):
+            writer.close()
+
+
+def test_close_twice_is_an_error_and_abort_after_close_keeps_files(tmp_path):
+    writers = _open_writers(tmp_path, 0)
+    for writer in writers:
+        writer.close()
+        writer.abort()
+        with pytest.raises(RuntimeError, match="already closed"):
+            writer.close()
+    assert len(_files_under(tmp_path)) == 4
+
+
+def test_empty_shard_is_valid_in_every_format(docs, tmp_path, megatron, hf_datasets):
+    datasets, cache_dir = hf_datasets
+    written = []
+    for writer in _open_writers(tmp_path, 0):
+        written += writer.close()
+    assert all(w.bytes > 0 for w in written if not w.path.endswith(".bin"))
+
+    assert _read_jsonl_zst(tmp_path / "jsonl.zst/part-00000.jsonl.zst") == []
+    table = pq.read_table(tmp_path / f"parquet/data/train-00000-of-{NUM_SHARDS:05d}.parquet")
+    assert table.num_rows == 0 and table.schema == PARQUET_SCHEMA
+    # datasets refuses a split with no rows at all, but an empty shard beside others is fine.
+    other = ParquetShardWriter(str(tmp_path), 1, NUM_SHARDS)
+    _add([other], docs[0])
+    other.close()
+    loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "parquet"), cache_dir=cache_dir)
+    assert loaded["train"]["id"] == [docs[0]["doc_id"]]
+
+    # numpy cannot mmap an empty .bin, so an empty shard opens with mmap=False only.
+    ds = megatron.IndexedDataset(str(tmp_path / "megatron/part-00000"), mmap=False)
+    assert len(ds) == 0 and ds.document_indices.tolist() == [0]
+    builder = megatron.IndexedDatasetBuilder(str(tmp_path / "builder.bin"), dtype=np.uint16)
+    builder.finalize(str(tmp_path / "builder.idx"))
+    assert (tmp_path / "megatron/part-00000.idx").read_bytes() == (tmp_path / "builder.idx").read_bytes()
+
+
+def test_shard_numbers_are_validated(tmp_path):
+    with pytest.raises(ValueError, match=r"shard must be an integer in \[0, 2\), got 2"):
+        ParquetShardWriter(str(tmp_path), 2, 2)
+    with pytest.raises(ValueError, match="shard must be an integer >= 0, got -1"):
+        JsonlZstShardWriter(str(tmp_path), -1)
+    with pytest.raises(ValueError, match="vocab_size must be an integer"):
+        MegatronShardWriter(str(tmp_path), 0, 0)
+    assert os.listdir(tmp_path) == []
