@@ -80,9 +80,8 @@ def _read_json(path: str):
 
 def tokenize_pretrain_file(task: dict) -> dict:
     """Token ids (uint32, concatenated) and document lengths of one pretraining file."""
-    from transforms.tokenizer import encode_batch, load_tokenizer
-
     from jobs.mix_sources import iter_pretrain_docs
+    from transforms.tokenizer import encode_batch, load_tokenizer
 
     base = task["base"]
     done = f"{base}.json"
@@ -120,11 +119,10 @@ def tokenize_pretrain_file(task: dict) -> dict:
 
 def materialize_instruction_units(task: dict) -> dict:
     """Render, pack and tokenize one instruction source, epoch by epoch, until its need is covered."""
-    from transforms.render import choose_format, load_formats, pack, render
-    from transforms.tokenizer import encode_batch, load_tokenizer
-
     from jobs.mix_sources import iter_instruction_records
     from transforms.langid import get_language_identifier
+    from transforms.render import choose_format, load_formats, pack, render
+    from transforms.tokenizer import encode_batch, load_tokenizer
 
     base = task["base"]
     done = f"{base}.json"
@@ -132,6 +130,8 @@ def materialize_instruction_units(task: dict) -> dict:
         return _read_json(done)
     counters: Counter = Counter()
     records = list(iter_instruction_records(task["path"], counters, task["storage_options"]))
+    # Surface formats are chosen by (source name, position, epoch), not by a key
+    # holding an absolute path, so two checkouts of the same data mix identically.
     lid = get_language_identifier()
     langs = [r.lang or lid.identify(f"{r.instruction} {r.output}")[0] for r in records]
     formats = load_formats(task["formats_file"])
@@ -153,7 +153,7 @@ def materialize_instruction_units(task: dict) -> dict:
                 texts = []
                 for i in group:
                     r = records[i]
-                    fmt = choose_format(formats, f"{r.key}#{epoch}", langs[i], seed)
+                    fmt = choose_format(formats, f"{task['name']}:{i}:{epoch}", langs[i], seed)
                     format_counts[fmt.id] += 1
                     texts.append(render(fmt, {"instruction": r.instruction, "input": r.input, "output": r.output,
                                               "system": r.system, "history": r.history}))
@@ -188,9 +188,9 @@ def materialize_instruction_units(task: dict) -> dict:
 # --- C. plan -----------------------------------------------------------------------
 
 # A shard is closed at a point where its instruction share is within this of the target...
-CUT_TOLERANCE = 0.001
+CUT_TOLERANCE = 0.002
 # ... unless it has grown this much past shard_tokens without reaching such a point.
-OVERSIZE_FACTOR = 1.5
+OVERSIZE_FACTOR = 2.0
 
 
 
@@ -361,13 +361,12 @@ def _write_instruction_run(task, source_index, start, end, writers) -> None:
 
 def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work: bool = False) -> dict:
     """Run the whole mix; returns the manifest (also written to OUTPUT/manifest.json)."""
-    from transforms.tokenizer import load_tokenizer, vocab_size
-
-    from jobs.mix_sources import expand_paths
+    from jobs.mix_sources import PRETRAIN_ENDINGS, expand_paths
     from jobs.progress import log, spark_task_progress
     from jobs.shard_writers import write_parquet_dataset_card
     from jobs.spark_session import spark_session
     from jobs.spark_tasks import run_tasks
+    from transforms.tokenizer import load_tokenizer, vocab_size
 
     started = time.time()
     if warning := config.ratio_warning():
@@ -382,7 +381,7 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
     pretrain_files = []
     for i, src in enumerate(config.pretrain):
         name = _source_name("pretrain", i, src.name)
-        for path in expand_paths([src.path], storage_options=opts):
+        for path in expand_paths([src.path], storage_options=opts, endings=PRETRAIN_ENDINGS):
             pretrain_files.append({"path": path, "text_field": src.text_field, "name": name})
     for k, f in enumerate(pretrain_files):
         f["base"] = os.path.join(work, "pretrain", f"{k:05d}")
@@ -415,7 +414,8 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
     short = [(src, m) for src, m in zip(instructions, materialized) if m["tokens"] < src["need_tokens"]]
     if short:
         lines = [f"{src['name']} ({src['path']}): needs {src['need_tokens']:,} tokens, has {m['tokens']:,} "
-                 f"with max_repeat={config.max_repeat} -> missing {src['need_tokens'] - m['tokens']:,}"
+                 f"from {m['records']:,} usable record(s) with max_repeat={config.max_repeat} -> missing "
+                 f"{src['need_tokens'] - m['tokens']:,}" + (f" (skipped rows: {m['counters']})" if m["counters"] else "")
                  for src, m in short]
         raise MixError("instruction sources cannot fill ratio "
                        f"{config.ratio} of {pretrain_tokens:,} pretraining tokens; nothing was written:\n  "

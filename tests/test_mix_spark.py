@@ -66,7 +66,7 @@ def _config(corpus: Path, mined: Path, out: Path, **overrides) -> MixConfig:
         "instructions": [{"path": str(mined), "weight": 0.7, "name": "mined"},
                          {"path": ALPACA, "weight": 0.3, "name": "alpaca"}],
         "max_repeat": 3,
-        "output": {"path": str(out), "formats": ["jsonl.zst", "parquet", "megatron"], "shard_tokens": 8000},
+        "output": {"path": str(out), "formats": ["jsonl.zst", "parquet", "megatron"], "shard_tokens": 4000},
     }
     data.update(overrides)
     return validate_config(data, MixConfig, "mix.yaml")
