@@ -167,6 +167,8 @@ class MixConfig(StrictModel):
     max_repeat: int = Field(1, ge=1)
     output: MixOutput
     # standalone: instruction documents interleaved into the stream.
+    # source_document: a pair whose source_url is a page in the stream is appended
+    # to that page; standalone documents make up the rest of the ratio.
     placement: str = "standalone"
     # Instruction pairs per instruction document (1: one pair per document).
     pack: int = Field(1, ge=1, le=64)
@@ -185,8 +187,8 @@ class MixConfig(StrictModel):
     @field_validator("placement")
     @classmethod
     def _known_placement(cls, placement: str) -> str:
-        if placement != "standalone":
-            raise ValueError(f"unknown placement {placement!r}; supported: 'standalone'")
+        if placement not in ("standalone", "source_document"):
+            raise ValueError(f"unknown placement {placement!r}; choose 'standalone' or 'source_document'")
         return placement
 
     def ratio_warning(self) -> str | None:

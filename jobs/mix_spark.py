@@ -81,6 +81,7 @@ def _read_json(path: str):
 def tokenize_pretrain_file(task: dict) -> dict:
     """Token ids (uint32, concatenated) and document lengths of one pretraining file."""
     from jobs.mix_sources import iter_pretrain_docs
+    from transforms.pairs import source_url_key
     from transforms.tokenizer import encode_batch, load_tokenizer
 
     base = task["base"]
@@ -90,6 +91,7 @@ def tokenize_pretrain_file(task: dict) -> dict:
     tokenizer = load_tokenizer(task["tokenizer"])
     counters: Counter = Counter()
     lengths: list[int] = []
+    url_keys: list[int] = []
     os.makedirs(os.path.dirname(base), exist_ok=True)
     tmp_tokens = f"{base}.tokens.tmp"
     with open(tmp_tokens, "wb") as out:
@@ -103,12 +105,14 @@ def tokenize_pretrain_file(task: dict) -> dict:
 
         for doc in iter_pretrain_docs(task["path"], task["text_field"], counters, task["storage_options"]):
             batch.append(doc.text)
+            url_keys.append(source_url_key(doc.url) if doc.url else 0)
             if len(batch) >= TOKENIZE_BATCH_DOCS:
                 flush()
         if batch:
             flush()
     os.replace(tmp_tokens, f"{base}.tokens")
     np.save(f"{base}.lengths.npy", np.asarray(lengths, dtype=np.int64))
+    np.save(f"{base}.urls.npy", np.asarray(url_keys, dtype=np.int64))
     result = {"path": task["path"], "docs": len(lengths), "tokens": int(sum(lengths)), "counters": dict(counters)}
     _atomic_write_json(done, result)
     return result
@@ -138,25 +142,33 @@ def materialize_instruction_units(task: dict) -> dict:
     tokenizer = load_tokenizer(task["tokenizer"])
     seed, source, need, size = task["seed"], task["source"], task["need_tokens"], task["pack"]
 
-    produced = units = epochs_used = 0
+    def render_record(i: int, key: str) -> str:
+        r = records[i]
+        fmt = choose_format(formats, f"{task['name']}:{i}:{key}", langs[i], seed)
+        format_counts[fmt.id] += 1
+        return render(fmt, {"instruction": r.instruction, "input": r.input, "output": r.output,
+                            "system": r.system, "history": r.history})
+
     format_counts: Counter = Counter()
     os.makedirs(os.path.dirname(base), exist_ok=True)
+    attached = _attach_to_source_pages(task, records, render_record, tokenizer) if task["placement"] == "source_document" else {}
+    attached_tokens = sum(a["length"] for a in attached.values())
+    pool = np.array([i for i in range(len(records)) if i not in attached], dtype=np.int64)
+    # The plan may leave a page's pairs off where they would push a shard past the
+    # ratio, so the standalone stream is prepared for the whole share regardless.
+    standalone_need = need
+
+    produced = units = epochs_used = 0
     with pq.ParquetWriter(f"{base}.units.tmp", UNITS_SCHEMA, compression="zstd") as writer:
         for epoch in range(task["max_repeat"]):
-            if produced >= need + task["slack_tokens"] or not records:
+            if produced >= standalone_need + task["slack_tokens"] or not len(pool):
                 break
             epochs_used = epoch + 1
-            order = np.random.default_rng([seed, source, epoch]).permutation(len(records))
+            order = pool[np.random.default_rng([seed, source, epoch]).permutation(len(pool))]
             rows: list[dict] = []
             for start in range(0, len(order), size):
                 group = [int(i) for i in order[start : start + size]]
-                texts = []
-                for i in group:
-                    r = records[i]
-                    fmt = choose_format(formats, f"{task['name']}:{i}:{epoch}", langs[i], seed)
-                    format_counts[fmt.id] += 1
-                    texts.append(render(fmt, {"instruction": r.instruction, "input": r.input, "output": r.output,
-                                              "system": r.system, "history": r.history}))
+                texts = [render_record(i, str(epoch)) for i in group]
                 text = texts[0] if size == 1 else pack(texts, seed, f"{source}:{epoch}:{start}")
                 first = records[group[0]].provenance
                 provenance = {"file": first.get("file", ""), "record": first.get("record", ""),
@@ -173,16 +185,80 @@ def materialize_instruction_units(task: dict) -> dict:
                         produced += len(ids)
                     writer.write_table(pa.Table.from_pylist(rows, schema=UNITS_SCHEMA))
                     rows = []
-                    if produced >= need + task["slack_tokens"]:
+                    if produced >= standalone_need + task["slack_tokens"]:
                         break
     os.replace(f"{base}.units.tmp", f"{base}.units.parquet")
     result = {
         "path": task["path"], "records": len(records), "units": units, "tokens": produced,
-        "epochs_materialized": epochs_used, "need_tokens": need, "counters": dict(counters),
+        "epochs_materialized": epochs_used, "need_tokens": need, "standalone_need_tokens": standalone_need,
+        "attached_pairs": len(attached), "attached_tokens": attached_tokens, "counters": dict(counters),
         "formats": dict(sorted(format_counts.items())),
     }
     _atomic_write_json(done, result)
     return result
+
+
+ATTACHED_SCHEMA = pa.schema(
+    [
+        ("file", pa.int64()),
+        ("doc", pa.int64()),
+        ("record", pa.int64()),
+        ("text", pa.string()),
+        ("tokens", pa.list_(pa.uint32())),
+        ("length", pa.int64()),
+        ("provenance", pa.string()),
+    ]
+)
+# Rendered pairs start a new paragraph of the page they are appended to.
+ATTACHED_SEPARATOR = "\n\n"
+
+
+def _attach_to_source_pages(task: dict, records: list, render_record, tokenizer) -> dict[int, dict]:
+    """Records whose source_url is a page in the stream, rendered for appending to that page.
+
+    Matches are taken in a seeded order while they fit the source's share of the
+    instruction tokens (the ratio is the contract; a page keeps fewer of its pairs
+    rather than the stream going over it). Writes `<base>.attached.parquet`
+    (file, doc, record, text, tokens) and returns {record index: row}. A page
+    that appears twice gets its pairs once, at its first occurrence.
+    """
+    from transforms.pairs import source_url_key
+    from transforms.tokenizer import encode_batch
+
+    keys = [np.load(f"{b}.urls.npy") for b in task["pretrain_bases"]]
+    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    file_of = np.concatenate([np.full(len(k), f, np.int64) for f, k in enumerate(keys)]) if keys else all_keys
+    doc_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys]) if keys else all_keys
+    order = np.argsort(all_keys, kind="stable")
+    sorted_keys = all_keys[order]
+    rows: dict[int, dict] = {}
+    for i, r in enumerate(records):
+        if not r.source_url:
+            continue
+        key = source_url_key(r.source_url)
+        pos = int(np.searchsorted(sorted_keys, key))
+        if pos < len(sorted_keys) and sorted_keys[pos] == key:
+            target = order[pos]
+            provenance = dict(r.provenance, key=r.key)
+            rows[i] = {"file": int(file_of[target]), "doc": int(doc_of[target]), "record": i,
+                       "text": ATTACHED_SEPARATOR + render_record(i, "attached"),
+                       "provenance": json.dumps(provenance, ensure_ascii=False)}
+    matched = sorted(rows)
+    for row, ids in zip((rows[i] for i in matched), encode_batch(tokenizer, [rows[i]["text"] for i in matched])):
+        row["tokens"] = ids
+        row["length"] = len(ids)
+    kept, budget = {}, task["need_tokens"]
+    for j in np.random.default_rng([task["seed"], task["source"], 1 << 20]).permutation(len(matched)):
+        row = rows[matched[j]]
+        if row["length"] <= budget:
+            kept[matched[j]] = row
+            budget -= row["length"]
+    rows = kept
+    ordered = [rows[i] for i in sorted(rows)]
+    table = pa.Table.from_pylist(ordered, schema=ATTACHED_SCHEMA)
+    pq.write_table(table, f"{task['base']}.attached.tmp", compression="zstd")
+    os.replace(f"{task['base']}.attached.tmp", f"{task['base']}.attached.parquet")
+    return rows
 
 
 # --- C. plan -----------------------------------------------------------------------
@@ -201,15 +277,19 @@ class ShardPlan:
     tokens: int = 0
     instruction_docs: int = 0
     instruction_tokens: int = 0
+    attached_tokens: int = 0  # instruction tokens appended to pretraining documents (placement: source_document)
+    detached: list[list[int]] = field(default_factory=list)  # [file, doc] whose pairs were left off to keep the ratio
 
-    def add(self, kind: int, which: int, index: int, length: int) -> None:
+    def add(self, kind: int, which: int, index: int, length: int, attached: int = 0) -> None:
         last = self.runs[-1] if self.runs else None
         if last and last[0] == kind and last[1] == which and last[3] == index:
             last[3] = index + 1
         else:
             self.runs.append([kind, which, index, index + 1])
         self.docs += 1
-        self.tokens += length
+        self.tokens += length + attached
+        self.attached_tokens += attached
+        self.instruction_tokens += attached
         if kind == 1:
             self.instruction_docs += 1
             self.instruction_tokens += length
@@ -221,14 +301,18 @@ class ShardPlan:
         self.tokens += other.tokens
         self.instruction_docs += other.instruction_docs
         self.instruction_tokens += other.instruction_tokens
+        self.attached_tokens += other.attached_tokens
+        self.detached.extend(other.detached)
 
 
 def plan_shards(
     pretrain_lengths: list[np.ndarray], unit_lengths: list[np.ndarray], weights: list[float], ratio: float,
-    shard_tokens: int,
+    shard_tokens: int, attached_lengths: list[np.ndarray] | None = None,
 ) -> tuple[list[ShardPlan], list[int]]:
     """Interleave by the rules of transforms.interleave; returns the shards and units used per source.
 
+    `attached_lengths[f][i]` are instruction tokens appended to pretraining
+    document i of file f; they count towards the ratio like standalone ones.
     A shard is cut once it holds `shard_tokens` and its ratio is within
     CUT_TOLERANCE of the target (the running error crosses zero every few
     documents), or at OVERSIZE_FACTOR * shard_tokens regardless. A final shard
@@ -237,30 +321,38 @@ def plan_shards(
     """
     from transforms.interleave import ShardInterleaver, SourcePicker
 
-    picker = SourcePicker(weights)
+    if attached_lengths is None:
+        attached_lengths = [np.zeros(len(lengths), dtype=np.int64) for lengths in pretrain_lengths]
+    picker = SourcePicker(weights) if sum(weights) > 0 else None
     next_unit = [0] * len(unit_lengths)
     shards: list[ShardPlan] = []
     shard, inter = ShardPlan(), ShardInterleaver(ratio)
-    files = iter((f, int(i), int(n)) for f, lengths in enumerate(pretrain_lengths) for i, n in enumerate(lengths))
-    pending = next(files, None)
+    docs = iter(
+        (f, i, int(n), int(a))
+        for f, (lengths, attached) in enumerate(zip(pretrain_lengths, attached_lengths))
+        for i, (n, a) in enumerate(zip(lengths, attached))
+    )
+    pending = next(docs, None)
     while True:
-        source = picker.pick([next_unit[s] < len(u) for s, u in enumerate(unit_lengths)])
+        source = picker.pick([next_unit[s] < len(u) for s, u in enumerate(unit_lengths)]) if picker else None
         unit_len = int(unit_lengths[source][next_unit[source]]) if source is not None else None
-        pre_len = pending[2] if pending else None
-        if inter.prefer_instruction(pre_len, unit_len):
+        pre_len, attached = (pending[2], pending[3]) if pending else (None, 0)
+        if inter.prefer_instruction(pre_len, unit_len, attached):
             shard.add(1, source, next_unit[source], unit_len)
-            inter.add(True, unit_len)
+            inter.add(0, unit_len)
             picker.consume(source, unit_len)
             next_unit[source] += 1
         elif pending is not None:
-            shard.add(0, pending[0], pending[1], pending[2])
-            inter.add(False, pending[2])
-            pending = next(files, None)
+            kept = inter.attached_part(pre_len, attached)
+            if attached and not kept:
+                shard.detached.append([pending[0], pending[1]])
+            shard.add(0, pending[0], pending[1], pre_len, kept)
+            inter.add(pre_len, kept)
+            pending = next(docs, None)
         else:
             break
         if inter.tokens >= shard_tokens and (
-            abs(inter.instruction_tokens - ratio * inter.tokens) <= CUT_TOLERANCE * inter.tokens
-            or inter.tokens >= OVERSIZE_FACTOR * shard_tokens
+            inter.error() <= CUT_TOLERANCE * inter.tokens or inter.tokens >= OVERSIZE_FACTOR * shard_tokens
         ):
             shards.append(shard)
             shard, inter = ShardPlan(), ShardInterleaver(ratio)
@@ -319,19 +411,40 @@ def _write_pretrain_run(task, readers, file_index, start, end, writers, iter_pre
         np.cumsum(lengths, out=offsets[1:])
         tokens = np.memmap(f"{base}.tokens", dtype=np.uint32, mode="r") if offsets[-1] else np.zeros(0, np.uint32)
         docs = iter_pretrain_docs(source["path"], source["text_field"], Counter(), task["storage_options"])
-        readers[file_index] = (docs, offsets, tokens)
-    docs, offsets, tokens = readers[file_index]
+        detached = {doc for f, doc in task["detached"] if f == file_index}
+        readers[file_index] = (docs, offsets, tokens, _attachments_of(task, file_index, detached))
+    docs, offsets, tokens, attachments = readers[file_index]
     for doc in docs:
         if doc.index < start:
             continue
         ids = tokens[offsets[doc.index] : offsets[doc.index + 1]]
+        text = doc.text
         meta = {"source": f"pretrain:{source['name']}", "is_instruction": False, "provenance": doc.provenance}
+        if doc.index in attachments:
+            rows = attachments[doc.index]
+            text += "".join(r["text"] for r in rows)
+            ids = np.concatenate([ids, *(np.asarray(r["tokens"], dtype=np.uint32) for r in rows)])
+            meta["attached_instructions"] = [{"source": f"instructions:{r['source']}", "tokens": r["length"],
+                                              "provenance": json.loads(r["provenance"])} for r in rows]
         doc_id = f"{source['name']}-{file_index:05d}-{doc.index:09d}"
         for w in writers:
-            w.add(doc_id, doc.text, False, meta, ids)
+            w.add(doc_id, text, False, meta, ids)
         if doc.index + 1 >= end:
             return
     raise MixError(f"{source['path']}: document {end - 1} is missing on the second read; the file changed during the job")
+
+
+def _attachments_of(task: dict, file_index: int, detached: set[int]) -> dict[int, list[dict]]:
+    """Rendered pairs to append to documents of one pretraining file: {doc index: rows}, by source order."""
+    out: dict[int, list[dict]] = {}
+    for src in task["instructions"]:
+        path = f"{src['base']}.attached.parquet"
+        if not os.path.exists(path):
+            continue
+        for row in pq.read_table(path, filters=[("file", "=", file_index)]).to_pylist():
+            if row["doc"] not in detached:
+                out.setdefault(row["doc"], []).append({**row, "source": src["name"]})
+    return out
 
 
 def _write_instruction_run(task, source_index, start, end, writers) -> None:
@@ -394,8 +507,7 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
     if pretrain_tokens == 0:
         raise MixError(f"no pretraining text found in {[s.path for s in config.pretrain]}")
     needed = int(np.ceil(config.ratio / (1 - config.ratio) * pretrain_tokens))
-    weights = [s.weight for s in config.instructions]
-    total_weight = sum(weights)
+    total_weight = sum(s.weight for s in config.instructions)
     instructions = []
     for s, src in enumerate(config.instructions):
         need = int(np.ceil(needed * src.weight / total_weight))
@@ -410,12 +522,15 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
         materialized = run_tasks(spark, materialize_instruction_units, [
             {**src, "tokenizer": config.tokenizer, "seed": config.seed, "pack": config.pack,
              "max_repeat": config.max_repeat, "formats_file": config.formats_file, "storage_options": opts,
+             "placement": config.placement, "pretrain_bases": [f["base"] for f in pretrain_files],
              "slack_tokens": max(UNIT_SLACK_TOKENS, src["need_tokens"] // 100)} for src in instructions])
-    short = [(src, m) for src, m in zip(instructions, materialized) if m["tokens"] < src["need_tokens"]]
+    for m in materialized:
+        m["available_tokens"] = m["tokens"] + m["attached_tokens"]
+    short = [(src, m) for src, m in zip(instructions, materialized) if m["available_tokens"] < src["need_tokens"]]
     if short:
-        lines = [f"{src['name']} ({src['path']}): needs {src['need_tokens']:,} tokens, has {m['tokens']:,} "
+        lines = [f"{src['name']} ({src['path']}): needs {src['need_tokens']:,} tokens, has {m['available_tokens']:,} "
                  f"from {m['records']:,} usable record(s) with max_repeat={config.max_repeat} -> missing "
-                 f"{src['need_tokens'] - m['tokens']:,}" + (f" (skipped rows: {m['counters']})" if m["counters"] else "")
+                 f"{src['need_tokens'] - m['available_tokens']:,}" + (f" (skipped rows: {m['counters']})" if m["counters"] else "")
                  for src, m in short]
         raise MixError("instruction sources cannot fill ratio "
                        f"{config.ratio} of {pretrain_tokens:,} pretraining tokens; nothing was written:\n  "
@@ -424,19 +539,27 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
     pretrain_lengths = [np.load(f"{f['base']}.lengths.npy") for f in pretrain_files]
     unit_lengths = [pq.read_table(f"{src['base']}.units.parquet", columns=["length"]).column("length").to_numpy()
                     for src in instructions]
-    shards, units_used = plan_shards(pretrain_lengths, unit_lengths, weights, config.ratio, config.output.shard_tokens)
+    attached_lengths = [np.zeros(len(lengths), dtype=np.int64) for lengths in pretrain_lengths]
+    for src in instructions:
+        if os.path.exists(f"{src['base']}.attached.parquet"):
+            t = pq.read_table(f"{src['base']}.attached.parquet", columns=["file", "doc", "length"])
+            for f, d, n in zip(*(t.column(c).to_numpy() for c in ("file", "doc", "length"))):
+                attached_lengths[f][d] += n
+    weights = [s.weight for s in config.instructions]
+    shards, units_used = plan_shards(pretrain_lengths, unit_lengths, weights, config.ratio,
+                                     config.output.shard_tokens, attached_lengths)
     log(f"mix: {len(shards)} shard(s) planned")
 
     vocab = vocab_size(tokenizer)
     tasks = []
     for i, shard in enumerate(shards):
         tasks.append({
-            "root": root, "shard": i, "num_shards": len(shards), "runs": shard.runs,
+            "root": root, "shard": i, "num_shards": len(shards), "runs": shard.runs, "detached": shard.detached,
             "formats": config.output.formats, "vocab_size": vocab, "storage_options": opts,
             "pretrain": pretrain_files, "instructions": instructions,
             "done": os.path.join(work, "shards", f"{i:05d}.json"),
             "counts": {"docs": shard.docs, "tokens": shard.tokens, "instruction_docs": shard.instruction_docs,
-                       "instruction_tokens": shard.instruction_tokens},
+                       "instruction_tokens": shard.instruction_tokens, "attached_tokens": shard.attached_tokens},
         })
     os.makedirs(os.path.join(work, "shards"), exist_ok=True)
     with spark_task_progress(spark, "write shards"):
@@ -462,23 +585,33 @@ def _manifest(config, digest, shards, written, pretrain_files, tokenized, instru
     skipped: Counter = Counter()
     for t in tokenized:
         skipped.update(t["counters"])
+    detached = {(f, d) for shard in shards for f, d in shard.detached}
     sources = []
     for src, m, used in zip(instructions, materialized, units_used):
+        attached_pairs = attached_tokens = 0
+        if os.path.exists(f"{src['base']}.attached.parquet"):
+            t = pq.read_table(f"{src['base']}.attached.parquet", columns=["file", "doc", "length"])
+            for f, d, n in zip(*(t.column(c).to_numpy() for c in ("file", "doc", "length"))):
+                if (int(f), int(d)) not in detached:
+                    attached_pairs += 1
+                    attached_tokens += int(n)
         units = pq.read_table(f"{src['base']}.units.parquet", columns=["epoch", "length", "records"]).slice(0, used)
         epochs = units.column("epoch").to_numpy()
         sources.append({
             "name": src["name"], "path": src["path"], "weight": config.instructions[src["source"]].weight,
             "records": m["records"], "documents_used": int(used),
-            "records_used": int(units.column("records").to_numpy().sum()),
-            "tokens_used": int(units.column("length").to_numpy().sum()),
+            "records_used": int(units.column("records").to_numpy().sum()) + attached_pairs,
+            "tokens_used": int(units.column("length").to_numpy().sum()) + attached_tokens,
+            "attached_pairs": attached_pairs, "attached_tokens": attached_tokens,
             "repeats": int(epochs.max()) + 1 if len(epochs) else 0, "skipped_rows": m["counters"],
-            "formats": m["formats"],
+            "formats_rendered": m["formats"],
         })
     shard_entries = []
     for shard, result in zip(shards, written):
         shard_entries.append({
             "name": f"part-{result['shard']:05d}", "docs": shard.docs, "tokens": shard.tokens,
             "instruction_docs": shard.instruction_docs, "instruction_tokens": shard.instruction_tokens,
+            "attached_instruction_tokens": shard.attached_tokens,
             "ratio": shard.instruction_tokens / shard.tokens if shard.tokens else 0.0,
             "files": result["files"],
         })

@@ -46,10 +46,10 @@ def test_interleaver_prefers_pretraining_on_an_empty_shard_and_keeps_prefixes_cl
     worst = 0.0
     while p < len(pre):
         if inter.prefer_instruction(int(pre[p]), int(ins[i])):
-            inter.add(True, int(ins[i]))
+            inter.add(0, int(ins[i]))
             i += 1
         else:
-            inter.add(False, int(pre[p]))
+            inter.add(int(pre[p]), 0)
             p += 1
         worst = max(worst, abs(inter.instruction_tokens - 0.05 * inter.tokens))
     # Every prefix within one document of the target (in tokens).
@@ -88,3 +88,12 @@ def test_a_short_last_shard_is_merged_into_the_previous_one():
     units = [np.full(1000, 50)]
     shards, _ = plan_shards(pretrain, units, [1.0], 0.1, shard_tokens=5000)
     assert all(s.tokens >= 2500 for s in shards)
+
+
+def test_pairs_riding_on_a_page_are_left_off_when_they_would_overshoot():
+    inter = ShardInterleaver(0.05)
+    inter.add(1000, 0)
+    assert inter.attached_part(100, 300) == 0  # 300 instruction tokens would put the shard far above 5 %
+    assert inter.attached_part(100, 50) == 50  # 50 brings it closer to 5 % than the bare page would
+    # The page with its 50 attached tokens (error 7.5) beats a 200-token instruction document (error 140).
+    assert not inter.prefer_instruction(100, 200, attached_length=50)

@@ -211,3 +211,48 @@ def test_ratio_outside_the_usual_band_warns():
                                     "instructions": [{"path": "i", "weight": 1}], "output": {"path": "o"}})
     assert "outside the usual [0.01, 0.1]" in cfg.ratio_warning()
     assert os.path.basename(TOKENIZER) == "tokenizer.json"
+
+
+def test_pairs_can_be_appended_to_the_page_they_were_mined_from(spark, corpus, mined, tmp_path):
+    """placement: source_document, with the sample pages themselves in the stream under their own URLs."""
+    manifest_of_pages = json.loads((SAMPLES / "pages" / "manifest.json").read_text())
+    lines = []
+    for entries in (v for k, v in manifest_of_pages.items() if isinstance(v, list)):
+        for entry in entries:
+            page = SAMPLES / "pages" / entry["page"]
+            text = extract_plain_text(page.read_text(encoding="utf-8"), main_content=True) if page.suffix == ".html" else page.read_text(encoding="utf-8")
+            if text.strip():
+                lines.append(json.dumps({"url": entry["url"], "text": text}, ensure_ascii=False))
+    (tmp_path / "pages.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = _config(corpus, mined, tmp_path / "out", placement="source_document", pretrain=[
+        {"path": str(corpus / "*.jsonl.zst"), "name": "web"}, {"path": str(tmp_path / "pages.jsonl"), "name": "pages"}])
+    manifest = run_mix(cfg, spark=spark)
+    by_name = {s["name"]: s for s in manifest["instructions"]}
+    assert by_name["mined"]["attached_pairs"] > 0
+    assert by_name["alpaca"]["attached_pairs"] == 0  # Alpaca records have no source page
+    for shard in manifest["shards"]:
+        assert abs(shard["ratio"] - 0.05) <= 0.005, shard
+    rows = [r for s in range(len(manifest["shards"]))
+            for r in _jsonl_rows(tmp_path / "out" / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    with_pairs = [r for r in rows if r["metadata"].get("attached_instructions")]
+    assert with_pairs and all(r["metadata"]["source"] == "pretrain:pages" for r in with_pairs)
+    assert sum(len(r["metadata"]["attached_instructions"]) for r in with_pairs) == by_name["mined"]["attached_pairs"]
+    assert sum(s["attached_instruction_tokens"] for s in manifest["shards"]) == by_name["mined"]["attached_tokens"]
+
+
+def test_several_pairs_can_be_packed_into_one_document(spark, corpus, mined, tmp_path):
+    from transforms.tokenizer import count_tokens, load_tokenizer
+
+    cfg = _config(corpus, mined, tmp_path / "out", pack=3,
+                  output={"path": str(tmp_path / "out"), "formats": ["jsonl.zst"], "shard_tokens": 20000})
+    manifest = run_mix(cfg, spark=spark)
+    rows = [r for s in range(len(manifest["shards"]))
+            for r in _jsonl_rows(tmp_path / "out" / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    packed = [r for r in rows if r["metadata"]["is_instruction"]]
+    assert packed and all(len(r["metadata"]["provenance"]["packed"]) in (1, 2, 3) for r in packed)
+    assert sum(len(r["metadata"]["provenance"]["packed"]) == 3 for r in packed) >= len(packed) - 2
+    # A packed document is ~300 tokens of a ~20k-token corpus: the ratio can only be met to
+    # within one such document (the +-0.5 point promise needs shards >> documents, as at 50M).
+    longest = max(count_tokens(load_tokenizer(TOKENIZER), [r["text"] for r in packed]))
+    assert abs(manifest["realized_ratio"] - 0.05) <= 0.95 * longest / manifest["tokens"]
+    assert not (tmp_path / "out" / "parquet").exists() and not (tmp_path / "out" / "megatron").exists()

@@ -45,7 +45,12 @@ class SourcePicker:
 
 
 class ShardInterleaver:
-    """Greedy minimum-error interleave of two streams inside one shard."""
+    """Greedy minimum-error interleave of two streams inside one shard.
+
+    A pretraining document may carry instruction tokens of its own (pairs
+    appended to the page they were mined from), so each step adds a
+    (pretraining tokens, instruction tokens) pair.
+    """
 
     def __init__(self, ratio: float):
         if not 0 < ratio < 1:
@@ -58,22 +63,36 @@ class ShardInterleaver:
     def tokens(self) -> int:
         return self.pretrain_tokens + self.instruction_tokens
 
-    def error_after(self, instruction: bool, length: int) -> float:
-        """|instruction tokens - ratio * all tokens| once a document of `length` tokens is added."""
-        i = self.instruction_tokens + (length if instruction else 0)
-        return abs(i - self.ratio * (self.tokens + length))
+    def error(self) -> float:
+        """|instruction tokens - ratio * all tokens| so far."""
+        return abs(self.instruction_tokens - self.ratio * self.tokens)
 
-    def prefer_instruction(self, pretrain_length: int | None, instruction_length: int | None) -> bool:
-        """True when the next document should be the instruction one (pretraining wins ties)."""
+    def error_after(self, pretrain: int, instruction: int) -> float:
+        i = self.instruction_tokens + instruction
+        return abs(i - self.ratio * (self.tokens + pretrain + instruction))
+
+    def prefer_instruction(
+        self, pretrain_length: int | None, instruction_length: int | None, attached_length: int = 0
+    ) -> bool:
+        """True when the next document should be the instruction one (pretraining wins ties).
+
+        `attached_length` is the instruction tokens riding on the next pretraining document.
+        """
         if instruction_length is None:
             return False
         if pretrain_length is None:
             # Only instruction documents are left: take one only if it brings the shard closer.
-            return self.error_after(True, instruction_length) < abs(self.instruction_tokens - self.ratio * self.tokens)
-        return self.error_after(True, instruction_length) < self.error_after(False, pretrain_length)
+            return self.error_after(0, instruction_length) < self.error()
+        best_pretrain = self.error_after(pretrain_length, self.attached_part(pretrain_length, attached_length))
+        return self.error_after(0, instruction_length) < best_pretrain
 
-    def add(self, instruction: bool, length: int) -> None:
-        if instruction:
-            self.instruction_tokens += length
-        else:
-            self.pretrain_tokens += length
+    def attached_part(self, pretrain_length: int, attached_length: int) -> int:
+        """The instruction tokens a pretraining document should keep: all of them, or none when
+        they would take the shard further from the target than the bare document would."""
+        if attached_length and self.error_after(pretrain_length, attached_length) > self.error_after(pretrain_length, 0):
+            return 0
+        return attached_length
+
+    def add(self, pretrain: int, instruction: int) -> None:
+        self.pretrain_tokens += pretrain
+        self.instruction_tokens += instruction

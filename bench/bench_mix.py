@@ -1,0 +1,489 @@
+"""Mixer throughput and memory benchmark (not a test): MB of input JSONL per second on one core.
+
+Side by side in one run, over the same pretraining JSONL.zst:
+  * the tokenizing floor: read + decompress + parse the files and
+    `Tokenizer.encode_batch` every text in the mixer's batches, one core;
+  * `zstd -3` (zstandard level 3) compressing the same JSONL bytes, one core;
+  * the mixer end to end (`run_mix`, all three output formats) on a
+    `local[1]` SparkSession, after one small warm-up mix.
+Target: mixer >= 0.7x the tokenizing floor.
+
+Then peak memory of `instructmix mix --master local[1]` (a subprocess; the
+summed RSS of its whole process tree: driver, JVM, Python workers, sampled
+every 0.1 s) at 1x and 4x the input, same `shard_tokens`. Target: 4x within
+20 % of 1x.
+
+Inputs are built in a temporary folder from the real text in ../shared/webdata
+(never copied into the project): the main-content text of its HTML pages plus
+the CCNet documents, replicated to the requested size, and the Alpaca and
+BELLE Self-Instruct seed tasks as instruction sources. The tokenizer is a
+byte-level BPE (vocab 32000) trained on that text at the start of the run.
+Run: `.venv/bin/python bench/bench_mix.py [--mb 40] [--skip-memory] [--keep]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+import zstandard
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA") or next(
+    (p for p in (REPO.parent / "shared" / "webdata", Path("/work/shared/webdata")) if p.is_dir()),
+    REPO.parent / "shared" / "webdata"))
+ALPACA_SEEDS = WEBDATA / "instructions" / "alpaca-self-instruct-seed" / "seed_tasks.jsonl"
+BELLE_SEEDS = WEBDATA / "instructions" / "belle-zh" / "zh_seed_tasks.json"
+
+# One core for tokenization everywhere: tokenizers' Rayon pool reads this when it
+# first starts, and the Spark JVM and its Python workers inherit this environment,
+# so it must be set before tokenizers is imported or Spark is started (both happen
+# inside functions below). TOKENIZERS_PARALLELISM=true keeps encode_batch on its
+# batch path (one thread) instead of the fork-safety fallback.
+os.environ["RAYON_NUM_THREADS"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "true"
+# Spark's Python workers and the CLI subprocess import the checkout this file is in,
+# not whichever one the virtual environment's editable install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+VOCAB_SIZE = 32_000
+FILES_PER_1X = 8  # pretraining shards at 1x; 4x keeps their size and has 4x as many
+RATIO = 0.05
+SHARD_TOKENS = 2_000_000
+MAX_REPEAT = 1000
+FORMATS = ["jsonl.zst", "parquet", "megatron"]
+SAMPLE_SECONDS = 0.1
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- inputs ----------------------------------------------------------------------------
+
+
+def real_documents() -> list[tuple[str, str]]:
+    """(url, text) of every page's main content and every CCNet document, in file-name order."""
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+    docs = []
+    pages = (sorted(WEBDATA.glob("html/*/*/source.html.gz")) + sorted(WEBDATA.glob("recipes/*.testhtml.gz"))
+             + sorted(WEBDATA.glob("zh/*.html.gz")))
+    for path in pages:
+        raw = gzip.decompress(path.read_bytes())
+        text = extract_plain_text(bytes_to_str(raw, detect_encoding(raw)), main_content=True)
+        if text.strip():
+            docs.append((f"https://bench.example/{path.parent.name}/{path.name}", text))
+    for path in sorted(WEBDATA.glob("text/dolma-ccnet-cc_en_head/*.jsonl.gz")):
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            obj = json.loads(line)
+            if obj.get("text", "").strip():
+                docs.append((obj.get("metadata", {}).get("url") or obj["id"], obj["text"]))
+    return docs
+
+
+def jsonl_line(url: str, text: str, copy: int) -> bytes:
+    sep = "&" if "?" in url else "?"
+    return json.dumps({"url": f"{url}{sep}copy={copy}", "text": text}, ensure_ascii=False).encode() + b"\n"
+
+
+def write_pretrain(folder: Path, docs: list[tuple[str, str]], total_bytes: int, file_bytes: int) -> tuple[list[Path], int]:
+    """JSONL.zst shards of about `file_bytes` (uncompressed) each, the documents repeated
+    (copy number in the url) until `total_bytes`; returns the files and their uncompressed size."""
+    folder.mkdir(parents=True)
+    files: list[Path] = []
+    written = 0
+    copy = 0
+    lines: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        path = folder / f"web-{len(files):05d}.jsonl.zst"
+        path.write_bytes(zstandard.ZstdCompressor(level=3).compress(b"".join(lines)))
+        files.append(path)
+
+    while written < total_bytes:
+        for url, text in docs:
+            line = jsonl_line(url, text, copy)
+            lines.append(line)
+            size += len(line)
+            written += len(line)
+            if size >= file_bytes or written >= total_bytes:
+                flush()
+                lines, size = [], 0
+                if written >= total_bytes:
+                    break
+        copy += 1
+    return files, written
+
+
+def train_tokenizer(texts: list[str], path: Path) -> dict:
+    """A byte-level BPE (GPT-2 style) trained on `texts`; deterministic for the same texts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, min_frequency=2, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    t0 = time.perf_counter()
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.save(str(path), pretty=False)
+    return {"tokenizer": (f"byte-level BPE, vocab {tokenizer.get_vocab_size()} (asked {VOCAB_SIZE}), trained on "
+                          "the unique benchmark text; a realistic vocabulary size, but fitted to this very text"),
+            "tokenizer_vocab": tokenizer.get_vocab_size(),
+            "tokenizer_train_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def mix_config(pretrain: Path, tokenizer: Path, out: Path) -> dict:
+    return {
+        "seed": 1234,
+        "ratio": RATIO,
+        "tokenizer": str(tokenizer),
+        "pretrain": [{"path": str(pretrain), "name": "web"}],
+        "instructions": [{"path": str(ALPACA_SEEDS), "weight": 0.5, "name": "alpaca-seed"},
+                         {"path": str(BELLE_SEEDS), "weight": 0.5, "name": "belle-seed"}],
+        "max_repeat": MAX_REPEAT,
+        "output": {"path": str(out), "formats": FORMATS, "shard_tokens": SHARD_TOKENS},
+    }
+
+
+# --- throughput ------------------------------------------------------------------------
+
+
+def iter_texts(path: Path):
+    with open(path, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+        for line in io.BufferedReader(reader, 1 << 20):
+            yield json.loads(line)["text"]
+
+
+def bench_tokenize(files: list[Path], tokenizer_path: Path, raw_mb: float, method: str) -> dict:
+    """The floor: read, decompress, parse and tokenize every text, in the mixer's batches."""
+    from tokenizers import Tokenizer
+
+    from jobs.mix_spark import TOKENIZE_BATCH_DOCS
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    encode = getattr(tokenizer, method)
+    encode(["warm-up"], add_special_tokens=False)
+    tokens = 0
+    encode_s = 0.0
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for path in files:
+        batch: list[str] = []
+        for text in iter_texts(path):
+            batch.append(text)
+            if len(batch) >= TOKENIZE_BATCH_DOCS:
+                e0 = time.perf_counter()
+                tokens += sum(len(enc.ids) for enc in encode(batch, add_special_tokens=False))
+                encode_s += time.perf_counter() - e0
+                batch = []
+        if batch:
+            e0 = time.perf_counter()
+            tokens += sum(len(enc.ids) for enc in encode(batch, add_special_tokens=False))
+            encode_s += time.perf_counter() - e0
+    secs = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    return {"seconds": secs, "MBps": raw_mb / secs, "encode_only_MBps": raw_mb / encode_s, "tokens": tokens,
+            "cores_used": cpu / secs}
+
+
+def bench_zstd(files: list[Path], unique_jsonl: bytes) -> dict:
+    """zstd -3 over the same JSONL bytes (decompressed before the clock starts), one core."""
+    raw = []
+    for path in files:
+        with open(path, "rb") as fh:
+            raw.append(zstandard.ZstdDecompressor().stream_reader(fh).read())
+    size = sum(len(r) for r in raw)
+    compressor = zstandard.ZstdCompressor(level=3)
+    t0 = time.perf_counter()
+    compressed = sum(len(compressor.compress(r)) for r in raw)
+    secs = time.perf_counter() - t0
+    # The replicated input repeats every document every ~1 MB, inside zstd's window:
+    # one copy of the text alone shows what compression costs without those repeats.
+    reps = max(1, (8 << 20) // max(1, len(unique_jsonl)))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        unique_compressed = len(compressor.compress(unique_jsonl))
+    unique_secs = (time.perf_counter() - t0) / reps
+    return {
+        "zstd3_MBps": round(size / 1e6 / secs, 2),
+        "zstd3_ratio": round(size / compressed, 2),
+        "zstd3_unique_text_MBps": round(len(unique_jsonl) / 1e6 / unique_secs, 2),
+        "zstd3_unique_text_ratio": round(len(unique_jsonl) / unique_compressed, 2),
+    }
+
+
+def tree_cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
+    return {pid: (process_name(pid, root), cpu_seconds(pid)) for pid in process_tree(root)}
+
+
+@contextmanager
+def phase_timer(timings: dict):
+    """Wall time of each Spark phase of run_mix, by wrapping the one function they all go through."""
+    import jobs.spark_tasks
+
+    original = jobs.spark_tasks.run_tasks
+
+    def timed(spark, fn, payloads):
+        t0 = time.perf_counter()
+        try:
+            return original(spark, fn, payloads)
+        finally:
+            timings[fn.__name__] = timings.get(fn.__name__, 0.0) + time.perf_counter() - t0
+
+    jobs.spark_tasks.run_tasks = timed
+    try:
+        yield timings
+    finally:
+        jobs.spark_tasks.run_tasks = original
+
+
+def bench_mixer(pretrain: Path, warm: Path, tokenizer_path: Path, raw_mb: float, tmp: Path) -> dict:
+    from jobs.config import MixConfig
+    from jobs.mix_spark import run_mix
+    from jobs.spark_session import spark_session
+
+    spark = spark_session("local[1]", "bench-mix-local1")
+    try:
+        # Starts the Python worker and loads the tokenizer and lang-id model there before timing.
+        run_mix(MixConfig.model_validate(mix_config(warm, tokenizer_path, tmp / "out-warm")), spark=spark)
+        before = tree_cpu_seconds(os.getpid())
+        timings: dict[str, float] = {}
+        with phase_timer(timings):
+            t0 = time.perf_counter()
+            manifest = run_mix(MixConfig.model_validate(mix_config(pretrain, tokenizer_path, tmp / "out-1x")),
+                               spark=spark)
+            secs = time.perf_counter() - t0
+        after = tree_cpu_seconds(os.getpid())
+    finally:
+        spark.stop()
+    cpu: dict[str, float] = defaultdict(float)
+    for pid, (name, seconds) in after.items():
+        cpu[name] += seconds - (before[pid][1] if pid in before and before[pid][0] == name else 0.0)
+    phases = {name: round(s, 2) for name, s in timings.items()}
+    phases["driver_rest"] = round(secs - sum(timings.values()), 2)
+    return {
+        "seconds": secs,
+        "MBps": raw_mb / secs,
+        "phase_seconds": phases,
+        "cpu_seconds_by_process": {k: round(v, 1) for k, v in sorted(cpu.items())},
+        "cores_used": sum(cpu.values()) / secs,
+        "pretrain_tokens": manifest["pretrain"]["tokens"],
+        "pretrain_docs": manifest["pretrain"]["docs"],
+        "realized_ratio": round(manifest["realized_ratio"], 6),
+        "target_ratio": manifest["target_ratio"],
+        "shards": len(manifest["shards"]),
+        "output_tokens": manifest["tokens"],
+        "instruction_repeats": {s["name"]: s["repeats"] for s in manifest["instructions"]},
+    }
+
+
+# --- memory ----------------------------------------------------------------------------
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, from the parent ids in /proc/*/stat."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children[ppid].append(int(entry))
+    tree = [root]
+    for pid in tree:
+        tree.extend(children.get(pid, ()))
+    return tree
+
+
+def _status_kb(pid: int, file: str, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/{file}") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def process_name(pid: int, root: int) -> str:
+    if pid == root:
+        return "driver"
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        return "gone"
+    return "jvm" if comm == "java" else "python_workers" if comm.startswith("python") else comm
+
+
+def measure_cli_mix(config_path: Path, log_path: Path) -> dict:
+    """Run `instructmix mix` and sample the RSS (and PSS) of its process tree until it exits."""
+    cli = Path(sys.executable).with_name("instructmix")
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "jobs.cli"]
+    cmd += ["mix", "--config", str(config_path), "--master", "local[1]"]
+    peak_tree = peak_pss = 0
+    peak_single = (0, "")
+    peak_by_kind: dict[str, int] = defaultdict(int)
+    samples = 0
+    t0 = time.perf_counter()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            tree = process_tree(proc.pid)
+            total = pss = 0
+            by_kind: dict[str, int] = defaultdict(int)
+            for pid in tree:
+                rss = _status_kb(pid, "status", "VmRSS:")
+                total += rss
+                pss += _status_kb(pid, "smaps_rollup", "Pss:")
+                kind = process_name(pid, proc.pid)
+                by_kind[kind] += rss
+                if rss > peak_single[0]:
+                    peak_single = (rss, kind)
+            peak_tree, peak_pss = max(peak_tree, total), max(peak_pss, pss)
+            for kind, rss in by_kind.items():
+                peak_by_kind[kind] = max(peak_by_kind[kind], rss)
+            samples += 1
+            time.sleep(SAMPLE_SECONDS)
+    secs = time.perf_counter() - t0
+    if proc.returncode:
+        sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
+        sys.exit(f"`{' '.join(cmd)}` failed with exit status {proc.returncode}")
+    summary = json.loads(log_path.read_text(errors="replace").strip().splitlines()[-1])
+    return {
+        "seconds": round(secs, 1),
+        "shards": summary["shards"],
+        "realized_ratio": summary["realized_ratio"],
+        "peak_tree_rss_MB": round(peak_tree / 1024, 1),
+        "peak_tree_pss_MB": round(peak_pss / 1024, 1),
+        "peak_single_process_rss_MB": round(peak_single[0] / 1024, 1),
+        "peak_single_process": peak_single[1],
+        "peak_rss_MB_by_kind": {k: round(v / 1024, 1) for k, v in sorted(peak_by_kind.items())},
+        "samples": samples,
+    }
+
+
+def bench_memory(scales: dict[int, tuple[Path, float]], tokenizer_path: Path, tmp: Path) -> dict:
+    out: dict = {}
+    for scale, (folder, mb) in scales.items():
+        config = tmp / f"mix-{scale}x.yaml"
+        config.write_text(yaml.safe_dump(mix_config(folder, tokenizer_path, tmp / f"out-mem-{scale}x")))
+        result = measure_cli_mix(config, tmp / f"mix-{scale}x.log")
+        result["input_MB"] = round(mb, 1)
+        out[f"memory_{scale}x"] = result
+        shutil.rmtree(tmp / f"out-mem-{scale}x", ignore_errors=True)
+    one, four = out["memory_1x"], out["memory_4x"]
+    out["peak_4x_over_1x"] = round(four["peak_tree_rss_MB"] / one["peak_tree_rss_MB"], 3)
+    out["peak_single_process_4x_over_1x"] = round(
+        four["peak_single_process_rss_MB"] / one["peak_single_process_rss_MB"], 3)
+    out["peak_pss_4x_over_1x"] = round(four["peak_tree_pss_MB"] / one["peak_tree_pss_MB"], 3)
+    out["memory_target_met"] = out["peak_4x_over_1x"] <= 1.2
+    return out
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=40.0, help="1x input size: MB of uncompressed JSONL")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 1x/4x peak-memory runs")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
+    args = parser.parse_args()
+    missing = [p for p in (WEBDATA, ALPACA_SEEDS, BELLE_SEEDS) if not p.exists()]
+    if missing:
+        sys.exit(f"benchmark needs the real text at {WEBDATA} (set INSTRUCTMIX_WEBDATA); missing: {missing[0]}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="instructmix-bench-mix-"))
+    try:
+        docs = real_documents()
+        unique = b"".join(jsonl_line(u, t, 0) for u, t in docs)
+        total = int(args.mb * 1e6)
+        file_bytes = max(1, total // FILES_PER_1X)
+        files, raw = write_pretrain(tmp / "pretrain-1x", docs, total, file_bytes)
+        write_pretrain(tmp / "warm", docs[:40], 200_000, 200_000)
+        raw_mb = raw / 1e6
+        result: dict = {
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "unique_documents": len(docs),
+            "unique_text_MB": round(len(unique) / 1e6, 2),
+            "input_files": len(files),
+            "input_MB_uncompressed_jsonl": round(raw_mb, 1),
+            "input_MB_compressed": round(sum(p.stat().st_size for p in files) / 1e6, 1),
+        }
+        tokenizer_path = tmp / "tokenizer.json"
+        result.update(train_tokenizer([t for _, t in docs], tokenizer_path))
+
+        floor = bench_tokenize(files, tokenizer_path, raw_mb, "encode_batch")
+        fast = bench_tokenize(files, tokenizer_path, raw_mb, "encode_batch_fast")
+        result.update({
+            "tokenize_floor_MBps": round(floor["MBps"], 2),
+            "tokenize_floor_encode_only_MBps": round(floor["encode_only_MBps"], 2),
+            "tokenize_floor_cores_used": round(floor["cores_used"], 2),
+            "tokenize_floor_fast_MBps": round(fast["MBps"], 2),
+            "tokens": floor["tokens"],
+            "bytes_per_token": round(raw / floor["tokens"], 2),
+        })
+        result.update(bench_zstd(files, unique))
+        both = 1 / (1 / result["tokenize_floor_MBps"] + 1 / result["zstd3_MBps"])
+        result["tokenize_plus_zstd3_MBps"] = round(both, 2)
+
+        mixer = bench_mixer(tmp / "pretrain-1x", tmp / "warm", tokenizer_path, raw_mb, tmp)
+        if mixer["pretrain_tokens"] != floor["tokens"]:
+            result["warning"] = f"mixer counted {mixer['pretrain_tokens']} tokens, the floor {floor['tokens']}"
+        result.update({
+            "mixer_local1_seconds": round(mixer["seconds"], 2),
+            "mixer_local1_MBps": round(mixer["MBps"], 2),
+            "mixer_vs_tokenize_floor": round(mixer["MBps"] / floor["MBps"], 3),
+            "mixer_vs_tokenize_floor_fast": round(mixer["MBps"] / fast["MBps"], 3),
+            "mixer_target_met": mixer["MBps"] / floor["MBps"] >= 0.7,
+            "mixer_phase_seconds": mixer["phase_seconds"],
+            "mixer_cpu_seconds_by_process": mixer["cpu_seconds_by_process"],
+            "mixer_cores_used": round(mixer["cores_used"], 2),
+            **{f"mix_{k}": mixer[k] for k in ("realized_ratio", "target_ratio", "shards", "pretrain_docs",
+                                               "output_tokens", "instruction_repeats")},
+        })
+        if not args.skip_memory:
+            _, raw4 = write_pretrain(tmp / "pretrain-4x", docs, 4 * total, file_bytes)
+            result.update(bench_memory({1: (tmp / "pretrain-1x", raw_mb), 4: (tmp / "pretrain-4x", raw4 / 1e6)},
+                                       tokenizer_path, tmp))
+        result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        if args.keep:
+            result["kept"] = str(tmp)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
