@@ -30,6 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_mining.py
+	$(PY) bench/bench_mix.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jobs transforms tests bench

@@ -387,11 +387,12 @@ def write_shard(task: dict) -> dict:
         writers.append(MegatronShardWriter(root, shard, task["vocab_size"]))
     try:
         readers: dict[int, tuple] = {}
+        cursors: dict[int, _UnitCursor] = {}
         for kind, which, start, end in task["runs"]:
             if kind == 0:
                 _write_pretrain_run(task, readers, which, start, end, writers, iter_pretrain_docs)
             else:
-                _write_instruction_run(task, which, start, end, writers)
+                _write_instruction_run(task, cursors, which, start, end, writers)
         files = [f.as_dict() for w in writers for f in w.close()]
     except BaseException:
         for w in writers:
@@ -447,26 +448,36 @@ def _attachments_of(task: dict, file_index: int, detached: set[int]) -> dict[int
     return out
 
 
-def _write_instruction_run(task, source_index, start, end, writers) -> None:
+class _UnitCursor:
+    """Reads one source's instruction units forward only: a shard asks for increasing ranges,
+    so each unit file is scanned once per shard, not once per run."""
+
+    def __init__(self, path: str):
+        self._batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+        self._rows: list[dict] = []
+        self._first = 0  # unit index of self._rows[0]
+
+    def take(self, start: int, end: int):
+        while start < end:
+            if start >= self._first + len(self._rows):
+                self._first += len(self._rows)
+                self._rows = next(self._batches).to_pylist()
+                continue
+            yield self._rows[start - self._first]
+            start += 1
+
+
+def _write_instruction_run(task, cursors, source_index, start, end, writers) -> None:
     source = task["instructions"][source_index]
-    pf = pq.ParquetFile(f"{source['base']}.units.parquet")
-    seen = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        if seen + batch.num_rows <= start:
-            seen += batch.num_rows
-            continue
-        lo, hi = max(0, start - seen), min(batch.num_rows, end - seen)
-        rows = batch.slice(lo, hi - lo).to_pylist()
-        for row in rows:
-            ids = np.asarray(row["tokens"], dtype=np.uint32)
-            meta = {"source": f"instructions:{source['name']}", "is_instruction": True,
-                    "provenance": json.loads(row["provenance"])}
-            doc_id = f"{source['name']}-e{row['epoch']}-{row['unit']:09d}"
-            for w in writers:
-                w.add(doc_id, row["text"], True, meta, ids)
-        seen += batch.num_rows
-        if seen >= end:
-            return
+    if source_index not in cursors:
+        cursors[source_index] = _UnitCursor(f"{source['base']}.units.parquet")
+    for row in cursors[source_index].take(start, end):
+        ids = np.asarray(row["tokens"], dtype=np.uint32)
+        meta = {"source": f"instructions:{source['name']}", "is_instruction": True,
+                "provenance": json.loads(row["provenance"])}
+        doc_id = f"{source['name']}-e{row['epoch']}-{row['unit']:09d}"
+        for w in writers:
+            w.add(doc_id, row["text"], True, meta, ids)
 
 
 # --- the job -----------------------------------------------------------------------
