@@ -2,7 +2,9 @@
 
 Side by side in one run, over the same pretraining JSONL.zst:
   * the tokenizing floor: read + decompress + parse the files and
-    `Tokenizer.encode_batch` every text in the mixer's batches, one core;
+    `Tokenizer.encode_batch` every text in the mixer's batches, one core
+    (`mixer_vs_tokenize_floor`); the same with `encode_batch_fast`, which
+    transforms.tokenizer actually calls, is the stricter `..._fast` figure;
   * `zstd -3` (zstandard level 3) compressing the same JSONL bytes, one core;
   * the mixer end to end (`run_mix`, all three output formats) on a
     `local[1]` SparkSession, after one small warm-up mix.
@@ -10,8 +12,8 @@ Target: mixer >= 0.7x the tokenizing floor.
 
 Then peak memory of `instructmix mix --master local[1]` (a subprocess; the
 summed RSS of its whole process tree: driver, JVM, Python workers, sampled
-every 0.1 s) at 1x and 4x the input, same `shard_tokens`. Target: 4x within
-20 % of 1x.
+every 0.1 s; summed PSS once a second) at 1x and 4x the input (4x as many
+files of the same size), same `shard_tokens`. Target: 4x within 20 % of 1x.
 
 Inputs are built in a temporary folder from the real text in ../shared/webdata
 (never copied into the project): the main-content text of its HTML pages plus
@@ -66,6 +68,9 @@ SHARD_TOKENS = 2_000_000
 MAX_REPEAT = 1000
 FORMATS = ["jsonl.zst", "parquet", "megatron"]
 SAMPLE_SECONDS = 0.1
+# PSS (shared pages split between the forked Python workers) costs the kernel a page-table
+# walk of the JVM's large address space: about 10 % of a core at every sample, so once a second.
+PSS_EVERY = 10
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -345,7 +350,7 @@ def process_name(pid: int, root: int) -> str:
 
 
 def measure_cli_mix(config_path: Path, log_path: Path) -> dict:
-    """Run `instructmix mix` and sample the RSS (and PSS) of its process tree until it exits."""
+    """Run `instructmix mix` and sample the RSS of its process tree every 0.1 s (PSS every 1 s) until it exits."""
     cli = Path(sys.executable).with_name("instructmix")
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "jobs.cli"]
     cmd += ["mix", "--config", str(config_path), "--master", "local[1]"]
@@ -353,7 +358,7 @@ def measure_cli_mix(config_path: Path, log_path: Path) -> dict:
     peak_single = (0, "")
     peak_by_kind: dict[str, int] = defaultdict(int)
     samples = 0
-    t0 = time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
         while proc.poll() is None:
@@ -363,8 +368,11 @@ def measure_cli_mix(config_path: Path, log_path: Path) -> dict:
             for pid in tree:
                 rss = _status_kb(pid, "status", "VmRSS:")
                 total += rss
-                pss += _status_kb(pid, "smaps_rollup", "Pss:")
+                if samples % PSS_EVERY == 0:
+                    pss += _status_kb(pid, "smaps_rollup", "Pss:")
                 kind = process_name(pid, proc.pid)
+                if kind == "gone":  # exited between the listing and the read
+                    continue
                 by_kind[kind] += rss
                 if rss > peak_single[0]:
                     peak_single = (rss, kind)
@@ -373,7 +381,7 @@ def measure_cli_mix(config_path: Path, log_path: Path) -> dict:
                 peak_by_kind[kind] = max(peak_by_kind[kind], rss)
             samples += 1
             time.sleep(SAMPLE_SECONDS)
-    secs = time.perf_counter() - t0
+    secs, sampler_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if proc.returncode:
         sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
         sys.exit(f"`{' '.join(cmd)}` failed with exit status {proc.returncode}")
@@ -388,6 +396,7 @@ def measure_cli_mix(config_path: Path, log_path: Path) -> dict:
         "peak_single_process": peak_single[1],
         "peak_rss_MB_by_kind": {k: round(v / 1024, 1) for k, v in sorted(peak_by_kind.items())},
         "samples": samples,
+        "sampler_cpu_seconds": round(sampler_cpu, 1),
     }
 
 
@@ -412,6 +421,19 @@ def bench_memory(scales: dict[int, tuple[Path, float]], tokenizer_path: Path, tm
 # --- main ------------------------------------------------------------------------------
 
 
+def checkout() -> dict:
+    """The commit measured, and whether the mixer's code differs from it (several people edit this tree)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        changed = git("status", "--porcelain", "--", "jobs", "transforms", "templates").splitlines()
+        return {"commit": git("rev-parse", "--short", "HEAD").strip(),
+                "uncommitted_changes": sorted(line[3:] for line in changed)}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown (not a git checkout)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=40.0, help="1x input size: MB of uncompressed JSONL")
@@ -433,6 +455,7 @@ def main() -> None:
         raw_mb = raw / 1e6
         result: dict = {
             "cpu_count": os.cpu_count(),
+            "code": checkout(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "unique_documents": len(docs),
             "unique_text_MB": round(len(unique) / 1e6, 2),

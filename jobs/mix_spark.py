@@ -459,10 +459,14 @@ class _UnitCursor:
 
     def take(self, start: int, end: int):
         while start < end:
-            if start >= self._first + len(self._rows):
+            while start >= self._first + len(self._rows):
                 self._first += len(self._rows)
-                self._rows = next(self._batches).to_pylist()
-                continue
+                batch = next(self._batches)
+                if start >= self._first + batch.num_rows:  # skipped without turning it into rows
+                    self._first += batch.num_rows
+                    self._rows = []
+                else:
+                    self._rows = batch.to_pylist()
             yield self._rows[start - self._first]
             start += 1
 
