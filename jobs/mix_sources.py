@@ -63,8 +63,8 @@ from jobs.sources import (
     DEFAULT_MAX_PAGE_BYTES,
     _decompressed_chunks,
     _max_line_bytes,
-    _split_lines,
     _url_from_fields,
+    iter_json_objects,
 )
 
 logger = logging.getLogger(__name__)
@@ -474,33 +474,9 @@ def _iter_objects(
 def _iter_json_lines(
     fs: fsspec.AbstractFileSystem, fs_path: str, path: str, counters: collections.Counter
 ) -> Iterator[tuple[str, Any]]:
-    lines_read = 0
-    with fs.open(fs_path, "rb") as f:
-        try:
-            for line_no, line in enumerate(
-                _split_lines(_decompressed_chunks(f, fs_path), _MAX_LINE_BYTES), 1
-            ):
-                lines_read += 1
-                if line is None:
-                    counters["skip:line_too_long"] += 1
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except UnicodeDecodeError:
-                    counters["skip:undecodable"] += 1
-                    continue
-                except ValueError:
-                    counters["skip:bad_json"] += 1
-                    continue
-                yield f"line {line_no}", obj
-        except EOFError as exc:
-            counters["skip:truncated_archive"] += 1
-            logger.warning("%s: truncated after %d lines: %s", path, lines_read, exc)
-        except _CORRUPT_STREAM_ERRORS as exc:
-            counters["skip:corrupt_archive" if lines_read else "skip:unreadable_file"] += 1
-            logger.warning("%s: undecodable compressed data after %d lines: %r", path, lines_read, exc)
+    # Filesystem errors propagate (Spark retries the task) rather than being
+    # counted: the mixer reads each file twice and both reads must agree.
+    yield from iter_json_objects(fs, fs_path, path, counters, _MAX_LINE_BYTES, _CORRUPT_STREAM_ERRORS)
 
 
 def _iter_json_file(

@@ -693,13 +693,33 @@ def _iter_jsonl(
     `skip:corrupt_archive`. Neither can be resynchronised inside a JSON line,
     so the rest of the file is dropped.
     """
+    for locator, obj in iter_json_objects(fs, fs_path, source_file, counters, _max_line_bytes(max_bytes)):
+        doc = _document_from_fields(obj, source_file, locator, counters, max_bytes)
+        if doc is not None:
+            counters["docs_read"] += 1
+            yield doc
+
+
+def iter_json_objects(
+    fs: fsspec.AbstractFileSystem,
+    fs_path: str,
+    source_file: str,
+    counters: collections.Counter,
+    max_line_bytes: int,
+    corrupt_errors: tuple[type[BaseException], ...] = (zlib.error, zstandard.ZstdError, OSError),
+) -> Iterator[tuple[str, object]]:
+    """("line N", parsed object) for every good line of a JSON Lines file, bad ones counted.
+
+    Shared by the mining and mixing readers. `corrupt_errors` are the
+    exceptions that mean damaged compressed data (counted, the rest of the
+    file dropped); anything else propagates so the task is retried.
+    """
     lines_read = 0
     with fs.open(fs_path, "rb") as f:
         chunks = _decompressed_chunks(f, fs_path)
         try:
-            for line_no, line in enumerate(_split_lines(chunks, _max_line_bytes(max_bytes)), start=1):
+            for line_no, line in enumerate(_split_lines(chunks, max_line_bytes), start=1):
                 lines_read += 1
-                locator = f"line {line_no}"
                 if line is None:
                     counters["skip:line_too_long"] += 1
                     continue
@@ -713,18 +733,12 @@ def _iter_jsonl(
                 except ValueError:
                     counters["skip:bad_json"] += 1
                     continue
-                doc = _document_from_fields(obj, source_file, locator, counters, max_bytes)
-                if doc is not None:
-                    counters["docs_read"] += 1
-                    yield doc
+                yield f"line {line_no}", obj
         except EOFError as exc:
             counters["skip:truncated_archive"] += 1
             logger.warning("%s: truncated after %d lines: %s", source_file, lines_read, exc)
-        except (zlib.error, zstandard.ZstdError, OSError) as exc:
-            if lines_read == 0:
-                counters["skip:unreadable_file"] += 1
-            else:
-                counters["skip:corrupt_archive"] += 1
+        except corrupt_errors as exc:
+            counters["skip:corrupt_archive" if lines_read else "skip:unreadable_file"] += 1
             logger.warning("%s: unreadable after %d lines: %r", source_file, lines_read, exc)
 
 
