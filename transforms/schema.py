@@ -45,3 +45,15 @@ MIXED_DOC_SCHEMA = pa.schema(
         pa.field("is_instruction", pa.bool_(), nullable=False),
     ]
 )
+
+# A synthesized pair: the mined-pair columns plus how it was made (`instructmix synth`).
+SYNTH_FIELDS: list[pa.Field] = [
+    pa.field("mode", pa.string(), nullable=False),
+    pa.field("task_type", pa.string(), nullable=False),
+    pa.field("template_id", pa.string(), nullable=False),
+    pa.field("seed_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("sampling", pa.string(), nullable=False),  # JSON of the sampling parameters
+    pa.field("prompt_hash", pa.string(), nullable=False),
+]
+SYNTH_SCHEMA = pa.schema(PAIR_FIELDS + SYNTH_FIELDS)
