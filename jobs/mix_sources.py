@@ -55,7 +55,6 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 import zstandard
 from fsspec.implementations.local import LocalFileSystem
 
@@ -65,6 +64,7 @@ from jobs.sources import (
     _max_line_bytes,
     _url_from_fields,
     iter_json_objects,
+    iter_parquet_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -521,28 +521,7 @@ def _iter_json_file(
 def _iter_parquet_rows(
     fs: fsspec.AbstractFileSystem, fs_path: str, path: str, counters: collections.Counter, parquet_columns
 ) -> Iterator[tuple[str, Any]]:
-    with fs.open(fs_path, "rb") as f:
-        try:
-            parquet = pq.ParquetFile(f)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            counters["skip:unreadable_file"] += 1
-            logger.warning("%s: not a readable Parquet file: %r", path, exc)
-            return
-        columns = parquet_columns(parquet.schema_arrow)
-        first_row = 0
-        for group in range(parquet.num_row_groups):
-            row = first_row
-            first_row += parquet.metadata.row_group(group).num_rows
-            try:
-                for batch in parquet.iter_batches(
-                    batch_size=_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
-                ):
-                    for obj in batch.to_pylist():
-                        yield f"row {row}", obj
-                        row += 1
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                counters["skip:corrupt_archive"] += 1
-                logger.warning("%s: row group %d unreadable from row %d: %r", path, group, row, exc)
+    yield from iter_parquet_rows(fs, fs_path, path, counters, lambda parquet: parquet_columns(parquet.schema_arrow))
 
 
 def _repair(value: str, counters: collections.Counter) -> str:

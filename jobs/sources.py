@@ -934,19 +934,14 @@ def _iter_parquet(
     group that fails to decode is one `skip:corrupt_archive`; the next row
     group is still read.
     """
-    with fs.open(fs_path, "rb") as f:
-        try:
-            parquet = pq.ParquetFile(f)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            counters["skip:unreadable_file"] += 1
-            logger.warning("%s: not a readable Parquet file: %r", source_file, exc)
-            return
+
+    def columns_of(parquet: pq.ParquetFile) -> list[str] | None:
         schema = parquet.schema_arrow
         names = set(schema.names)
         if not names & {"html", "text"}:
             counters["skip:missing_field"] += parquet.metadata.num_rows
             logger.warning("%s: no html or text column (columns: %s)", source_file, sorted(names))
-            return
+            return None
         columns = [c for c in ("url", "id", "html", "text") if c in names]
         if "url" not in names and "metadata" in names:
             metadata_type = schema.field("metadata").type
@@ -955,6 +950,38 @@ def _iter_parquet(
                     columns.append("metadata.url")
             elif pa.types.is_string(metadata_type) or pa.types.is_large_string(metadata_type):
                 columns.append("metadata")
+        return columns
+
+    for locator, obj in iter_parquet_rows(fs, fs_path, source_file, counters, columns_of):
+        doc = _document_from_fields(obj, source_file, locator, counters, max_bytes)
+        if doc is not None:
+            counters["docs_read"] += 1
+            yield doc
+
+
+def iter_parquet_rows(
+    fs: fsspec.AbstractFileSystem,
+    fs_path: str,
+    source_file: str,
+    counters: collections.Counter,
+    columns_of: Callable[[pq.ParquetFile], list[str] | None],
+) -> Iterator[tuple[str, dict]]:
+    """("row N", row) of a Parquet file, one row group at a time; shared by the mining and mixing readers.
+
+    `columns_of` picks the columns to read (None: skip the file; it counts why).
+    An unreadable file is one `skip:unreadable_file`; a row group that fails to
+    decode is one `skip:corrupt_archive` and the next row group is still read.
+    """
+    with fs.open(fs_path, "rb") as f:
+        try:
+            parquet = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            counters["skip:unreadable_file"] += 1
+            logger.warning("%s: not a readable Parquet file: %r", source_file, exc)
+            return
+        columns = columns_of(parquet)
+        if columns is None:
+            return
         first_row = 0
         for group in range(parquet.num_row_groups):
             row = first_row
@@ -964,11 +991,8 @@ def _iter_parquet(
                     batch_size=_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
                 ):
                     for obj in batch.to_pylist():
-                        doc = _document_from_fields(obj, source_file, f"row {row}", counters, max_bytes)
+                        yield f"row {row}", obj
                         row += 1
-                        if doc is not None:
-                            counters["docs_read"] += 1
-                            yield doc
             except (pa.ArrowException, OSError, ValueError) as exc:
                 counters["skip:corrupt_archive"] += 1
                 logger.warning("%s: row group %d unreadable from row %d: %r", source_file, group, row, exc)
