@@ -59,14 +59,23 @@ class GeneratorPool:
     """`generate(prompts)` over N actors; results come back in prompt order."""
 
     def __init__(self, model: str, engine: EngineSettings, sampling: SamplingSettings):
+        import os
+
         import ray
         from ray.util import ActorPool
 
+        options = {}
+        if engine.gpus_per_actor == 0:
+            # Ray pins an actor with num_cpus=1 to one OpenMP thread; vLLM's CPU backend
+            # wants the machine's cores shared among the engines (measured in bench_synth.py).
+            threads = max(1, (os.cpu_count() or 1) // engine.actors)
+            options["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": str(threads)}}
         actor = ray.remote(
             num_cpus=1,
             num_gpus=engine.gpus_per_actor * engine.tensor_parallel_size,
             max_restarts=2,
             max_task_retries=2,
+            **options,
         )(VLLMGenerator)
         self.sampling = sampling.model_dump()
         self.batch_size = engine.batch_size
