@@ -65,6 +65,7 @@ from jobs.sources import (
     _url_from_fields,
     iter_json_objects,
     iter_parquet_rows,
+    url_columns,
 )
 
 logger = logging.getLogger(__name__)
@@ -207,16 +208,8 @@ def iter_pretrain_docs(
     """
 
     def parquet_columns(schema: pa.Schema) -> list[str]:
-        names = schema.names
-        wanted = [c for c in dict.fromkeys((text_field, "url", "id")) if c in names]
-        if "url" not in names and "metadata" in names:
-            metadata_type = schema.field("metadata").type
-            if pa.types.is_struct(metadata_type):
-                if metadata_type.get_field_index("url") >= 0:
-                    wanted.append("metadata.url")
-            elif pa.types.is_string(metadata_type) or pa.types.is_large_string(metadata_type):
-                wanted.append("metadata")
-        return wanted
+        wanted = [c for c in dict.fromkeys((text_field, "id")) if c in schema.names]
+        return wanted + [c for c in url_columns(schema) if c not in wanted]
 
     index = 0
     seen = 0

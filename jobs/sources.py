@@ -942,21 +942,29 @@ def _iter_parquet(
             counters["skip:missing_field"] += parquet.metadata.num_rows
             logger.warning("%s: no html or text column (columns: %s)", source_file, sorted(names))
             return None
-        columns = [c for c in ("url", "id", "html", "text") if c in names]
-        if "url" not in names and "metadata" in names:
-            metadata_type = schema.field("metadata").type
-            if pa.types.is_struct(metadata_type):
-                if metadata_type.get_field_index("url") >= 0:
-                    columns.append("metadata.url")
-            elif pa.types.is_string(metadata_type) or pa.types.is_large_string(metadata_type):
-                columns.append("metadata")
-        return columns
+        return [c for c in ("id", "html", "text") if c in names] + url_columns(schema)
 
     for locator, obj in iter_parquet_rows(fs, fs_path, source_file, counters, columns_of):
         doc = _document_from_fields(obj, source_file, locator, counters, max_bytes)
         if doc is not None:
             counters["docs_read"] += 1
             yield doc
+
+
+def url_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet columns a record's URL is read from: `url`, else `metadata.url`
+    (a struct field) or `metadata` (a JSON string); shared by the mining and mixing readers."""
+    names = schema.names
+    if "url" in names:
+        return ["url"]
+    if "metadata" in names:
+        metadata_type = schema.field("metadata").type
+        if pa.types.is_struct(metadata_type):
+            if metadata_type.get_field_index("url") >= 0:
+                return ["metadata.url"]
+        elif pa.types.is_string(metadata_type) or pa.types.is_large_string(metadata_type):
+            return ["metadata"]
+    return []
 
 
 def iter_parquet_rows(
