@@ -14,6 +14,8 @@ dates are fixed and gzip headers carry no timestamp.
 - `web-00001.jsonl.zst`: one `{"url", "html"}` or `{"url", "text"}` object per
   line (`.txt` pages give `text`).
 - `web-00002.parquet`: columns `url`, `html`, `text`; the unused one is null.
+- `pretrain/pretrain-00000.jsonl.zst`: `{"url", "text"}`, the main-content text
+  of every page: the pretraining stream of the demo pipeline (`configs/demo.yaml`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ PAGES = HERE / "pages"
 WARC_NAME = "web-00000.warc.gz"
 JSONL_NAME = "web-00001.jsonl.zst"
 PARQUET_NAME = "web-00002.parquet"
+PRETRAIN_NAME = "pretrain/pretrain-00000.jsonl.zst"
 
 CRAWL_START = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC)
 RECORD_ID_NAMESPACE = uuid.UUID("6f1c3b0e-3d0a-5c55-9a52-6e1b2a7c9d41")  # fixed, so ids are stable
@@ -177,6 +180,22 @@ def build_parquet(entries: list[dict], out: Path) -> None:
     pq.write_table(pa.table(columns, schema=schema), out, compression="zstd")
 
 
+def build_pretrain(shards: dict[str, list[dict]], out: Path) -> None:
+    """Plain text of every page (resiliparse main content): the demo's pretraining stream."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    lines = []
+    for entries in shards.values():
+        for entry in entries:
+            page = read_page(entry)
+            text = page if page_field(entry) == "text" else extract_plain_text(page, main_content=True)
+            if text.strip():
+                lines.append(json.dumps({"url": entry["url"], "text": text}, ensure_ascii=False) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(lines).encode("utf-8")
+    out.write_bytes(zstandard.ZstdCompressor(level=19, write_content_size=True).compress(data))
+
+
 def build(out_dir: Path) -> list[Path]:
     shards = load_manifest()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +209,8 @@ def build(out_dir: Path) -> list[Path]:
     for name, builder in builders.items():
         builder(shards[name], out_dir / name)
         written.append(out_dir / name)
+    build_pretrain(shards, out_dir / PRETRAIN_NAME)
+    written.append(out_dir / PRETRAIN_NAME)
     return written
 
 
