@@ -24,7 +24,7 @@ $(STAMP): $(PY) pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/instructmix mine --input 'samples/*' --output $(DEMO_OUT)/mined --master 'local[2]'
+	$(VENV)/bin/instructmix mine --input 'samples/web-*' --output $(DEMO_OUT)/mined --master 'local[2]'
 	@echo "Mined pairs: $(DEMO_OUT)/mined (Parquet), stats: $(DEMO_OUT)/mined/_stats.json"
 
 test: $(STAMP)

@@ -891,7 +891,7 @@ def load_build_samples():
 
 def read_shards(folder: Path) -> tuple[list[RawDocument], collections.Counter]:
     docs, counters = [], collections.Counter()
-    for path in expand_inputs([str(folder / "*")]):
+    for path in expand_inputs([str(folder / "web-*")]):
         d, c = read_all(path)
         docs += d
         counters += c
@@ -920,7 +920,8 @@ def test_build_samples_is_deterministic_and_matches_the_committed_shards(tmp_pat
     build = load_build_samples().build
     first = build(tmp_path / "one")
     second = build(tmp_path / "two")
-    assert [p.name for p in first] == ["web-00000.warc.gz", "web-00001.jsonl.zst", "web-00002.parquet"]
+    assert [p.name for p in first] == [
+        "web-00000.warc.gz", "web-00001.jsonl.zst", "web-00002.parquet", "pretrain-00000.jsonl.zst"]
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
     # Compared by content: byte layout may differ with another pyarrow or zstandard version.
@@ -928,3 +929,8 @@ def test_build_samples_is_deterministic_and_matches_the_committed_shards(tmp_pat
     committed, _ = read_shards(SAMPLES)
     key = lambda d: (d.url, d.html, d.text, d.source_record)
     assert [key(d) for d in built] == [key(d) for d in committed]
+    # The demo's pretraining stream: one text document per page with text, not mined.
+    built_pre, _ = read_all(str(tmp_path / "one" / "pretrain" / "pretrain-00000.jsonl.zst"))
+    committed_pre, _ = read_all(str(SAMPLES / "pretrain" / "pretrain-00000.jsonl.zst"))
+    assert [(d.url, d.text) for d in built_pre] == [(d.url, d.text) for d in committed_pre]
+    assert len(built_pre) >= 20 and all(d.text.strip() for d in built_pre)
