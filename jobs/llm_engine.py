@@ -1,8 +1,8 @@
 """Ray actors that each own one vLLM engine, and a pool that feeds them with backpressure.
 
 Each actor declares its resources (GPUs per actor, tensor parallelism) next to
-itself and loads the model once; the pool keeps at most one request per actor in
-flight, so a slow engine never has a queue of prompts piling up in memory. A
+itself and loads the model once; the pool keeps at most two requests per actor
+outstanding, so a slow engine never has a queue of prompts piling up in memory. A
 crashed actor is restarted by Ray and its request retried (max_restarts /
 max_task_retries); a request that still fails is raised, never dropped silently.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 from jobs.config import EngineSettings, SamplingSettings
 
@@ -55,14 +56,25 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
+# One request generating and one queued per actor: the engine never waits for the
+# driver, and no more prompts than that sit in an actor's queue (backpressure).
+REQUESTS_PER_ACTOR = 2
+
+
 class GeneratorPool:
-    """`generate(prompts)` over N actors; results come back in prompt order."""
+    """Requests to N actors, each owning one engine; results come back in prompt order.
+
+    `submit` splits prompts into requests (at most `engine.batch_size` prompts, and
+    spread over every actor when there are fewer than actors × batch_size) and hands
+    each to the actor with the fewest outstanding requests, waiting while every actor
+    has REQUESTS_PER_ACTOR; `collect` gathers them. A driver keeps several batches of
+    work submitted at once, so the engines stay busy while it builds the next prompts.
+    """
 
     def __init__(self, model: str, engine: EngineSettings, sampling: SamplingSettings):
         import os
 
         import ray
-        from ray.util import ActorPool
 
         options = {}
         if engine.gpus_per_actor == 0:
@@ -73,22 +85,51 @@ class GeneratorPool:
         actor = ray.remote(
             num_cpus=1,
             num_gpus=engine.gpus_per_actor * engine.tensor_parallel_size,
-            max_restarts=2,
-            max_task_retries=2,
+            max_restarts=2,  # a crashed actor comes back with its engine ...
+            max_task_retries=2,  # ... and the request it was running is sent again
             **options,
         )(VLLMGenerator)
         self.sampling = sampling.model_dump()
         self.batch_size = engine.batch_size
         self.actors = [actor.remote(model, engine.model_dump(), sampling.seed + i) for i in range(engine.actors)]
-        self.pool = ActorPool(self.actors)
+        self.outstanding: list[list] = [[] for _ in self.actors]
+
+    def _requests(self, prompts: list[str]) -> list[list[str]]:
+        size = max(1, min(self.batch_size, math.ceil(len(prompts) / len(self.actors))))
+        return [prompts[i : i + size] for i in range(0, len(prompts), size)]
+
+    def _free_actor(self) -> int:
+        import ray
+
+        while True:
+            for refs in self.outstanding:
+                if refs:
+                    _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
+            index = min(range(len(self.actors)), key=lambda i: len(self.outstanding[i]))
+            if len(self.outstanding[index]) < REQUESTS_PER_ACTOR:
+                return index
+            ray.wait([r for refs in self.outstanding for r in refs], num_returns=1)
+
+    def submit(self, prompts: list[str], json_schema: dict | None = None, seed_offset: int = 0) -> list:
+        """Start generating; request k gets sampling seed sampling.seed + seed_offset + k, so a
+        re-run with the same config regenerates the same completions."""
+        refs = []
+        for k, request in enumerate(self._requests(prompts)):
+            sampling = dict(self.sampling, seed=self.sampling["seed"] + seed_offset + k)
+            index = self._free_actor()
+            ref = self.actors[index].generate.remote(request, sampling, json_schema)
+            self.outstanding[index].append(ref)
+            refs.append(ref)
+        return refs
+
+    @staticmethod
+    def collect(refs: list) -> list[dict]:
+        import ray
+
+        return [r for request in ray.get(refs) for r in request]
 
     def generate(self, prompts: list[str], json_schema: dict | None = None, seed_offset: int = 0) -> list[dict]:
-        """Split into batches, one in flight per actor; each batch gets its own sampling seed
-        (sampling.seed + seed_offset + batch index), so a re-run regenerates the same batch."""
-        batches = [prompts[i : i + self.batch_size] for i in range(0, len(prompts), self.batch_size)]
-        jobs = [(b, dict(self.sampling, seed=self.sampling["seed"] + seed_offset + k)) for k, b in enumerate(batches)]
-        results = list(self.pool.map(lambda a, job: a.generate.remote(job[0], job[1], json_schema), jobs))
-        return [r for batch in results for r in batch]
+        return self.collect(self.submit(prompts, json_schema, seed_offset))
 
     def sampling_json(self) -> str:
         return json.dumps(self.sampling, sort_keys=True)

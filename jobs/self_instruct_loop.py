@@ -23,7 +23,7 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
     from jobs.synth_ray import _keep, _record
     from transforms.langid import get_language_identifier
     from transforms.novelty_index import NoveltyIndex
-    from transforms.prompts import classification_prompt, instance_prompt, self_instruct_prompt
+    from transforms.prompts import classification_prompt, instance_prompt, load_prompts, self_instruct_prompt
     from transforms.seed_tasks import load_seed_tasks
     from transforms.self_instruct import (
         filter_instances,
@@ -34,6 +34,7 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
         sample_prompt_tasks,
     )
 
+    user_prompts = load_prompts(config.prompts)  # fails here, before any generation, on a bad prompt file
     seeds = load_seed_tasks(config.seeds)  # None: the packaged templates/seeds (works from a zip too)
     seed_id = {s.instruction: s.id for s in seeds}
     human = [s.instruction for s in seeds]
@@ -58,7 +59,7 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
         c: Counter = Counter()
         rng = random.Random(config.seed * 1_000_003 + r)
         prompt_tasks = [sample_prompt_tasks(human, machine, rng) for _ in range(config.engine.batch_size)]
-        prompts = [self_instruct_prompt(tasks) for tasks in prompt_tasks]
+        prompts = [self_instruct_prompt(tasks, prompts=user_prompts) for tasks in prompt_tasks]
         outputs = pool.generate(prompts, seed_offset=r * 1_000_000)
         c["generations"] += len(outputs)
         new: list[tuple[str, str, list[str], str]] = []
@@ -73,10 +74,10 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
                     continue
                 index.add(inst)
                 new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt))
-        kinds = pool.generate([classification_prompt(i) for i, *_ in new], seed_offset=r * 1_000_000 + 300_000) if new else []
+        kinds = pool.generate([classification_prompt(i, prompts=user_prompts) for i, *_ in new], seed_offset=r * 1_000_000 + 300_000) if new else []
         is_classification = [bool(parse_classification_answer(k["text"])) for k in kinds]
         instances = pool.generate(
-            [instance_prompt(i, output_first=cls) for (i, *_), cls in zip(new, is_classification)],
+            [instance_prompt(i, output_first=cls, prompts=user_prompts) for (i, *_), cls in zip(new, is_classification)],
             seed_offset=r * 1_000_000 + 600_000,
         ) if new else []
         records = []

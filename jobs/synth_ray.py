@@ -20,11 +20,12 @@ unless an address is given.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -138,44 +139,52 @@ def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[di
             counters[f"drop:{reason}"] += 1
             continue
         rec = _record(filled.instruction, "", answer, lang=filled.lang, mode="template_only",
-                      task_type=filled.task_type, template_id=filled.template_id, source_url=doc["url"],
-                      source_file=doc["provenance"].get("file", ""), source_record=doc["provenance"].get("record", ""),
-                      confidence=0.6)
+                      task_type=filled.task_type, template_id=filled.template_id, confidence=0.6,
+                      **_provenance(doc))
         if _keep(rec, counters):
             records.append(rec)
     return records, counters
 
 
-def template_batch(batch: list[dict], config: SynthConfig, pool, seed_offset: int) -> tuple[list[dict], Counter]:
-    from transforms.prompts import NO_ANSWER, grounded_answer_prompt
+def _provenance(doc: dict) -> dict:
+    return {"source_url": doc["url"], "source_file": doc["provenance"].get("file", ""),
+            "source_record": doc["provenance"].get("record", "")}
+
+
+def template_prompts(batch: list[dict], config: SynthConfig) -> tuple[list, list[str], Counter]:
+    """Filled instructions that have a grounding passage, and the prompts that answer them from it."""
+    from transforms.prompts import grounded_answer_prompt, load_prompts
 
     counters: Counter = Counter()
+    user_prompts = load_prompts(config.prompts)
     filled = [(doc, f) for doc, f in _filled(batch, config, counters) if f.grounding]
-    prompts = [grounded_answer_prompt(f.instruction, f.grounding) for _, f in filled]
-    outputs = pool.generate(prompts, seed_offset=seed_offset) if prompts else []
+    prompts = [grounded_answer_prompt(f.instruction, f.grounding, prompts=user_prompts) for _, f in filled]
+    return filled, prompts, counters
+
+
+def template_records(filled: list, prompts: list[str], outputs: list[dict], counters: Counter,
+                     config: SynthConfig, sampling: str) -> list[dict]:
+    from transforms.prompts import NO_ANSWER
+
     counters["generations"] += len(outputs)
     records = []
-    for (doc, f), prompt, out in zip(filled, prompts, outputs):
+    for (doc, f), prompt, out in zip(filled, prompts, outputs, strict=True):
         text = out["text"].strip()
         if not text or NO_ANSWER in text:
             counters["drop:empty_generation" if not text else "drop:model_says_no_answer"] += 1
             continue
         rec = _record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
-                      template_id=f.template_id, model=config.model or "", sampling=pool.sampling_json(),
-                      prompt=prompt, source_url=doc["url"], source_file=doc["provenance"].get("file", ""),
-                      source_record=doc["provenance"].get("record", ""))
+                      template_id=f.template_id, model=config.model or "", sampling=sampling,
+                      prompt=prompt, **_provenance(doc))
         if _keep(rec, counters):
             records.append(rec)
-    return records, counters
+    return records
 
 
-def doc_qa_batch(batch: list[dict], config: SynthConfig, pool, seed_offset: int, tokenizer) -> tuple[list[dict], Counter]:
-    from transforms.doc_qa import QA_PAIRS_JSON_SCHEMA, chunk_document, pairs_to_keep, parse_qa_pairs
-    from transforms.langid import get_language_identifier
-    from transforms.prompts import doc_qa_prompt
-
-    counters: Counter = Counter()
-    lid = get_language_identifier()
+def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, tokenizer) -> tuple[list, list[str], Counter]:
+    """Chunks that fit the context, each with how many pairs to keep, and the prompts asking for them."""
+    from transforms.doc_qa import chunk_document, pairs_to_keep
+    from transforms.prompts import doc_qa_prompt, load_prompts
 
     def count_tokens(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False))
@@ -187,11 +196,20 @@ def doc_qa_batch(batch: list[dict], config: SynthConfig, pool, seed_offset: int,
     for doc in batch:
         for chunk in chunk_document(doc["text"], budget, count_tokens):
             jobs.append((doc, chunk, pairs_to_keep(count_tokens(chunk), rng)))
-    prompts = [doc_qa_prompt(chunk, max(3, keep)) for _, chunk, keep in jobs]
-    outputs = pool.generate(prompts, json_schema=QA_PAIRS_JSON_SCHEMA, seed_offset=seed_offset) if prompts else []
+    user_prompts = load_prompts(config.prompts)
+    prompts = [doc_qa_prompt(chunk, max(3, keep), prompts=user_prompts) for _, chunk, keep in jobs]
+    return jobs, prompts, Counter()
+
+
+def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters: Counter,
+                   config: SynthConfig, sampling: str) -> list[dict]:
+    from transforms.doc_qa import parse_qa_pairs
+    from transforms.langid import get_language_identifier
+
+    lid = get_language_identifier()
     counters["generations"] += len(outputs)
     records = []
-    for (doc, chunk, keep), prompt, out in zip(jobs, prompts, outputs):
+    for (doc, chunk, keep), prompt, out in zip(jobs, prompts, outputs, strict=True):
         pairs = parse_qa_pairs(out["text"])
         if not pairs:
             counters["drop:unparsable_qa"] += 1
@@ -199,12 +217,10 @@ def doc_qa_batch(batch: list[dict], config: SynthConfig, pool, seed_offset: int,
         lang = lid.identify(chunk[:2000])[0]
         for question, answer in pairs[:keep]:
             rec = _record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
-                          model=config.model or "", sampling=pool.sampling_json(), prompt=prompt,
-                          source_url=doc["url"], source_file=doc["provenance"].get("file", ""),
-                          source_record=doc["provenance"].get("record", ""))
+                          model=config.model or "", sampling=sampling, prompt=prompt, **_provenance(doc))
             if _keep(rec, counters):
                 records.append(rec)
-    return records, counters
+    return records
 
 
 # --- checkpoints -----------------------------------------------------------------
@@ -234,65 +250,128 @@ def _read_checkpoint(path: str) -> tuple[pa.Table, Counter]:
 
 def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthConfig | None = None,
               address: str | None = None) -> dict:
-    from jobs.progress import log
-
     config = config or SynthConfig()
     if mode != "template_only" and not config.model:
         raise ValueError(f"mode {mode!r} needs `model:` in the synth config (a local model folder); "
                          "mode template_only needs none")
     if mode != "self_instruct" and not inputs:
         raise ValueError(f"mode {mode!r} needs --input (mined Parquet or document shards)")
+    if mode != "template_only":
+        from transforms.prompts import load_prompts
+
+        load_prompts(config.prompts)  # a bad user prompt file fails now, not after the engines start
     started = time.time()
     work = os.path.join(output, WORK_DIR, mode)
     os.makedirs(work, exist_ok=True)
+    import ray
+
+    # Embedded Ray on this machine unless an address joins a cluster; template_only's
+    # batches run as Ray tasks too, so the same command scales out with --address.
+    ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     pool = None
     if mode != "template_only":
-        import ray
-
         from jobs.llm_engine import GeneratorPool
 
-        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
         pool = GeneratorPool(config.model, config.engine, config.sampling)
-    counters: Counter = Counter()
-    accepted = 0
-    done_batches = resumed = 0
+    progress = _Progress(mode, config.limit)
     try:
         if mode == "self_instruct":
             from jobs.self_instruct_loop import run_self_instruct
 
-            accepted, done_batches, resumed = run_self_instruct(config, pool, work, counters,
-                                                               _checkpoint, _write_checkpoint, _read_checkpoint)
+            progress.accepted, progress.done, progress.resumed = run_self_instruct(
+                config, pool, work, progress.counters, _checkpoint, _write_checkpoint, _read_checkpoint)
         else:
-            tokenizer = None
-            if mode == "doc_qa":
-                from transformers import AutoTokenizer
-
-                tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
-            docs = iter_documents(inputs, counters, config.storage_options)
-            for k, batch in enumerate(_batches(docs, config.documents_per_batch)):
-                path = _checkpoint(work, k)
-                if os.path.exists(path):
-                    table, c = _read_checkpoint(path)
-                    resumed += 1
-                else:
-                    if mode == "template_only":
-                        records, c = template_only_batch(batch, config)
-                    elif mode == "template":
-                        records, c = template_batch(batch, config, pool, seed_offset=k * 100_000)
-                    else:
-                        records, c = doc_qa_batch(batch, config, pool, k * 100_000, tokenizer)
-                    _write_checkpoint(path, records, c)
-                    table = pa.Table.from_pylist(records, schema=SYNTH_SCHEMA)
-                counters.update(c)
-                accepted += table.num_rows
-                done_batches += 1
-                log(f"synth {mode}: batch {k} done, {accepted} accepted so far")
-                if accepted >= config.limit:
-                    break
+            docs = iter_documents(inputs, progress.counters, config.storage_options)
+            _run_batches(mode, _batches(docs, config.documents_per_batch), work, config, pool, progress)
     finally:
         if pool is not None:
             pool.shutdown()
-    return _publish(output, work, mode, config, counters, done_batches, resumed, started)
+    return _publish(output, work, mode, config, progress.counters, progress.done, progress.resumed, started)
+
+
+class _Progress:
+    """What the finished batches add up to, in batch order."""
+
+    def __init__(self, mode: str, limit: int) -> None:
+        self.mode, self.limit = mode, limit
+        self.counters: Counter = Counter()
+        self.accepted = self.done = self.resumed = 0
+
+    def add(self, k: int, rows: int, counters: Counter, resumed: bool) -> None:
+        from jobs.progress import log
+
+        self.counters.update(counters)
+        self.accepted += rows
+        self.done += 1
+        self.resumed += resumed
+        log(f"synth {self.mode}: batch {k} {'resumed' if resumed else 'done'}, {self.accepted} accepted so far")
+
+    @property
+    def full(self) -> bool:
+        return self.accepted >= self.limit
+
+
+def _batch_starter(mode: str, config: SynthConfig, pool):
+    """start(k, batch) submits batch k's work and returns finish() -> (records, counters)."""
+    import ray
+
+    if mode == "template_only":
+        task = ray.remote(num_cpus=1, max_retries=2)(template_only_batch)
+        return lambda k, batch: functools.partial(ray.get, task.remote(batch, config))
+    if mode == "template":
+        prepare, build, schema, tokenizer = template_prompts, template_records, None, None
+    else:
+        from transformers import AutoTokenizer
+
+        from transforms.doc_qa import QA_PAIRS_JSON_SCHEMA
+
+        tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
+        prepare, build, schema = doc_qa_prompts, doc_qa_records, QA_PAIRS_JSON_SCHEMA
+
+    def start(k: int, batch: list[dict]):
+        seed_offset = k * 100_000
+        args = (batch, config) if tokenizer is None else (batch, config, seed_offset, tokenizer)
+        items, prompts, counters = prepare(*args)
+        refs = pool.submit(prompts, json_schema=schema, seed_offset=seed_offset) if prompts else []
+
+        def finish() -> tuple[list[dict], Counter]:
+            records = build(items, prompts, pool.collect(refs), counters, config, pool.sampling_json())
+            return records, counters
+
+        return finish
+
+    return start
+
+
+def _run_batches(mode: str, batches, work: str, config: SynthConfig, pool, progress: _Progress) -> None:
+    """Keep several batches submitted (one per engine plus one, or one per CPU for
+    template_only) and finish them in batch order, so the output and where `limit`
+    stops do not depend on which batch finished first."""
+    import ray
+
+    start = _batch_starter(mode, config, pool)
+    depth = len(pool.actors) + 1 if pool is not None else max(1, int(ray.cluster_resources().get("CPU", 1)))
+    in_flight: deque = deque()
+
+    def settle() -> None:
+        k, path, finish = in_flight.popleft()
+        if finish is None:
+            table, c = _read_checkpoint(path)
+            progress.add(k, table.num_rows, c, resumed=True)
+            return
+        records, c = finish()
+        _write_checkpoint(path, records, c)
+        progress.add(k, len(records), c, resumed=False)
+
+    for k, batch in enumerate(batches):
+        path = _checkpoint(work, k)
+        in_flight.append((k, path, None if os.path.exists(path) else start(k, batch)))
+        while in_flight and not progress.full and (len(in_flight) > depth or in_flight[0][2] is None):
+            settle()
+        if progress.full:
+            return
+    while in_flight and not progress.full:
+        settle()
 
 
 def _publish(output, work, mode, config, counters, done_batches, resumed, started) -> dict:

@@ -71,14 +71,101 @@ def test_llm_modes_run_through_ray_and_vllm(tiny_llm, documents, tmp_path, mode)
         assert json.loads(row["sampling"])["max_tokens"] == 48 and row["prompt_hash"]
 
 
-def test_a_rerun_after_a_kill_skips_finished_batches_and_gives_the_same_records(tiny_llm, documents, tmp_path):
-    cfg = _llm_config(tiny_llm)
-    out = tmp_path / "out"
-    first = run_synth([str(documents)], str(out), "template", cfg)
-    rows = pq.read_table(out / OUTPUT_FILE).to_pylist()
-    batches = sorted((out / WORK_DIR / "template").glob("batch-*.parquet"))
-    assert len(batches) >= 2
-    batches[-1].unlink()  # the batch a kill interrupted
-    second = run_synth([str(documents)], str(out), "template", cfg)
-    assert second["batches_resumed"] == first["batches"] - 1
-    assert pq.read_table(out / OUTPUT_FILE).to_pylist() == rows
+def _write_config(path, model, **overrides) -> None:
+    import yaml
+
+    data = _llm_config(model, **overrides).model_dump(exclude_none=True)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+
+def _process_tree(pid: int) -> list:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(tiny_llm, documents, tmp_path):
+    """SIGKILL the whole job (driver, Ray, vLLM engines) after its second batch, then run it again."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    config = tmp_path / "synth.yaml"
+    _write_config(config, tiny_llm, documents_per_batch=4)
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+
+    def command(out):
+        return [sys.executable, "-m", "jobs.cli", "synth", "--mode", "template", "--input", str(documents),
+                "--output", str(out), "--config", str(config)]
+
+    log = open(tmp_path / "killed.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(command(killed), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    work = killed / WORK_DIR / "template"
+    deadline = time.time() + 420
+    while time.time() < deadline and proc.poll() is None and len(list(work.glob("batch-*.parquet"))) < 2:
+        time.sleep(0.2)
+    assert proc.poll() is None, (tmp_path / "killed.log").read_text(errors="replace")[-3000:]
+    tree = _process_tree(proc.pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for p in tree:  # Ray and vLLM processes that left the job's session go down with it, as on a lost node
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(timeout=60)
+    log.close()
+    assert not (killed / OUTPUT_FILE).exists()
+    finished = len(list(work.glob("batch-*.parquet")))
+    assert finished >= 2
+
+    rerun = subprocess.run(command(killed), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    stats = json.loads((killed / STATS_FILE).read_text())
+    assert stats["batches_resumed"] >= finished
+    assert stats["batches"] > stats["batches_resumed"]  # the kill left work to do
+    whole = subprocess.run(command(clean), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    resumed_rows = pq.read_table(killed / OUTPUT_FILE).to_pylist()
+    assert resumed_rows and resumed_rows == pq.read_table(clean / OUTPUT_FILE).to_pylist()
+
+
+def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
+    """Kill the actor (and with it its vLLM engine) while it generates: the request still
+    returns, with the same seeded completions as an undisturbed request."""
+    import threading
+    import time
+
+    import ray
+
+    from jobs.llm_engine import GeneratorPool
+
+    ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    cfg = _llm_config(tiny_llm, sampling={"temperature": 0.7, "top_p": 0.95, "max_tokens": 160, "seed": 3})
+    pool = GeneratorPool(cfg.model, cfg.engine.model_copy(update={"batch_size": 256}), cfg.sampling)
+    try:
+        prompts = [f"Explain item number {i} in a few words." for i in range(128)]
+        expected = pool.generate(prompts)  # ~20k tokens: seconds on a CPU engine
+        finished = threading.Event()
+        killed_while_running = threading.Event()
+
+        def crash() -> None:
+            time.sleep(0.5)
+            if not finished.is_set():
+                ray.kill(pool.actors[0], no_restart=False)  # Ray restarts it (max_restarts)
+                killed_while_running.set()
+
+        killer = threading.Thread(target=crash)
+        killer.start()
+        got = pool.generate(prompts)
+        finished.set()
+        killer.join()
+        assert killed_while_running.is_set(), "the request finished before the kill; make it longer"
+        assert got == expected
+    finally:
+        pool.shutdown()
