@@ -169,3 +169,31 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
         assert got == expected
     finally:
         pool.shutdown()
+
+
+def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(documents, tmp_path):
+    from jobs.synth_ray import template_prompts
+
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "grounded_answer.jinja").write_text(
+        "PASSAGE<<{{ passage }}>> TASK<<{{ instruction }}>> or say {{ no_answer }}\n", encoding="utf-8")
+    batch = [json.loads(line) | {"id": str(i), "provenance": {}}
+             for i, line in enumerate(documents.read_text(encoding="utf-8").splitlines()[:6])]
+    config = validate_config({"prompts": str(folder)}, SynthConfig, "synth.yaml")
+    filled, prompts, _ = template_prompts(batch, config)
+    assert prompts and len(prompts) == len(filled)
+    for (_, f), prompt in zip(filled, prompts, strict=True):
+        assert prompt.startswith("PASSAGE<<") and f"TASK<<{f.instruction}>>" in prompt
+    packaged = template_prompts(batch, SynthConfig())[1]
+    assert all(p.startswith("Below is a passage") for p in packaged)
+
+
+def test_a_bad_user_prompt_fails_before_any_engine_starts(documents, tmp_path):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "summarize.jinja").write_text("{{ text }}", encoding="utf-8")  # no prompt has that name
+    config = validate_config({"model": str(tmp_path / "no-model"), "prompts": str(folder)}, SynthConfig, "synth.yaml")
+    with pytest.raises(ValueError, match="summarize.jinja"):
+        run_synth([str(documents)], str(tmp_path / "out"), "template", config)
+    assert not (tmp_path / "out").exists()
