@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-DEMO_OUT ?= out/demo
 
 .PHONY: demo test venv bench lint clean
 
@@ -24,8 +23,8 @@ $(STAMP): $(PY) pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/instructmix mine --input 'samples/web-*' --output $(DEMO_OUT)/mined --master 'local[2]'
-	@echo "Mined pairs: $(DEMO_OUT)/mined (Parquet), stats: $(DEMO_OUT)/mined/_stats.json"
+	$(VENV)/bin/instructmix run --config configs/demo.yaml
+	@echo "Run directory (output: in configs/demo.yaml): out/demo; report: out/demo/report/index.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

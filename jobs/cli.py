@@ -40,6 +40,29 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from jobs.config import PipelineConfig
+    from jobs.pipeline import run_pipeline
+
+    config = load_config(args.config, PipelineConfig)
+    summary = run_pipeline(config, from_stage=args.from_stage)
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jobs.report import run_report
+
+    print(json.dumps({"report": run_report(args.run_dir, args.output)}))
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from jobs.submit import main_submit
+
+    return main_submit(args)
+
+
 def _train_classifier(args: argparse.Namespace) -> int:
     from jobs.train_classifier import run_train_classifier
 
@@ -84,6 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--address", default=None, help="Ray cluster address (default: embedded Ray)")
     synth.add_argument("--mode", default="template", choices=["template", "self_instruct", "doc_qa", "template_only"])
     synth.set_defaults(func=_synth)
+
+    run = sub.add_parser("run", help="run the pipeline mine -> synth -> mix (-> report) from one YAML")
+    run.add_argument("--config", required=True, help="pipeline YAML (see configs/demo.yaml, configs/production.yaml)")
+    run.add_argument("--from", dest="from_stage", choices=["mine", "synth", "mix"], default=None,
+                     help="rerun this stage and every stage after it from scratch")
+    run.set_defaults(func=_run)
+
+    submit = sub.add_parser(
+        "submit", help="submit a stage to a Spark or Ray cluster, or ask about a submitted job",
+        description="instructmix submit --target TARGET [--resources FILE] [--detach] STAGE [stage options]\n"
+                    "instructmix submit --target TARGET status|logs|stop JOB_ID\n\n"
+                    "TARGET: spark://host:port, k8s://https://host:port or yarn for mine and mix;\n"
+                    "http://head:8265 (Ray Jobs API) for synth.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    submit.add_argument("--target", required=True, help="spark://host:port, k8s://..., yarn, or http://ray-head:8265")
+    submit.add_argument("--resources", help="YAML with spark:/ray: resources (see cluster/resources.yaml)")
+    submit.add_argument("--detach", action="store_true", help="return once submitted; print the job id")
+    submit.add_argument("action", metavar="STAGE|status|logs|stop",
+                        choices=["mine", "mix", "synth", "status", "logs", "stop"])
+    submit.add_argument("rest", nargs=argparse.REMAINDER, help="the stage's own options, or JOB_ID")
+    submit.set_defaults(func=_submit)
+
+    report = sub.add_parser("report", help="write the HTML report (and PNG plots) of a run directory")
+    report.add_argument("run_dir", help="the run directory of `instructmix run` (mined/, synth/, mixed/)")
+    report.add_argument("--output", default=None, help="where to write it (default: RUN_DIR/report)")
+    report.set_defaults(func=_report)
 
     train = sub.add_parser("train-classifier", help="train the fastText instruction-likeness classifier")
     train.add_argument("--pairs", required=True, help="mined Parquet directory (positives)")

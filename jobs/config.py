@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from transforms.filters import FilterConfig
 
@@ -236,3 +244,106 @@ class SynthConfig(StrictModel):
     documents_per_batch: int = Field(64, ge=1)  # one checkpointed unit of work
     self_instruct_rounds: int = Field(50, ge=1)
     storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- pipeline ----------------------------------------------------------------------
+
+PIPELINE_STAGES = ("mine", "synth", "mix")
+RUN_PLACEHOLDER = "${run}"  # in pipeline paths: the run directory (`output:`)
+
+
+class MineStage(MineConfig):
+    """The mine section of a pipeline: configs/mine.yaml's keys plus where to read."""
+
+    input: list[str] = Field(min_length=1)
+
+
+class SynthStage(SynthConfig):
+    """The synth section: configs/synth.yaml's keys plus the mode and the documents."""
+
+    mode: str = "template_only"
+    input: list[str] = Field(default_factory=lambda: [f"{RUN_PLACEHOLDER}/mined"], min_length=1)
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, mode: str) -> str:
+        if mode not in SYNTH_MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose from {list(SYNTH_MODES)}")
+        return mode
+
+
+class MixStageOutput(MixOutput):
+    path: str = f"{RUN_PLACEHOLDER}/mixed"
+
+
+class MixStage(MixConfig):
+    """The mix section: configs/mix.yaml's keys; the output defaults to RUN/mixed."""
+
+    output: MixStageOutput = MixStageOutput()
+
+
+class SparkSettings(StrictModel):
+    master: str | None = None  # local[*] when unset; spark://host:7077, k8s://…, yarn join a cluster
+
+
+class RaySettings(StrictModel):
+    address: str | None = None  # embedded Ray when unset; "auto" or ray://host:10001 joins a cluster
+
+
+class PipelineConfig(StrictModel):
+    output: str = Field(min_length=1)  # the run directory: mined/, synth/, mixed/, report/
+    stages: list[str] = Field(default_factory=lambda: list(PIPELINE_STAGES), min_length=1)
+    spark: SparkSettings = SparkSettings()
+    ray: RaySettings = RaySettings()
+    mine: MineStage | None = None
+    synth: SynthStage | None = None
+    mix: MixStage | None = None
+    report: bool = True
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, stages: list[str]) -> list[str]:
+        unknown = [s for s in stages if s not in PIPELINE_STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; choose from {list(PIPELINE_STAGES)}")
+        return [s for s in PIPELINE_STAGES if s in stages]  # always in pipeline order
+
+    @model_validator(mode="after")
+    def _sections_for_stages(self) -> PipelineConfig:
+        missing = [s for s in self.stages if getattr(self, s) is None]
+        if missing:
+            raise ValueError(f"stage(s) {missing} are listed in `stages` but have no section of their own")
+        return self
+
+
+# --- submission ----------------------------------------------------------------------
+
+
+class SparkResources(StrictModel):
+    deploy_mode: str = "client"  # cluster: k8s/yarn only (Python apps on standalone run in client mode)
+    driver_memory: str | None = None
+    executor_memory: str | None = None
+    executor_cores: int | None = Field(None, ge=1)
+    num_executors: int | None = Field(None, ge=1)  # spark.executor.instances (k8s, yarn)
+    conf: dict[str, str] = Field(default_factory=dict)
+    spark_submit: str = "spark-submit"  # the spark-submit program (pyspark ships one)
+
+    @field_validator("deploy_mode")
+    @classmethod
+    def _known_deploy_mode(cls, mode: str) -> str:
+        if mode not in ("client", "cluster"):
+            raise ValueError(f"must be 'client' or 'cluster', got {mode!r}")
+        return mode
+
+
+class RayResources(StrictModel):
+    entrypoint_num_cpus: float = Field(1, ge=0)
+    entrypoint_num_gpus: float = Field(0, ge=0)  # vLLM actors ask for their own GPUs
+    pip: list[str] = Field(default_factory=list)  # runtime_env pip, installed on the cluster for the job
+    # Names of local environment variables passed to the job; values are never logged.
+    forward_env: list[str] = Field(default_factory=list)
+
+
+class ResourcesConfig(StrictModel):
+    spark: SparkResources = SparkResources()
+    ray: RayResources = RayResources()
