@@ -427,6 +427,7 @@ def _shorten(text: str, limit: int = TEXT_SHOWN) -> str:
 def draw_plots(summary: Mapping, out_dir: str) -> dict[str, str]:
     """Write one PNG per plot that has data into `out_dir`; returns {plot name: file name}."""
     import matplotlib as mpl
+    import matplotlib.style
 
     # Figures are made with matplotlib.figure.Figure and saved through the Agg
     # canvas, never through pyplot: no global backend switch and no GUI, which
