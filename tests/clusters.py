@@ -73,9 +73,9 @@ def stop_tree(processes: list[psutil.Process], grace: float = 15.0) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-def _json(url: str):
+def _json(url: str, headers: dict | None = None):
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as r:
             return json.load(r)
     except OSError:
         return None
@@ -117,25 +117,38 @@ def spark_standalone(log_dir: Path, cores: int = 2, memory: str = "3g") -> Itera
 
 @contextlib.contextmanager
 def ray_head(num_cpus: int = 2) -> Iterator[dict]:
-    """`ray start --head --dashboard-host 127.0.0.1 --block`; yields the Jobs API address."""
+    """`ray start --head --dashboard-host 127.0.0.1 --block` with token authentication
+    (Ray's default once a token exists) under a token of its own; yields the Jobs API
+    address and `env`, the variables a client needs to reach it (RAY_AUTH_MODE,
+    RAY_AUTH_TOKEN_PATH)."""
+    import secrets
+
     port, dashboard = free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="imray", dir="/tmp")  # Ray's socket paths must stay short
+    token_path = Path(temp_dir) / "auth_token"
+    token = secrets.token_hex(32)
+    token_path.write_text(token)
+    token_path.chmod(0o600)
+    client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
            "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
            "--num-cpus", str(num_cpus), "--num-gpus", "0", "--temp-dir", temp_dir, "--disable-usage-stats",
            "--include-dashboard", "true"]
     log = Path(temp_dir) / "ray-start.log"
-    env = _env()
+    env = _env() | client_env
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env.pop("RAY_AUTH_TOKEN", None)
     proc = None
     started: list[psutil.Process] = []
     try:
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         address = f"http://127.0.0.1:{dashboard}"
-        _wait(lambda: _json(f"{address}/api/version") is not None, "Ray head", 120, [proc], [log])
+        headers = {"Authorization": f"Bearer {token}"}
+        _wait(lambda: _json(f"{address}/api/version", headers) is not None, "Ray head", 120, [proc], [log])
         started = _tree(proc)
-        yield {"address": address, "gcs": f"127.0.0.1:{port}", "processes": started, "temp_dir": temp_dir}
+        yield {"address": address, "gcs": f"127.0.0.1:{port}", "processes": started, "temp_dir": temp_dir,
+               "env": client_env}
     finally:
         if proc is not None:
             started += [p for p in _tree(proc) if p not in started]
