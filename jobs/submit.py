@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -35,6 +36,18 @@ RAY_STAGES = ("synth",)
 # Options whose values are paths: made absolute for jobs that run elsewhere.
 PATH_OPTIONS = ("--input", "--output", "--config")
 TERMINAL_RAY_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+# `--conf key=value` pairs whose key looks like a credential are shown as key=*** in
+# what we print and record (the pattern of Spark's own spark.redaction.regex).
+SECRET_KEY = re.compile(r"(?i)secret|password|token|credential|access[._-]?key|session[._-]?key")
+
+
+def redacted(cmd: list[str]) -> list[str]:
+    """The command as it may be shown: values of credential-like confs replaced by ***."""
+    out = []
+    for arg in cmd:
+        key, eq, _ = arg.partition("=")
+        out.append(f"{key}=***" if eq and SECRET_KEY.search(key) else arg)
+    return out
 
 
 def target_kind(target: str) -> str:
@@ -126,9 +139,10 @@ def submit_spark(target: str, stage: str, stage_args: list[str], resources: Reso
     env = dict(os.environ)
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    record = {"job_id": job_id, "target": target, "stage": stage, "command": cmd, "submitted": time.time()}
+    shown = redacted(cmd)
+    record = {"job_id": job_id, "target": target, "stage": stage, "command": shown, "submitted": time.time()}
     log_path = job_dir / "log"
-    print(f"instructmix submit: {job_id}: {shlex.join(cmd)}", file=sys.stderr)
+    print(f"instructmix submit: {job_id}: {shlex.join(shown)}", file=sys.stderr)
     if not detach:
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

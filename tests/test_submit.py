@@ -209,3 +209,12 @@ def test_a_failing_ray_job_exits_non_zero_and_a_detached_one_returns_at_once(ray
             break
         time.sleep(1)
     assert status == "FAILED"
+
+
+def test_credential_confs_are_redacted_where_the_command_is_shown():
+    from jobs.submit import redacted
+
+    cmd = ["spark-submit", "--conf", "spark.hadoop.fs.s3a.secret.key=AbC", "--conf",
+           "spark.hadoop.fs.s3a.access.key=AKIA", "--conf", "spark.executor.memory=8g", "--input=/data"]
+    assert redacted(cmd) == ["spark-submit", "--conf", "spark.hadoop.fs.s3a.secret.key=***", "--conf",
+                             "spark.hadoop.fs.s3a.access.key=***", "--conf", "spark.executor.memory=8g", "--input=/data"]
