@@ -63,6 +63,7 @@ REPORT_DIR = "report"
 INDEX_FILE = "index.html"
 SUMMARY_FILE = "summary.json"
 TEMPLATE = ("report", "report.html.jinja")  # inside the `templates` package
+PLOT_NAMES = ("mining", "drops", "task_types", "lengths", "novelty", "mixing")
 
 # Instructions scored against the seeds per stage: one ROUGE-L search each, so
 # the report stays at seconds on a run of millions of pairs.
@@ -434,6 +435,7 @@ def draw_plots(summary: Mapping, out_dir: str) -> dict[str, str]:
     # matplotlib recommends for servers and which keeps the calling CLI untouched.
     drawers = {"mining": _plot_mining, "drops": _plot_drops, "task_types": _plot_task_types,
                "lengths": _plot_lengths, "novelty": _plot_novelty, "mixing": _plot_mixing}
+    assert set(drawers) == set(PLOT_NAMES)
     written = {}
     with mpl.style.context("default"), mpl.rc_context(_RC):
         for name, draw in drawers.items():
@@ -618,7 +620,9 @@ def render_html(summary: Mapping, images: Mapping[str, bytes]) -> str:
     env = SandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                                lstrip_blocks=True)
     source = resources.files("templates").joinpath(*TEMPLATE).read_text(encoding="utf-8")
-    uris = {name: "data:image/png;base64," + base64.b64encode(png).decode("ascii") for name, png in images.items()}
+    uris = dict.fromkeys(PLOT_NAMES, "")  # a plot without data is left out of the page
+    uris.update({name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+                 for name, png in images.items()})
     return env.from_string(source).render(s=summary, images=uris, stage_dirs=STAGE_DIRS)
 
 
