@@ -47,3 +47,19 @@ def tiny_llm(tmp_path_factory) -> Path:
     from tests.tiny_llm import build_tiny_llm
 
     return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "model")
+
+
+@pytest.fixture(scope="session")
+def sample_documents(tmp_path_factory) -> Path:
+    """Document shards (JSONL with `text`) made of the bundled sample pages' main-content text."""
+    import json
+
+    from resiliparse.extract.html2text import extract_plain_text
+
+    path = tmp_path_factory.mktemp("docs") / "docs.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for page in sorted((SAMPLES / "pages").glob("*.html")):
+            text = extract_plain_text(page.read_text(encoding="utf-8"), main_content=True)
+            if text.strip():
+                f.write(json.dumps({"url": f"https://docs.example/{page.stem}", "text": text}, ensure_ascii=False) + "\n")
+    return path

@@ -14,7 +14,6 @@ import urllib.request
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from resiliparse.extract.html2text import extract_plain_text
 
 from jobs.config import ConfigError, ResourcesConfig, validate_config
 from jobs.submit import absolute_paths, check_stage_target, ray_job_spec, spark_submit_command
@@ -155,29 +154,18 @@ def test_a_detached_spark_job_can_be_asked_about_and_stopped(spark_cluster, tmp_
 
 
 @pytest.fixture(scope="module")
-def documents(tmp_path_factory):
-    path = tmp_path_factory.mktemp("docs") / "docs.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for page in sorted((SAMPLES / "pages").glob("*.html")):
-            text = extract_plain_text(page.read_text(encoding="utf-8"), main_content=True)
-            if text.strip():
-                f.write(json.dumps({"url": f"https://docs.example/{page.stem}", "text": text}, ensure_ascii=False) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
 def ray_cluster():
     with ray_head() as head:
         yield head
     assert _all_gone(head["processes"])
 
 
-def test_synth_submitted_to_the_ray_jobs_api_writes_its_output(ray_cluster, documents, tmp_path):
+def test_synth_submitted_to_the_ray_jobs_api_writes_its_output(ray_cluster, sample_documents, tmp_path):
     resources = tmp_path / "resources.yaml"
     resources.write_text("ray: {forward_env: [INSTRUCTMIX_TEST_SECRET]}\n", encoding="utf-8")
     out = tmp_path / "synth"
     proc = _submit("--target", ray_cluster["address"], "--resources", str(resources), "synth",
-                   "--mode", "template_only", "--input", str(documents), "--output", str(out),
+                   "--mode", "template_only", "--input", str(sample_documents), "--output", str(out),
                    env_extra={"INSTRUCTMIX_TEST_SECRET": SECRET, **ray_cluster["env"]})
     assert proc.returncode == 0, proc.stderr[-4000:]
     answer = _last_json(proc)
@@ -218,3 +206,21 @@ def test_credential_confs_are_redacted_where_the_command_is_shown():
            "spark.hadoop.fs.s3a.access.key=AKIA", "--conf", "spark.executor.memory=8g", "--input=/data"]
     assert redacted(cmd) == ["spark-submit", "--conf", "spark.hadoop.fs.s3a.secret.key=***", "--conf",
                              "spark.hadoop.fs.s3a.access.key=***", "--conf", "spark.executor.memory=8g", "--input=/data"]
+
+
+def test_a_detached_ray_job_can_be_stopped(ray_cluster, sample_documents, tmp_path):
+    env = ray_cluster["env"]
+    detached = _submit("--target", ray_cluster["address"], "--detach", "synth", "--mode", "template_only",
+                       "--input", str(sample_documents), "--output", str(tmp_path / "out"), env_extra=env)
+    assert detached.returncode == 0, detached.stderr[-3000:]
+    job_id = _last_json(detached)["job_id"]
+    assert _submit("--target", ray_cluster["address"], "stop", job_id, env_extra=env).returncode == 0
+    deadline = time.time() + 120
+    status = ""
+    while time.time() < deadline:
+        status = _submit("--target", ray_cluster["address"], "status", job_id, env_extra=env).stdout.strip()
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        time.sleep(1)
+    assert status == "STOPPED"
+    assert not (tmp_path / "out" / "part-00000.parquet").exists()

@@ -8,24 +8,11 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-from resiliparse.extract.html2text import extract_plain_text
 
 from jobs.config import SynthConfig, validate_config
 from jobs.synth_ray import OUTPUT_FILE, STATS_FILE, WORK_DIR, run_synth
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import REPO
 from transforms.schema import SYNTH_SCHEMA
-
-
-@pytest.fixture(scope="module")
-def documents(tmp_path_factory):
-    """Document shards (JSONL with `text`) made of the bundled sample pages' text."""
-    path = tmp_path_factory.mktemp("docs") / "docs.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for page in sorted((SAMPLES / "pages").glob("*.html")):
-            text = extract_plain_text(page.read_text(encoding="utf-8"), main_content=True)
-            if text.strip():
-                f.write(json.dumps({"url": f"https://docs.example/{page.stem}", "text": text}, ensure_ascii=False) + "\n")
-    return path
 
 
 def _llm_config(model, **overrides) -> SynthConfig:
@@ -40,9 +27,9 @@ def _llm_config(model, **overrides) -> SynthConfig:
     return validate_config(data, SynthConfig, "synth.yaml")
 
 
-def test_template_only_needs_no_config_and_writes_grounded_pairs(documents, tmp_path):
+def test_template_only_needs_no_config_and_writes_grounded_pairs(sample_documents, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "jobs.cli", "synth", "--mode", "template_only",
-                           "--input", str(documents), "--output", str(tmp_path / "out")],
+                           "--input", str(sample_documents), "--output", str(tmp_path / "out")],
                           check=False, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pq.read_table(tmp_path / "out" / OUTPUT_FILE)
@@ -55,14 +42,14 @@ def test_template_only_needs_no_config_and_writes_grounded_pairs(documents, tmp_
     assert all(r["template_id"] and r["output"] for r in rows)
 
 
-def test_llm_modes_need_a_model(documents, tmp_path):
+def test_llm_modes_need_a_model(sample_documents, tmp_path):
     with pytest.raises(ValueError, match="needs `model:`"):
-        run_synth([str(documents)], str(tmp_path), "template", SynthConfig())
+        run_synth([str(sample_documents)], str(tmp_path), "template", SynthConfig())
 
 
 @pytest.mark.parametrize("mode", ["template", "doc_qa", "self_instruct"])
-def test_llm_modes_run_through_ray_and_vllm(tiny_llm, documents, tmp_path, mode):
-    stats = run_synth([str(documents)], str(tmp_path / "out"), mode, _llm_config(tiny_llm))
+def test_llm_modes_run_through_ray_and_vllm(tiny_llm, sample_documents, tmp_path, mode):
+    stats = run_synth([str(sample_documents)], str(tmp_path / "out"), mode, _llm_config(tiny_llm))
     assert stats["counters"]["generations"] > 0
     table = pq.read_table(tmp_path / "out" / OUTPUT_FILE)
     assert set(SYNTH_SCHEMA.names) <= set(table.schema.names)
@@ -88,7 +75,7 @@ def _process_tree(pid: int) -> list:
         return []
 
 
-def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(tiny_llm, documents, tmp_path):
+def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(tiny_llm, sample_documents, tmp_path):
     """SIGKILL the whole job (driver, Ray, vLLM engines) after its second batch, then run it again."""
     import os
     import signal
@@ -101,7 +88,7 @@ def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(
     killed, clean = tmp_path / "killed", tmp_path / "clean"
 
     def command(out):
-        return [sys.executable, "-m", "jobs.cli", "synth", "--mode", "template", "--input", str(documents),
+        return [sys.executable, "-m", "jobs.cli", "synth", "--mode", "template", "--input", str(sample_documents),
                 "--output", str(out), "--config", str(config)]
 
     log = open(tmp_path / "killed.log", "wb")  # noqa: SIM115 - closed below
@@ -171,7 +158,7 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
         pool.shutdown()
 
 
-def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(documents, tmp_path):
+def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(sample_documents, tmp_path):
     from jobs.synth_ray import template_prompts
 
     folder = tmp_path / "prompts"
@@ -179,7 +166,7 @@ def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(documents, tm
     (folder / "grounded_answer.jinja").write_text(
         "PASSAGE<<{{ passage }}>> TASK<<{{ instruction }}>> or say {{ no_answer }}\n", encoding="utf-8")
     batch = [json.loads(line) | {"id": str(i), "provenance": {}}
-             for i, line in enumerate(documents.read_text(encoding="utf-8").splitlines()[:6])]
+             for i, line in enumerate(sample_documents.read_text(encoding="utf-8").splitlines()[:6])]
     config = validate_config({"prompts": str(folder)}, SynthConfig, "synth.yaml")
     filled, prompts, _ = template_prompts(batch, config)
     assert prompts and len(prompts) == len(filled)
@@ -189,11 +176,11 @@ def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(documents, tm
     assert all(p.startswith("Below is a passage") for p in packaged)
 
 
-def test_a_bad_user_prompt_fails_before_any_engine_starts(documents, tmp_path):
+def test_a_bad_user_prompt_fails_before_any_engine_starts(sample_documents, tmp_path):
     folder = tmp_path / "prompts"
     folder.mkdir()
     (folder / "summarize.jinja").write_text("{{ text }}", encoding="utf-8")  # no prompt has that name
     config = validate_config({"model": str(tmp_path / "no-model"), "prompts": str(folder)}, SynthConfig, "synth.yaml")
     with pytest.raises(ValueError, match="summarize.jinja"):
-        run_synth([str(documents)], str(tmp_path / "out"), "template", config)
+        run_synth([str(sample_documents)], str(tmp_path / "out"), "template", config)
     assert not (tmp_path / "out").exists()
