@@ -184,3 +184,16 @@ def test_a_bad_user_prompt_fails_before_any_engine_starts(sample_documents, tmp_
     with pytest.raises(ValueError, match="summarize.jinja"):
         run_synth([str(sample_documents)], str(tmp_path / "out"), "template", config)
     assert not (tmp_path / "out").exists()
+
+
+def test_requests_spread_over_every_actor_and_never_exceed_the_batch_size():
+    from jobs.llm_engine import GeneratorPool
+
+    pool = GeneratorPool.__new__(GeneratorPool)  # the splitting rule alone; the engines are tested above
+    pool.batch_size, pool.actors = 256, ["a", "b", "c", "d"]
+    assert [len(r) for r in pool._requests([f"p{i}" for i in range(10)])] == [3, 3, 3, 1]
+    assert [len(r) for r in pool._requests([f"p{i}" for i in range(2000)])] == [256] * 7 + [208]
+    assert [p for r in pool._requests([f"p{i}" for i in range(999)]) for p in r] == [f"p{i}" for i in range(999)]
+    pool.actors = ["a"]
+    assert [len(r) for r in pool._requests(["x"] * 300)] == [256, 44]
+    assert pool._requests([]) == []
