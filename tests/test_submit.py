@@ -120,6 +120,26 @@ def test_mine_submitted_to_spark_standalone_matches_a_local_run(spark_cluster, t
     assert logs.returncode == 0 and "mine: wrote" in logs.stdout
 
 
+def test_mix_submitted_to_spark_standalone_meets_the_ratio(spark_cluster, tmp_path):
+    import yaml
+
+    config = tmp_path / "mix.yaml"
+    config.write_text(yaml.safe_dump({
+        "seed": 7, "ratio": 0.05, "tokenizer": str(SAMPLES / "tokenizer.json"),
+        "pretrain": [{"path": str(SAMPLES / "pretrain" / "*.jsonl.zst")}],
+        "instructions": [{"path": str(SAMPLES / "alpaca-sample.json"), "weight": 1.0}],
+        "max_repeat": 2,
+        "output": {"path": str(tmp_path / "mixed"), "formats": ["jsonl.zst", "megatron"], "shard_tokens": 4000},
+    }), encoding="utf-8")
+    proc = _submit("--target", spark_cluster["master"], "mix", "--config", str(config),
+                   env_extra={"INSTRUCTMIX_JOBS_DIR": str(tmp_path / "jobs")})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert _last_json(proc)["status"] == "SUCCEEDED"
+    manifest = json.loads((tmp_path / "mixed" / "manifest.json").read_text())
+    assert abs(manifest["realized_ratio"] - 0.05) <= 0.005
+    assert len(list((tmp_path / "mixed" / "megatron").glob("part-*.bin"))) == len(manifest["shards"]) > 0
+
+
 def test_a_failing_spark_job_exits_non_zero(spark_cluster, tmp_path):
     proc = _submit("--target", spark_cluster["master"], "mine", "--input", str(tmp_path / "nothing-*.warc.gz"),
                    "--output", str(tmp_path / "out"), env_extra={"INSTRUCTMIX_JOBS_DIR": str(tmp_path / "jobs")})
