@@ -20,7 +20,7 @@ from jobs.config import SynthConfig
 def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
                       checkpoint, write_checkpoint, read_checkpoint) -> tuple[int, int, int]:
     from jobs.progress import log
-    from jobs.synth_ray import _keep, _record
+    from jobs.synth_records import keep_record, synth_record
     from transforms.langid import get_language_identifier
     from transforms.novelty_index import NoveltyIndex
     from transforms.prompts import classification_prompt, instance_prompt, load_prompts, self_instruct_prompt
@@ -89,10 +89,10 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
                 continue
             machine.append(inst)
             for inp, outp in kept:
-                rec = _record(inst, inp, outp, lang=lang, mode="self_instruct",
+                rec = synth_record(inst, inp, outp, lang=lang, mode="self_instruct",
                               task_type="classify" if cls else "", seed_ids=seed_ids, model=config.model or "",
                               sampling=pool.sampling_json(), prompt=prompt)
-                if _keep(rec, c):
+                if keep_record(rec, c):
                     records.append(rec)
         write_checkpoint(path, records, c)
         counters.update(c)

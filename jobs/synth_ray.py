@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import SynthConfig
+from jobs.synth_records import keep_record, synth_record
 from transforms.schema import SYNTH_SCHEMA
 
 STATS_FILE = "_stats.json"
@@ -73,39 +74,6 @@ def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
 # --- records ---------------------------------------------------------------------
 
 
-def _record(instruction: str, input_: str, output: str, *, lang: str, mode: str, task_type: str,
-            template_id: str = "", seed_ids: list[str] | None = None, model: str = "", sampling: str = "",
-            prompt: str = "", source_url: str = "", source_file: str = "", source_record: str = "",
-            confidence: float = 0.5) -> dict:
-    from jobs.llm_engine import prompt_hash
-    from transforms.pairs import pair_id
-
-    return {
-        "id": pair_id(source_url or mode, f"synth_{mode}", instruction, input_, output),
-        "instruction": instruction, "input": input_, "output": output,
-        "kind": f"synth_{task_type}" if task_type else f"synth_{mode}", "miner": f"synth_{mode}",
-        "confidence": confidence, "lang": lang, "lang_score": 0.0, "source_url": source_url,
-        "source_file": source_file, "source_record": source_record, "title": "", "classifier_score": None,
-        "mode": mode, "task_type": task_type, "template_id": template_id, "seed_ids": seed_ids or [],
-        "model": model, "sampling": sampling, "prompt_hash": prompt_hash(prompt) if prompt else "",
-    }
-
-
-def _keep(record: dict, counters: Counter) -> bool:
-    """The mining filters (lengths, boilerplate, harmful content, …) judge synthesized pairs too."""
-    from transforms import filters, pii
-
-    for key in ("instruction", "input", "output"):
-        record[key], n = pii.scrub_pii(record[key].strip())
-        counters["pii_scrubbed"] += n
-    reason = filters.reject_reason(record["instruction"], record["input"], record["output"], record["lang"])
-    if reason:
-        counters[f"drop:{reason}"] += 1
-        return False
-    counters[f"accepted:{record['mode']}"] += 1
-    return True
-
-
 def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
             answerable_only: bool = False) -> list[tuple[dict, object]]:
     from transforms.instruction_templates import load_instruction_templates
@@ -138,10 +106,10 @@ def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[di
         if not answer:
             counters[f"drop:{reason}"] += 1
             continue
-        rec = _record(filled.instruction, "", answer, lang=filled.lang, mode="template_only",
+        rec = synth_record(filled.instruction, "", answer, lang=filled.lang, mode="template_only",
                       task_type=filled.task_type, template_id=filled.template_id, confidence=0.6,
                       **_provenance(doc))
-        if _keep(rec, counters):
+        if keep_record(rec, counters):
             records.append(rec)
     return records, counters
 
@@ -173,10 +141,10 @@ def template_records(filled: list, prompts: list[str], outputs: list[dict], coun
         if not text or NO_ANSWER in text:
             counters["drop:empty_generation" if not text else "drop:model_says_no_answer"] += 1
             continue
-        rec = _record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
+        rec = synth_record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
                       template_id=f.template_id, model=config.model or "", sampling=sampling,
                       prompt=prompt, **_provenance(doc))
-        if _keep(rec, counters):
+        if keep_record(rec, counters):
             records.append(rec)
     return records
 
@@ -216,9 +184,9 @@ def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters
             continue
         lang = lid.identify(chunk[:2000])[0]
         for question, answer in pairs[:keep]:
-            rec = _record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
+            rec = synth_record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
                           model=config.model or "", sampling=sampling, prompt=prompt, **_provenance(doc))
-            if _keep(rec, counters):
+            if keep_record(rec, counters):
                 records.append(rec)
     return records
 
