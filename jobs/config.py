@@ -31,6 +31,13 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message says where and why."""
 
 
+def _reject_unknown(values: list[str], known: tuple[str, ...], noun: str) -> None:
+    """The one error a list-of-names key gives for names it does not know."""
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise ValueError(f"unknown {noun}(s) {unknown}; choose from {list(known)}")
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -79,9 +86,7 @@ class MineConfig(StrictModel):
     @field_validator("miners")
     @classmethod
     def _known_miners(cls, miners: list[str]) -> list[str]:
-        unknown = [m for m in miners if m not in MINER_NAMES]
-        if unknown:
-            raise ValueError(f"unknown miner(s) {unknown}; choose from {list(MINER_NAMES)}")
+        _reject_unknown(miners, MINER_NAMES, "miner")
         if not miners:
             raise ValueError("at least one miner is needed")
         return miners
@@ -158,9 +163,7 @@ class MixOutput(StrictModel):
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, formats: list[str]) -> list[str]:
-        unknown = [f for f in formats if f not in OUTPUT_FORMATS]
-        if unknown:
-            raise ValueError(f"unknown format(s) {unknown}; choose from {list(OUTPUT_FORMATS)}")
+        _reject_unknown(formats, OUTPUT_FORMATS, "format")
         if len(set(formats)) != len(formats):
             raise ValueError(f"formats listed twice: {formats}")
         return formats
@@ -303,9 +306,7 @@ class PipelineConfig(StrictModel):
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, stages: list[str]) -> list[str]:
-        unknown = [s for s in stages if s not in PIPELINE_STAGES]
-        if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; choose from {list(PIPELINE_STAGES)}")
+        _reject_unknown(stages, PIPELINE_STAGES, "stage")
         return [s for s in PIPELINE_STAGES if s in stages]  # always in pipeline order
 
     @model_validator(mode="after")

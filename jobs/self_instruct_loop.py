@@ -34,7 +34,7 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
         sample_prompt_tasks,
     )
 
-    user_prompts = load_prompts(config.prompts)  # fails here, before any generation, on a bad prompt file
+    user_prompts = load_prompts(config.prompts)  # checked by run_synth; read once per process (cached)
     seeds = load_seed_tasks(config.seeds)  # None: the packaged templates/seeds (works from a zip too)
     seed_id = {s.instruction: s.id for s in seeds}
     human = [s.instruction for s in seeds]
@@ -90,8 +90,8 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
             machine.append(inst)
             for inp, outp in kept:
                 rec = synth_record(inst, inp, outp, lang=lang, mode="self_instruct",
-                              task_type="classify" if cls else "", seed_ids=seed_ids, model=config.model or "",
-                              sampling=pool.sampling_json(), prompt=prompt)
+                                   task_type="classify" if cls else "", seed_ids=seed_ids, model=config.model or "",
+                                   sampling=pool.sampling_json(), prompt=prompt)
                 if keep_record(rec, c):
                     records.append(rec)
         write_checkpoint(path, records, c)

@@ -214,8 +214,9 @@ def spark_logs(job_id: str) -> str:
 
 def spark_stop(job_id: str) -> str:
     job_dir, record = _spark_record(job_id)
-    if spark_status(job_id) != "RUNNING":
-        return spark_status(job_id)
+    status = spark_status(job_id)
+    if status != "RUNNING":
+        return status
     (job_dir / "stopped").write_text(str(time.time()))
     try:
         os.killpg(record["pid"], signal.SIGTERM)  # the watcher leads its own session

@@ -107,8 +107,8 @@ def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[di
             counters[f"drop:{reason}"] += 1
             continue
         rec = synth_record(filled.instruction, "", answer, lang=filled.lang, mode="template_only",
-                      task_type=filled.task_type, template_id=filled.template_id, confidence=0.6,
-                      **_provenance(doc))
+                           task_type=filled.task_type, template_id=filled.template_id, confidence=0.6,
+                           **_provenance(doc))
         if keep_record(rec, counters):
             records.append(rec)
     return records, counters
@@ -142,8 +142,8 @@ def template_records(filled: list, prompts: list[str], outputs: list[dict], coun
             counters["drop:empty_generation" if not text else "drop:model_says_no_answer"] += 1
             continue
         rec = synth_record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
-                      template_id=f.template_id, model=config.model or "", sampling=sampling,
-                      prompt=prompt, **_provenance(doc))
+                           template_id=f.template_id, model=config.model or "", sampling=sampling,
+                           prompt=prompt, **_provenance(doc))
         if keep_record(rec, counters):
             records.append(rec)
     return records
@@ -185,7 +185,7 @@ def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters
         lang = lid.identify(chunk[:2000])[0]
         for question, answer in pairs[:keep]:
             rec = synth_record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
-                          model=config.model or "", sampling=sampling, prompt=prompt, **_provenance(doc))
+                               model=config.model or "", sampling=sampling, prompt=prompt, **_provenance(doc))
             if keep_record(rec, counters):
                 records.append(rec)
     return records
@@ -287,19 +287,24 @@ def _batch_starter(mode: str, config: SynthConfig, pool):
         task = ray.remote(num_cpus=1, max_retries=2)(template_only_batch)
         return lambda k, batch: functools.partial(ray.get, task.remote(batch, config))
     if mode == "template":
-        prepare, build, schema, tokenizer = template_prompts, template_records, None, None
+        build, schema = template_records, None
+
+        def prepare(batch: list[dict], seed_offset: int):
+            return template_prompts(batch, config)
     else:
         from transformers import AutoTokenizer
 
         from transforms.doc_qa import QA_PAIRS_JSON_SCHEMA
 
         tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
-        prepare, build, schema = doc_qa_prompts, doc_qa_records, QA_PAIRS_JSON_SCHEMA
+        build, schema = doc_qa_records, QA_PAIRS_JSON_SCHEMA
+
+        def prepare(batch: list[dict], seed_offset: int):
+            return doc_qa_prompts(batch, config, seed_offset, tokenizer)
 
     def start(k: int, batch: list[dict]):
         seed_offset = k * 100_000
-        args = (batch, config) if tokenizer is None else (batch, config, seed_offset, tokenizer)
-        items, prompts, counters = prepare(*args)
+        items, prompts, counters = prepare(batch, seed_offset)
         refs = pool.submit(prompts, json_schema=schema, seed_offset=seed_offset) if prompts else []
 
         def finish() -> tuple[list[dict], Counter]:
