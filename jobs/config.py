@@ -253,6 +253,10 @@ class SynthConfig(StrictModel):
 
 PIPELINE_STAGES = ("mine", "synth", "mix")
 RUN_PLACEHOLDER = "${run}"  # in pipeline paths: the run directory (`output:`)
+# Each stage's folder in the run directory, and the file it writes last (its finish line):
+# read by `instructmix run` to skip finished stages and by `instructmix report`.
+STAGE_DIRS = {"mine": "mined", "synth": "synth", "mix": "mixed"}
+STAGE_DONE_FILES = {"mine": "_stats.json", "synth": "_stats.json", "mix": "manifest.json"}
 
 
 class MineStage(MineConfig):

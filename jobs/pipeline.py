@@ -21,6 +21,8 @@ import fsspec
 from jobs.config import (
     PIPELINE_STAGES,
     RUN_PLACEHOLDER,
+    STAGE_DIRS,
+    STAGE_DONE_FILES,
     ConfigError,
     MineConfig,
     MixConfig,
@@ -30,7 +32,6 @@ from jobs.config import (
 )
 
 STATE_FILE = "_pipeline.json"
-STAGE_DIRS = {"mine": "mined", "synth": "synth", "mix": "mixed"}
 
 
 def _substitute_run(value: Any, run_dir: str) -> Any:
@@ -58,7 +59,7 @@ def stage_output(config: PipelineConfig, stage: str, section: dict) -> str:
 
 
 def _done_marker(stage: str, out: str) -> str:
-    return f"{out}/manifest.json" if stage == "mix" else f"{out}/_stats.json"
+    return f"{out}/{STAGE_DONE_FILES[stage]}"
 
 
 def _fingerprint(section: dict, upstream: str) -> str:

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from jobs.config import STAGE_DIRS, STAGE_DONE_FILES
 from jobs.progress import log
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
     "task_types",
 ]
 
-STAGE_DIRS = {"mine": "mined", "synth": "synth", "mix": "mixed"}
-STAGE_FILES = {"mine": "_stats.json", "synth": "_stats.json", "mix": "manifest.json"}
 REPORT_DIR = "report"
 INDEX_FILE = "index.html"
 SUMMARY_FILE = "summary.json"
@@ -99,7 +98,7 @@ def load_run(run_dir: str, sample: int = LENGTH_SAMPLE) -> dict[str, dict]:
     out = {}
     for stage, name in STAGE_DIRS.items():
         folder = os.path.join(run_dir, name)
-        stats_path = os.path.join(folder, STAGE_FILES[stage])
+        stats_path = os.path.join(folder, STAGE_DONE_FILES[stage])
         entry: dict[str, Any] = {"folder": folder, "present": False, "note": ""}
         out[stage] = entry
         if not os.path.isdir(folder):
@@ -623,7 +622,7 @@ def render_html(summary: Mapping, images: Mapping[str, bytes]) -> str:
     uris = dict.fromkeys(PLOT_NAMES, "")  # a plot without data is left out of the page
     uris.update({name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
                  for name, png in images.items()})
-    return env.from_string(source).render(s=summary, images=uris, stage_dirs=STAGE_DIRS)
+    return env.from_string(source).render(s=summary, images=uris)
 
 
 def run_report(run_dir: str, out_dir: str | None = None, seeds: str | None = None,
