@@ -62,8 +62,8 @@ def write_warc(path: Path, pages: list[tuple[str, bytes]], copy: int) -> int:
 def bench_in_process(files: list[Path], raw_mb: float) -> dict:
     import trafilatura
 
-    from jobs.sources import iter_documents
-    from transforms.mine_document import PairMiner
+    from transforms.io.documents import iter_documents
+    from transforms.mine.document import PairMiner
 
     miner = PairMiner()
     docs = []
@@ -80,7 +80,7 @@ def bench_in_process(files: list[Path], raw_mb: float) -> dict:
             pairs += sum(1 for _ in miner.mine(d.url, d.html, d.text, counters, {}))
     mine_s = time.perf_counter() - t0
 
-    from transforms.html_blocks import html_to_page
+    from transforms.mine.html_blocks import html_to_page
 
     t0 = time.perf_counter()
     for d in docs:
@@ -106,8 +106,8 @@ def bench_in_process(files: list[Path], raw_mb: float) -> dict:
 
 
 def bench_spark(files: list[Path], raw_mb: float, tmp: Path) -> dict:
-    from jobs.mine_spark import run_mine
-    from jobs.spark_session import spark_session
+    from jobs.mine import run_mine
+    from jobs.engines.spark import spark_session
 
     out = {}
     for cores in (1, 2):

@@ -177,7 +177,7 @@ def bench_tokenize(files: list[Path], tokenizer_path: Path, raw_mb: float, metho
     """The floor: read, decompress, parse and tokenize every text, in the mixer's batches."""
     from tokenizers import Tokenizer
 
-    from jobs.mix_spark import TOKENIZE_BATCH_DOCS
+    from jobs.mix import TOKENIZE_BATCH_DOCS
 
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     encode = getattr(tokenizer, method)
@@ -237,9 +237,9 @@ def tree_cpu_seconds(root: int) -> dict[int, tuple[str, float]]:
 @contextmanager
 def phase_timer(timings: dict):
     """Wall time of each Spark phase of run_mix, by wrapping the one function they all go through."""
-    import jobs.spark_tasks
+    import jobs.engines.spark_tasks
 
-    original = jobs.spark_tasks.run_tasks
+    original = jobs.engines.spark_tasks.run_tasks
 
     def timed(spark, fn, payloads):
         t0 = time.perf_counter()
@@ -248,17 +248,17 @@ def phase_timer(timings: dict):
         finally:
             timings[fn.__name__] = timings.get(fn.__name__, 0.0) + time.perf_counter() - t0
 
-    jobs.spark_tasks.run_tasks = timed
+    jobs.engines.spark_tasks.run_tasks = timed
     try:
         yield timings
     finally:
-        jobs.spark_tasks.run_tasks = original
+        jobs.engines.spark_tasks.run_tasks = original
 
 
 def bench_mixer(pretrain: Path, warm: Path, tokenizer_path: Path, raw_mb: float, tmp: Path) -> dict:
     from jobs.config import MixConfig
-    from jobs.mix_spark import run_mix
-    from jobs.spark_session import spark_session
+    from jobs.mix import run_mix
+    from jobs.engines.spark import spark_session
 
     spark = spark_session("local[1]", "bench-mix-local1")
     try:

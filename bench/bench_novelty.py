@@ -36,8 +36,8 @@ WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA") or next(
 ALPACA_SEEDS = WEBDATA / "instructions" / "alpaca-self-instruct-seed" / "seed_tasks.jsonl"
 BELLE_SEEDS = WEBDATA / "instructions" / "belle-zh" / "zh_seed_tasks.json"
 
-from transforms.novelty_index import NoveltyIndex
-from transforms.rouge import rouge_l_f, rouge_tokens
+from transforms.synth.novelty_index import NoveltyIndex
+from transforms.synth.rouge import rouge_l_f, rouge_tokens
 
 # Words at which an English seed's object is cut into phrases (kept at the phrase start).
 _EN_CUT = re.compile(r"\s+(?=(?:of|for|about|in|with|from|that|and|into|to|based on|using|given|by)\b)", re.IGNORECASE)

@@ -5,7 +5,7 @@ In one run, over the same prompts and the same tiny random Llama (tests/tiny_llm
 built offline into a temporary folder), on vLLM's CPU backend:
   * plain vLLM: one `vllm.LLM` in a subprocess of its own, one `generate` call over
     every prompt (engine start not timed);
-  * the Ray pipeline: `jobs.llm_engine.GeneratorPool` (1 actor, the default batch of 256) after a
+  * the Ray pipeline: `jobs.engines.vllm_actors.GeneratorPool` (1 actor, the default batch of 256) after a
     small warm-up generate (engine start not timed);
   * `ray_vs_plain` = Ray tokens/s / plain tokens/s (target >= 0.9).
 Then, unless --skip-diversity: `run_synth(mode="template_only")` over document shards
@@ -51,8 +51,8 @@ def build_prompts(n: int, model: Path) -> tuple[list[str], dict]:
     """Self-Instruct prompts (8 seed tasks each, one language per prompt), the same for both runs."""
     from transformers import AutoTokenizer
 
-    from transforms.prompts import self_instruct_prompt
-    from transforms.seed_tasks import load_seed_tasks
+    from transforms.synth.prompts import self_instruct_prompt
+    from transforms.synth.seed_tasks import load_seed_tasks
 
     seeds = load_seed_tasks(None)
     by_lang: dict[str, list[str]] = {}
@@ -121,7 +121,7 @@ def bench_ray(model: Path, prompts: list[str]) -> dict:
     import ray
 
     from jobs.config import EngineSettings, SamplingSettings
-    from jobs.llm_engine import GeneratorPool
+    from jobs.engines.vllm_actors import GeneratorPool
 
     ray.init(include_dashboard=False, log_to_driver=False)
     try:
@@ -177,7 +177,7 @@ def _root_verb(instruction: str, lang: str) -> str:
 
 def rouge_histogram(texts: list[str], against: list[str]) -> dict:
     """Counts of each text's highest ROUGE-L against `against`, in ten bins of 0.1."""
-    from transforms.novelty_index import NoveltyIndex
+    from transforms.synth.novelty_index import NoveltyIndex
 
     index = NoveltyIndex(texts=against)
     bins = [0] * 10
@@ -197,8 +197,8 @@ def bench_diversity(tmp: Path) -> dict:
     import pyarrow.parquet as pq
 
     from jobs.config import SynthConfig
-    from jobs.synth_ray import run_synth
-    from transforms.seed_tasks import load_seed_tasks
+    from jobs.synth import run_synth
+    from transforms.synth.seed_tasks import load_seed_tasks
 
     docs = tmp / "docs" / "pages-00000.jsonl"
     docs.parent.mkdir()
@@ -211,7 +211,7 @@ def bench_diversity(tmp: Path) -> dict:
     instructions = [r["instruction"] for r in rows]
     # Templates that open with a slot ("{a} vs. {b}: ...", "{passage} TL;DR:") have no root
     # verb of their own: their first word is page text, so they are counted as one bucket.
-    from transforms.instruction_templates import load_instruction_templates
+    from transforms.synth.instruction_templates import load_instruction_templates
 
     slot_first = {t.id for t in load_instruction_templates(None) if t.template.lstrip().startswith("{")}
     verbs: dict[str, Counter] = {"en": Counter(), "zh": Counter()}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from jobs.config import ConfigError, MineConfig, load_config
-from jobs.mix_errors import MixError
+from jobs.errors import UserError, wrapped_user_message
 
 
 def _mine(args: argparse.Namespace) -> int:
-    from jobs.mine_spark import run_mine
+    from jobs.mine import run_mine
 
     config = load_config(args.config, MineConfig)
     stats = run_mine(args.input, args.output, master=args.master, config=config, keep_work=args.keep_work)
@@ -21,7 +22,7 @@ def _mine(args: argparse.Namespace) -> int:
 
 def _mix(args: argparse.Namespace) -> int:
     from jobs.config import MixConfig
-    from jobs.mix_spark import run_mix
+    from jobs.mix import run_mix
 
     config = load_config(args.config, MixConfig)
     manifest = run_mix(config, master=args.master, keep_work=args.keep_work)
@@ -32,7 +33,7 @@ def _mix(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from jobs.config import SynthConfig
-    from jobs.synth_ray import run_synth
+    from jobs.synth import run_synth
 
     config = load_config(args.config, SynthConfig)
     stats = run_synth(args.input, args.output, args.mode, config, address=args.address)
@@ -42,7 +43,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from jobs.config import PipelineConfig
-    from jobs.pipeline import run_pipeline
+    from jobs.run import run_pipeline
 
     config = load_config(args.config, PipelineConfig)
     summary = run_pipeline(config, from_stage=args.from_stage)
@@ -146,12 +147,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_traceback(command: str) -> str:
+    """Write the current traceback to a log file; its path goes in the one-line error."""
+    import tempfile
+    import traceback
+
+    log_dir = os.environ.get("INSTRUCTMIX_LOG_DIR") or tempfile.gettempdir()
+    os.makedirs(log_dir, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=f"instructmix-{command}-", suffix=".log", dir=log_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        traceback.print_exc(file=f)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, MixError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, UserError, FileNotFoundError, ValueError) as err:
         print(f"instructmix {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - an engine's wrapper around a task's user error
+        message = wrapped_user_message(err)
+        if message is None:
+            raise
+        log = _log_traceback(args.command)
+        print(f"instructmix {args.command}: error: {message} (traceback: {log})", file=sys.stderr)
         return 2
 
 

@@ -17,7 +17,7 @@ usable alone:
    templates/report/report.html.jinja in Jinja's sandbox, autoescaped), the
    PNGs embedded as data URIs so `index.html` is one file.
 
-Instruction length is counted in ROUGE tokens (`transforms.rouge.rouge_tokens`):
+Instruction length is counted in ROUGE tokens (`transforms.synth.rouge.rouge_tokens`):
 words for English, one token per Chinese character, the unit the novelty
 scores use too.
 """
@@ -268,7 +268,7 @@ def length_distribution(rows: Iterable[Mapping], edges: Sequence[int] = LENGTH_E
     Per language: n, the count in each bin of `edges` (lower edges, last bin
     open), median, 90th percentile (nearest rank) and max.
     """
-    from transforms.rouge import rouge_tokens
+    from transforms.synth.rouge import rouge_tokens
 
     by_lang: dict[str, list[int]] = {}
     for r in rows:
@@ -298,7 +298,7 @@ def _nearest_rank(sorted_values: Sequence[int], q: float) -> int:
 
 def novelty_scores(texts: Sequence[str], seed_texts: Sequence[str]) -> list[tuple[float, str | None]]:
     """Each text's highest ROUGE-L against the seeds and that seed (`NoveltyIndex.max_similarity`)."""
-    from transforms.novelty_index import NoveltyIndex
+    from transforms.synth.novelty_index import NoveltyIndex
 
     index = NoveltyIndex(texts=seed_texts)
     return [index.max_similarity(t) for t in texts]
@@ -388,7 +388,7 @@ def summarize_run(run_dir: str, seeds: str | None = None, novelty_sample: int = 
 
 
 def _novelty(run: Mapping, seeds: str | None, sample: int) -> dict:
-    from transforms.seed_tasks import load_seed_tasks
+    from transforms.synth.seed_tasks import load_seed_tasks
 
     out: dict[str, Any] = {"threshold": NOVEL_BELOW, "sample": sample, "stages": {}, "note": ""}
     if not any(run[stage]["present"] for stage in ("mine", "synth")):

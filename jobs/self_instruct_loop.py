@@ -22,10 +22,10 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
     from jobs.progress import log
     from jobs.synth_records import keep_record, synth_record
     from transforms.langid import get_language_identifier
-    from transforms.novelty_index import NoveltyIndex
-    from transforms.prompts import classification_prompt, instance_prompt, load_prompts, self_instruct_prompt
-    from transforms.seed_tasks import load_seed_tasks
-    from transforms.self_instruct import (
+    from transforms.synth.novelty_index import NoveltyIndex
+    from transforms.synth.prompts import classification_prompt, instance_prompt, load_prompts, self_instruct_prompt
+    from transforms.synth.seed_tasks import load_seed_tasks
+    from transforms.synth.self_instruct import (
         filter_instances,
         instruction_rejection,
         parse_classification_answer,

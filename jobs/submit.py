@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 
 from jobs.config import ConfigError, ResourcesConfig, load_config
-from jobs.spark_session import PACKAGE_ROOT, SHIPPED_PACKAGES, package_zip
+from jobs.engines.spark import PACKAGE_ROOT, SHIPPED_PACKAGES, package_zip
 
 SPARK_STAGES = ("mine", "mix")
 RAY_STAGES = ("synth",)
@@ -106,7 +106,7 @@ def spark_submit_command(target: str, stage: str, stage_args: list[str], resourc
         cmd += ["--executor-cores", str(spark.executor_cores)]
     if spark.num_executors:
         cmd += ["--conf", f"spark.executor.instances={spark.num_executors}"]
-    # Executors run the same interpreter the driver does (set by jobs.spark_session).
+    # Executors run the same interpreter the driver does (set by jobs.engines.spark).
     for key, value in sorted(spark.conf.items()):
         cmd += ["--conf", f"{key}={value}"]
     cmd += [str(PACKAGE_ROOT / "jobs" / "cli.py"), stage, *stage_args]

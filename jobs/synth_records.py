@@ -10,8 +10,8 @@ def synth_record(instruction: str, input_: str, output: str, *, lang: str, mode:
                  template_id: str = "", seed_ids: list[str] | None = None, model: str = "", sampling: str = "",
                  prompt: str = "", source_url: str = "", source_file: str = "", source_record: str = "",
                  confidence: float = 0.5) -> dict:
-    from jobs.llm_engine import prompt_hash
-    from transforms.pairs import pair_id
+    from jobs.engines.vllm_actors import prompt_hash
+    from transforms.records import pair_id
 
     return {
         "id": pair_id(source_url or mode, f"synth_{mode}", instruction, input_, output),

@@ -12,8 +12,8 @@ from collections import Counter
 
 import pyarrow.dataset as ds
 
-from jobs.sources import expand_inputs, iter_documents
-from transforms.instruction_classifier import pair_text, random_passages, train_classifier, training_lines
+from transforms.io.documents import expand_inputs, iter_documents
+from transforms.mine.instruction_classifier import pair_text, random_passages, train_classifier, training_lines
 
 # Share of each class held out to report precision/recall of the trained model.
 HOLDOUT_FRACTION = 0.1
@@ -27,8 +27,8 @@ def _positive_texts(pairs_dir: str, limit: int, rng: random.Random) -> list[str]
 
 
 def _document_texts(patterns: list[str], limit: int) -> list[str]:
-    from transforms.html_blocks import html_to_page
-    from transforms.text_blocks import text_to_page
+    from transforms.mine.html_blocks import html_to_page
+    from transforms.mine.text_blocks import text_to_page
 
     texts: list[str] = []
     counters: Counter = Counter()
@@ -59,7 +59,7 @@ def run_train_classifier(
     rng.shuffle(train)
     metrics = train_classifier(train, output, epoch=epoch, seed=seed)
 
-    from transforms.instruction_classifier import InstructionClassifier
+    from transforms.mine.instruction_classifier import InstructionClassifier
 
     model = InstructionClassifier(output)
     pos_scores = model.score_many(positives[:n_pos_test])

@@ -32,7 +32,7 @@ def webdata() -> Path:
 @pytest.fixture(scope="session")
 def spark():
     """The job's own session builder in local[2], as `instructmix mine --master local[2]` uses."""
-    from jobs.spark_session import spark_session
+    from jobs.engines.spark import spark_session
 
     session = spark_session("local[2]", "instructmix-tests")
     yield session

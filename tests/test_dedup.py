@@ -3,7 +3,7 @@ import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
-from transforms.dedup import (
+from transforms.mine.dedup import (
     LSH_BANDS,
     LSH_ROWS,
     NUM_PERM,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from transforms.doc_qa import QA_PAIRS_JSON_SCHEMA, chunk_document, pairs_to_keep, parse_qa_pairs
+from transforms.synth.doc_qa import QA_PAIRS_JSON_SCHEMA, chunk_document, pairs_to_keep, parse_qa_pairs
 
 
 def words(text: str) -> int:

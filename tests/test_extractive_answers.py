@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import WEBDATA
 from tests.test_slot_fillers import EN_DOC, ZH_DOC
-from transforms.extractive_answers import (
+from transforms.synth.extractive_answers import (
     METHODS,
     REASONS,
     SENTIMENT_LABELS,
@@ -14,8 +14,8 @@ from transforms.extractive_answers import (
     answer_with_reason,
     requested_count,
 )
-from transforms.instruction_templates import EXTRACTIVE_ANSWERS, load_instruction_templates
-from transforms.slot_fillers import FilledInstruction, fill_from_document
+from transforms.synth.instruction_templates import EXTRACTIVE_ANSWERS, load_instruction_templates
+from transforms.synth.slot_fillers import FilledInstruction, fill_from_document
 
 TEMPLATES = load_instruction_templates()
 

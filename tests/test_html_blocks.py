@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WEBDATA
-from transforms.blocks import (
+from transforms.mine.blocks import (
     DD,
     DETAILS_BODY,
     DT,
@@ -23,7 +23,7 @@ from transforms.blocks import (
     TABLE_ROW,
     Page,
 )
-from transforms.html_blocks import blocks_from_minimal_html, html_to_page, splice_structured_groups
+from transforms.mine.html_blocks import blocks_from_minimal_html, html_to_page, splice_structured_groups
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
 
@@ -243,7 +243,7 @@ def test_minimal_html_reader_edge_cases():
 
 def test_splice_unmatched_group_goes_last_and_short_text_needs_coverage():
     stream = blocks_from_minimal_html("<p>Yes</p><p>Intro</p>\nYes\nIt is fine.\n<p>End</p>")
-    from transforms.blocks import Block
+    from transforms.mine.blocks import Block
 
     group = [Block(DT, "Yes", group=9), Block(DD, "It is fine.", group=9)]
     lost = [Block(SUMMARY, "Never shown?", group=10), Block(DETAILS_BODY, "Hidden.", group=10)]

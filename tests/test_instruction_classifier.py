@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from transforms.instruction_classifier import (
+from transforms.mine.instruction_classifier import (
     LABEL_INSTRUCTION,
     LABEL_OTHER,
     InstructionClassifier,
@@ -211,7 +211,7 @@ def test_classifier_text_is_single_line_tokenised_and_idempotent():
 
 
 def test_classifier_text_truncates_by_tokens_idempotently():
-    from transforms.instruction_classifier import MAX_TOKENS
+    from transforms.mine.instruction_classifier import MAX_TOKENS
 
     long_text = "如何安装Python？" * 500 + " word" * 2000
     once = classifier_text(long_text)

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from jobs.spark_session import package_zip
-from transforms.instruction_templates import (
+from jobs.engines.spark import package_zip
+from transforms.synth.instruction_templates import (
     EXTRACTIVE_ANSWERS,
     SLOT_TYPES,
     TASK_TYPES,
@@ -311,9 +311,9 @@ ZIP_PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import templates
-from transforms.instruction_templates import load_instruction_templates
-from transforms.prompts import load_prompts, self_instruct_prompt
-from transforms.seed_tasks import load_seed_tasks
+from transforms.synth.instruction_templates import load_instruction_templates
+from transforms.synth.prompts import load_prompts, self_instruct_prompt
+from transforms.synth.seed_tasks import load_seed_tasks
 print(json.dumps({"module": templates.__file__, "templates": len(load_instruction_templates()),
                   "prompts": sorted(load_prompts()), "seeds": len(load_seed_tasks()),
                   "prompt_end": self_instruct_prompt(["a", "b"])[-6:]}))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WEBDATA
-from transforms.blocks import Page
-from transforms.html_blocks import html_to_page
-from transforms.miners.markup import flatten_steps, mine_markup, numbered_steps, plain_text
-from transforms.schema import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE
+from transforms.mine.blocks import Page
+from transforms.mine.html_blocks import html_to_page
+from transforms.mine.miners.markup import flatten_steps, mine_markup, numbered_steps, plain_text
+from transforms.records import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
 

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from transforms.instruction_classifier import train_classifier, training_lines
-from transforms.mine_document import PairMiner
-from transforms.schema import PAIR_COLUMNS
+from transforms.mine.instruction_classifier import train_classifier, training_lines
+from transforms.mine.document import PairMiner
+from transforms.records import PAIR_COLUMNS
 
 FAQ_HTML = """<html><head><title>Library help</title></head><body>
 <nav><a href="/">Home</a> <a href="/events">Events</a></nav>

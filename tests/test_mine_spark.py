@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from jobs.config import MineConfig
-from jobs.mine_spark import STATS_FILE, WORK_DIR, run_mine
+from jobs.mine import STATS_FILE, WORK_DIR, run_mine
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.spark

@@ -1,8 +1,8 @@
-"""FAQ pairs from page structure (transforms/miners/faq_sections.py), English and Chinese."""
+"""FAQ pairs from page structure (transforms/mine/miners/faq_sections.py), English and Chinese."""
 
 from __future__ import annotations
 
-from transforms.blocks import (
+from transforms.mine.blocks import (
     DD,
     DETAILS_BODY,
     DT,
@@ -14,7 +14,7 @@ from transforms.blocks import (
     Page,
     render_blocks,
 )
-from transforms.miners.faq_sections import (
+from transforms.mine.miners.faq_sections import (
     CONFIDENCE_HEADING,
     CONFIDENCE_HEADING_IN_FAQ,
     CONFIDENCE_HEADING_MARK_ONLY,
@@ -23,7 +23,7 @@ from transforms.miners.faq_sections import (
     is_link_row,
     mine_faq_sections,
 )
-from transforms.schema import KIND_FAQ
+from transforms.records import KIND_FAQ
 
 
 def h(level: int, text: str) -> Block:

@@ -1,12 +1,12 @@
-"""How-to procedures and their steps (transforms/miners/howto.py), English and Chinese."""
+"""How-to procedures and their steps (transforms/mine/miners/howto.py), English and Chinese."""
 
 from __future__ import annotations
 
 import re
 
 from templates import load_yaml
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
-from transforms.miners.howto import (
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
+from transforms.mine.miners.howto import (
     CONFIDENCE_ORDERED_LIST,
     CONFIDENCE_STEP_MARKERS,
     TITLE_ONLY_PENALTY,
@@ -14,7 +14,7 @@ from transforms.miners.howto import (
     mine_howto,
     parse_howto_title,
 )
-from transforms.schema import KIND_HOWTO, KIND_HOWTO_STEP
+from transforms.records import KIND_HOWTO, KIND_HOWTO_STEP
 
 
 def h(level: int, text: str) -> Block:

@@ -1,16 +1,16 @@
-"""Q&A pages: question plus first answer (transforms/miners/question_pages.py), English and Chinese."""
+"""Q&A pages: question plus first answer (transforms/mine/miners/question_pages.py), English and Chinese."""
 
 from __future__ import annotations
 
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, Block, Page
-from transforms.miners.question_pages import (
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, Block, Page
+from transforms.mine.miners.question_pages import (
     CONFIDENCE_ACCEPTED,
     CONFIDENCE_ANSWER_CUE,
     CONFIDENCE_FIRST_PERSON,
     CONFIDENCE_QA_URL,
     mine_question_pages,
 )
-from transforms.schema import KIND_QA
+from transforms.records import KIND_QA
 
 
 def h(level: int, text: str) -> Block:

@@ -1,15 +1,15 @@
-"""Question sentences in running text (transforms/miners/question_sentences.py), English and Chinese."""
+"""Question sentences in running text (transforms/mine/miners/question_sentences.py), English and Chinese."""
 
 from __future__ import annotations
 
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
-from transforms.miners.question_sentences import (
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
+from transforms.mine.miners.question_sentences import (
     CONFIDENCE_INTERROGATIVE,
     CONFIDENCE_MARK_ONLY,
     MAX_PER_PAGE,
     mine_question_sentences,
 )
-from transforms.schema import KIND_QUESTION_SENTENCE
+from transforms.records import KIND_QUESTION_SENTENCE
 
 
 def p(text: str) -> Block:

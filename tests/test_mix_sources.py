@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from jobs.mix_sources import (
+from transforms.io.mix_inputs import (
     PRETRAIN_ENDINGS,
     InstructionRecord,
     PretrainDoc,
@@ -19,7 +19,7 @@ from jobs.mix_sources import (
     iter_pretrain_docs,
 )
 from tests.conftest import SAMPLES, WEBDATA
-from transforms.schema import PAIR_SCHEMA
+from transforms.records import PAIR_SCHEMA
 
 # --------------------------------------------------------------------------- pretraining documents
 
@@ -417,7 +417,7 @@ def test_mined_parquet_folder_as_spark_writes_it(tmp_path):
 def test_parquet_without_instruction_column(tmp_path, caplog):
     path = tmp_path / "other.parquet"
     pq.write_table(pa.table({"question": ["q1", "q2"], "answer": ["a1", "a2"]}), path)
-    with caplog.at_level(logging.WARNING, logger="jobs.mix_sources"):
+    with caplog.at_level(logging.WARNING, logger="transforms.io.mix_inputs"):
         records, counters = read_records(path)
     assert records == []
     assert counters == {"skip:missing_instruction": 2}
@@ -467,7 +467,7 @@ def test_a_file_that_is_not_alpaca_is_counted_and_explained(webdata, caplog):
     # BELLE's eval set holds question/std_answer/class: JSON Lines under a .json name.
     path = WEBDATA / "instructions/belle-zh/eval_set.json"
     lines = sum(1 for line in path.open(encoding="utf-8") if line.strip())
-    with caplog.at_level(logging.WARNING, logger="jobs.mix_sources"):
+    with caplog.at_level(logging.WARNING, logger="transforms.io.mix_inputs"):
         records, counters = read_records(path)
     assert records == []
     assert counters == {"skip:missing_instruction": lines}

@@ -18,9 +18,9 @@ import zstandard
 from resiliparse.extract.html2text import extract_plain_text
 
 from jobs.config import ConfigError, MixConfig, validate_config
-from jobs.mine_spark import run_mine
-from jobs.mix_errors import MixError
-from jobs.mix_spark import MANIFEST_FILE, WORK_DIR, run_mix
+from jobs.mine import run_mine
+from jobs.errors import MixError
+from jobs.mix import MANIFEST_FILE, WORK_DIR, run_mix
 from tests.conftest import REPO, SAMPLES
 
 pytestmark = pytest.mark.spark

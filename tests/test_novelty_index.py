@@ -4,8 +4,8 @@ import random
 import pytest
 
 from tests.conftest import REPO
-from transforms.novelty_index import NoveltyIndex
-from transforms.rouge import lcs_length_masked, rouge_l, rouge_l_f, rouge_tokens, token_masks
+from transforms.synth.novelty_index import NoveltyIndex
+from transforms.synth.rouge import lcs_length_masked, rouge_l, rouge_l_f, rouge_tokens, token_masks
 
 
 def brute_force(pool: list[str], text: str) -> tuple[float, str | None]:

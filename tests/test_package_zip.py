@@ -6,14 +6,14 @@ import json
 import subprocess
 import sys
 
-from jobs.spark_session import package_zip
+from jobs.engines.spark import package_zip
 
 PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from collections import Counter
 import transforms
-from transforms.mine_document import PairMiner
+from transforms.mine.document import PairMiner
 html = ("<html><body><main><h2>FAQ</h2><h3>How do I renew a library book online?</h3>"
         "<p>Sign in to your account, open Loans and press Renew next to the book you want to keep longer.</p>"
         "</main></body></html>")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from jobs.config import ConfigError, PipelineConfig, load_config, validate_config
-from jobs.pipeline import resolved_sections
+from jobs.run import resolved_sections
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.spark

@@ -3,7 +3,7 @@ import re
 import pytest
 from jinja2.exceptions import SecurityError
 
-from transforms.prompts import (
+from transforms.synth.prompts import (
     NO_ANSWER,
     PROMPT_NAMES,
     SELF_INSTRUCT_TASKS,

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from jinja2.exceptions import SecurityError
 
-from transforms.render import (
+from transforms.mix.render import (
     PACK_SEPARATORS,
     SurfaceFormat,
     choose_format,
@@ -281,7 +281,7 @@ def test_a_template_that_renders_nothing_is_an_error():
 ZIP_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import transforms.render as render
+import transforms.mix.render as render
 formats = render.load_formats()
 fmt = render.choose_format(formats, "k", "zh", seed=0)
 print(render.__file__, len(formats), render.render(fmt, {"instruction": "问", "output": "答"}) != "")
@@ -289,7 +289,7 @@ print(render.__file__, len(formats), render.render(fmt, {"instruction": "问", "
 
 
 def test_packaged_formats_load_from_the_zip_shipped_to_executors(tmp_path):
-    from jobs.spark_session import package_zip
+    from jobs.engines.spark import package_zip
 
     zip_path = package_zip(str(tmp_path))
     proc = subprocess.run(

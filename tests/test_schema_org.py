@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WEBDATA
-from transforms import schema_org
-from transforms.schema_org import extract_markup, parse_json_ld, type_names
+from transforms.mine import schema_org
+from transforms.mine.schema_org import extract_markup, parse_json_ld, type_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
 

@@ -5,7 +5,7 @@ from importlib import resources
 import pytest
 
 from tests.conftest import WEBDATA
-from transforms.seed_tasks import REQUIRED_KEYS, SeedTask, SeedTaskError, load_seed_tasks
+from transforms.synth.seed_tasks import REQUIRED_KEYS, SeedTask, SeedTaskError, load_seed_tasks
 
 ALPACA_SEEDS = WEBDATA / "instructions" / "alpaca-self-instruct-seed" / "seed_tasks.jsonl"
 BELLE_SEEDS = WEBDATA / "instructions" / "belle-zh" / "zh_seed_tasks.json"

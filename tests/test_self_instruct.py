@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from transforms.self_instruct import (
+from transforms.synth.self_instruct import (
     INSTANCE_REASONS,
     INSTRUCTION_REASONS,
     filter_instances,

@@ -1,4 +1,4 @@
-"""jobs.shard_writers: every output shard read back by the reader its trainer uses.
+"""transforms.io.shard_writers: every output shard read back by the reader its trainer uses.
 
 Documents are real text from ../shared/webdata (CCNet English web pages as
 pretraining documents; Alpaca seed tasks and BELLE Chinese questions with
@@ -24,7 +24,7 @@ import pytest
 import yaml
 import zstandard
 
-from jobs.shard_writers import (
+from transforms.io.shard_writers import (
     PARQUET_SCHEMA,
     JsonlZstShardWriter,
     MegatronShardWriter,

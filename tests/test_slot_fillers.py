@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from transforms.instruction_templates import SLOT_TYPES, TEXT_SLOT_TYPES, load_instruction_templates
-from transforms.slot_fillers import (
+from transforms.synth.instruction_templates import SLOT_TYPES, TEXT_SLOT_TYPES, load_instruction_templates
+from transforms.synth.slot_fillers import (
     PASSAGE_CHARS,
     Category,
     Definition,

@@ -1,4 +1,4 @@
-"""jobs.sources: reading WARC/WET, JSON Lines and Parquet shards robustly.
+"""transforms.io.documents: reading WARC/WET, JSON Lines and Parquet shards robustly.
 
 Small fixtures are built in each test (tmp_path); integration tests read the
 real third-party files in ../shared/webdata and skip where it is absent.
@@ -25,8 +25,8 @@ import zstandard
 from fastwarc.stream_io import BrotliWriter, Lz4Writer
 from resiliparse.parse.html import HTMLTree
 
-from jobs import sources
-from jobs.sources import RawDocument, expand_inputs, file_kind, iter_documents
+from transforms.io import documents as sources
+from transforms.io.documents import RawDocument, expand_inputs, file_kind, iter_documents
 from tests.conftest import WEBDATA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -534,7 +534,7 @@ def test_page_over_the_limit_is_cut_not_dropped_and_read_in_bounded_memory(tmp_p
     script = textwrap.dedent(
         f"""
         import collections, json, resource
-        from jobs.sources import iter_documents
+        from transforms.io.documents import iter_documents
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         counters = collections.Counter()
         sizes = [(d.url, len(d.html.encode())) for d in iter_documents({str(path)!r}, counters)]

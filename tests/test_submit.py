@@ -93,7 +93,7 @@ def spark_cluster(tmp_path_factory):
 
 
 def test_mine_submitted_to_spark_standalone_matches_a_local_run(spark_cluster, tmp_path, spark):
-    from jobs.mine_spark import run_mine
+    from jobs.mine import run_mine
 
     jobs_dir = tmp_path / "jobs"
     out = tmp_path / "mined"

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs.config import SynthConfig, validate_config
-from jobs.synth_ray import OUTPUT_FILE, STATS_FILE, WORK_DIR, run_synth
+from jobs.synth import OUTPUT_FILE, STATS_FILE, WORK_DIR, run_synth
 from tests.conftest import REPO
-from transforms.schema import SYNTH_SCHEMA
+from transforms.records import SYNTH_SCHEMA
 
 
 def _llm_config(model, **overrides) -> SynthConfig:
@@ -130,7 +130,7 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
 
     import ray
 
-    from jobs.llm_engine import GeneratorPool
+    from jobs.engines.vllm_actors import GeneratorPool
 
     ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     cfg = _llm_config(tiny_llm, sampling={"temperature": 0.7, "top_p": 0.95, "max_tokens": 160, "seed": 3})
@@ -159,7 +159,7 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
 
 
 def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(sample_documents, tmp_path):
-    from jobs.synth_ray import template_prompts
+    from jobs.synth import template_prompts
 
     folder = tmp_path / "prompts"
     folder.mkdir()
@@ -187,7 +187,7 @@ def test_a_bad_user_prompt_fails_before_any_engine_starts(sample_documents, tmp_
 
 
 def test_requests_spread_over_every_actor_and_never_exceed_the_batch_size():
-    from jobs.llm_engine import GeneratorPool
+    from jobs.engines.vllm_actors import GeneratorPool
 
     pool = GeneratorPool.__new__(GeneratorPool)  # the splitting rule alone; the engines are tested above
     pool.batch_size, pool.actors = 256, ["a", "b", "c", "d"]

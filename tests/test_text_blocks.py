@@ -8,8 +8,8 @@ import json
 import pytest
 
 from tests.conftest import WEBDATA
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH
-from transforms.text_blocks import text_to_page
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH
+from transforms.mine.text_blocks import text_to_page
 
 
 def _rows(text: str) -> list[tuple]:

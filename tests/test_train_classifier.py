@@ -10,8 +10,8 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.instruction_classifier import InstructionClassifier
-from transforms.schema import PAIR_SCHEMA
+from transforms.mine.instruction_classifier import InstructionClassifier
+from transforms.records import PAIR_SCHEMA
 
 
 def _pairs_parquet(webdata, out_dir):

@@ -43,7 +43,7 @@ REASONS = (
 
 # importlib.resources, not __file__: on a Spark cluster this package is imported
 # from a shipped zip, where a Path next to the module does not exist.
-WORDLIST_DIR = resources.files("transforms") / "wordlists"
+WORDLIST_DIR = resources.files("templates") / "wordlists"
 
 
 @dataclass(frozen=True, slots=True)

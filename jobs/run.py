@@ -107,19 +107,19 @@ def _exists(path: str) -> bool:
 def run_stage(stage: str, section: dict, out: str, config: PipelineConfig) -> dict:
     """Run one stage with the engines the pipeline names; returns a short summary."""
     if stage == "mine":
-        from jobs.mine_spark import run_mine
+        from jobs.mine import run_mine
 
         inputs = section.pop("input")
         stats = run_mine(inputs, out, master=config.spark.master, config=validate_config(section, MineConfig, "mine"))
         return {"pairs": stats["pairs"]["written"], "documents": stats["documents"]["read"]}
     if stage == "synth":
-        from jobs.synth_ray import run_synth
+        from jobs.synth import run_synth
 
         inputs, mode = section.pop("input"), section.pop("mode")
         stats = run_synth(inputs, out, mode, validate_config(section, SynthConfig, "synth"),
                           address=config.ray.address)
         return {"records": stats["written"], "mode": mode}
-    from jobs.mix_spark import run_mix
+    from jobs.mix import run_mix
 
     manifest = run_mix(validate_config(section, MixConfig, "mix"), master=config.spark.master)
     return {"shards": len(manifest["shards"]), "tokens": manifest["tokens"],

@@ -10,17 +10,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from transforms import dedup, filters, pii
-from transforms.blocks import Page
-from transforms.html_blocks import html_to_page
+from transforms import filters, pii
+from transforms.mine import dedup
+from transforms.mine.blocks import Page
+from transforms.mine.html_blocks import html_to_page
 from transforms.langid import get_language_identifier
-from transforms.miners.faq_sections import mine_faq_sections
-from transforms.miners.howto import mine_howto
-from transforms.miners.markup import mine_markup
-from transforms.miners.question_pages import mine_question_pages
-from transforms.miners.question_sentences import mine_question_sentences
-from transforms.pairs import Candidate, pair_id
-from transforms.text_blocks import text_to_page
+from transforms.mine.miners.faq_sections import mine_faq_sections
+from transforms.mine.miners.howto import mine_howto
+from transforms.mine.miners.markup import mine_markup
+from transforms.mine.miners.question_pages import mine_question_pages
+from transforms.mine.miners.question_sentences import mine_question_sentences
+from transforms.records import Candidate, pair_id
+from transforms.mine.text_blocks import text_to_page
 
 MINERS: dict[str, Callable[[Page], Iterable[Candidate]]] = {
     "markup": mine_markup,
@@ -52,7 +53,7 @@ class PairMiner:
         self._miners = [(name, MINERS[name]) for name in self.miners]
         self._classifier = None
         if self.classifier_path:
-            from transforms.instruction_classifier import InstructionClassifier
+            from transforms.mine.instruction_classifier import InstructionClassifier
 
             self._classifier = InstructionClassifier(self.classifier_path)
 
@@ -92,7 +93,7 @@ class PairMiner:
             reason = filters.reject_reason(instruction, input_, output, a_lang, self.filter_config)
         score = None
         if reason is None and self._classifier is not None:
-            from transforms.instruction_classifier import pair_text
+            from transforms.mine.instruction_classifier import pair_text
 
             score = self._classifier.score(pair_text(instruction, input_, output))
             if score < self.classifier_threshold:

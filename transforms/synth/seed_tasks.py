@@ -1,7 +1,7 @@
 """Seed tasks for Self-Instruct, in the Self-Instruct `seed_tasks.jsonl` format.
 
 Self-Instruct grows a task pool from a few hand-written tasks: each prompt
-shows some of them (transforms/prompts.py, `self_instruct_prompt`) and the
+shows some of them (transforms/synth/prompts.py, `self_instruct_prompt`) and the
 model continues the list. The seeds set the range of what comes out, so the
 project ships its own, en and zh (templates/seeds/), written to cover many
 task types; any file in the same format can be used instead, such as the

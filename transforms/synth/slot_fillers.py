@@ -2,7 +2,7 @@
 
 An instruction about the page's own content ("What is photosynthesis?"
 under a page that defines photosynthesis) can be answered from that page,
-by a model given the passage or extractively (transforms/extractive_answers.py);
+by a model given the passage or extractively (transforms/synth/extractive_answers.py);
 so slot values come from the document, not from a generic list. Each value
 keeps the sentence it came from, which becomes the instruction's grounding.
 
@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from transforms.instruction_templates import (
+from transforms.synth.instruction_templates import (
     SLOT_TYPES,
     TEXT_SLOT_TYPES,
     InstructionTemplate,
@@ -1407,7 +1407,7 @@ class _AnswerSupport:
     """Which slot values let a template's extractive method answer from the page.
 
     Cheap checks on what `slot_values` already found (a defined term, a
-    passage that names a person); transforms/extractive_answers.py does the
+    passage that names a person); transforms/synth/extractive_answers.py does the
     real work and may still decline.
     """
 

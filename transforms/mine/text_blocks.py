@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page
 
 # Longer "#" lines are hashtags or comments, not headings.
 MAX_HEADING_CHARS = 120

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from transforms.schema import MIXED_DOC_SCHEMA
+from transforms.records import MIXED_DOC_SCHEMA
 
 __all__ = [
     "PARQUET_SCHEMA",

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 from templates import load_yaml
-from transforms.blocks import (
+from transforms.mine.blocks import (
     DD,
     DETAILS_BODY,
     DT,
@@ -43,7 +43,7 @@ from transforms.blocks import (
     render_blocks,
     section_end,
 )
-from transforms.pairs import Candidate
+from transforms.records import Candidate
 from transforms.questions import (
     contains_cjk,
     ends_with_question_mark,
@@ -57,7 +57,7 @@ from transforms.questions import (
     strip_qa_prefix,
     strip_site_suffix,
 )
-from transforms.schema import KIND_FAQ
+from transforms.records import KIND_FAQ
 
 MINER = "faq_sections"
 

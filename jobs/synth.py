@@ -14,7 +14,7 @@ shards with a `text` field):
 
 Work is cut into numbered batches (documents, or self-instruct rounds); a finished
 batch is a Parquet file under OUTPUT/_work, so a re-run after a kill skips it and
-loses nothing. The LLM runs in Ray actors (jobs.llm_engine); Ray is embedded
+loses nothing. The LLM runs in Ray actors (jobs.engines.vllm_actors); Ray is embedded
 unless an address is given.
 """
 
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from jobs.config import SynthConfig
 from jobs.synth_records import keep_record, synth_record
-from transforms.schema import SYNTH_SCHEMA
+from transforms.records import SYNTH_SCHEMA
 
 STATS_FILE = "_stats.json"
 WORK_DIR = "_work"
@@ -46,7 +46,7 @@ STATS_METADATA_KEY = b"instructmix.stats"
 
 def iter_documents(paths: list[str], counters: Counter, storage_options: dict) -> Iterator[dict]:
     """Documents from mined Parquet (each answer is a document) or shards with a `text` field."""
-    from jobs.mix_sources import PRETRAIN_ENDINGS, expand_paths, iter_pretrain_docs
+    from transforms.io.mix_inputs import PRETRAIN_ENDINGS, expand_paths, iter_pretrain_docs
 
     for path in expand_paths(paths, storage_options=storage_options, endings=PRETRAIN_ENDINGS):
         field = "text"
@@ -76,9 +76,9 @@ def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
 
 def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
             answerable_only: bool = False) -> list[tuple[dict, object]]:
-    from transforms.instruction_templates import load_instruction_templates
+    from transforms.synth.instruction_templates import load_instruction_templates
     from transforms.langid import get_language_identifier
-    from transforms.slot_fillers import fill_from_document
+    from transforms.synth.slot_fillers import fill_from_document
 
     templates = load_instruction_templates(config.templates)
     lid = get_language_identifier()
@@ -96,7 +96,7 @@ def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
 
 
 def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[dict], Counter]:
-    from transforms.extractive_answers import answer_with_reason
+    from transforms.synth.extractive_answers import answer_with_reason
 
     counters: Counter = Counter()
     records = []
@@ -121,7 +121,7 @@ def _provenance(doc: dict) -> dict:
 
 def template_prompts(batch: list[dict], config: SynthConfig) -> tuple[list, list[str], Counter]:
     """Filled instructions that have a grounding passage, and the prompts that answer them from it."""
-    from transforms.prompts import grounded_answer_prompt, load_prompts
+    from transforms.synth.prompts import grounded_answer_prompt, load_prompts
 
     counters: Counter = Counter()
     user_prompts = load_prompts(config.prompts)
@@ -132,7 +132,7 @@ def template_prompts(batch: list[dict], config: SynthConfig) -> tuple[list, list
 
 def template_records(filled: list, prompts: list[str], outputs: list[dict], counters: Counter,
                      config: SynthConfig, sampling: str) -> list[dict]:
-    from transforms.prompts import NO_ANSWER
+    from transforms.synth.prompts import NO_ANSWER
 
     counters["generations"] += len(outputs)
     records = []
@@ -151,8 +151,8 @@ def template_records(filled: list, prompts: list[str], outputs: list[dict], coun
 
 def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, tokenizer) -> tuple[list, list[str], Counter]:
     """Chunks that fit the context, each with how many pairs to keep, and the prompts asking for them."""
-    from transforms.doc_qa import chunk_document, pairs_to_keep
-    from transforms.prompts import doc_qa_prompt, load_prompts
+    from transforms.synth.doc_qa import chunk_document, pairs_to_keep
+    from transforms.synth.prompts import doc_qa_prompt, load_prompts
 
     def count_tokens(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False))
@@ -171,7 +171,7 @@ def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, tok
 
 def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters: Counter,
                    config: SynthConfig, sampling: str) -> list[dict]:
-    from transforms.doc_qa import parse_qa_pairs
+    from transforms.synth.doc_qa import parse_qa_pairs
     from transforms.langid import get_language_identifier
 
     lid = get_language_identifier()
@@ -225,7 +225,7 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
     if mode != "self_instruct" and not inputs:
         raise ValueError(f"mode {mode!r} needs --input (mined Parquet or document shards)")
     if mode != "template_only":
-        from transforms.prompts import load_prompts
+        from transforms.synth.prompts import load_prompts
 
         load_prompts(config.prompts)  # a bad user prompt file fails now, not after the engines start
     started = time.time()
@@ -238,7 +238,7 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
     ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     pool = None
     if mode != "template_only":
-        from jobs.llm_engine import GeneratorPool
+        from jobs.engines.vllm_actors import GeneratorPool
 
         pool = GeneratorPool(config.model, config.engine, config.sampling)
     progress = _Progress(mode, config.limit)
@@ -294,7 +294,7 @@ def _batch_starter(mode: str, config: SynthConfig, pool):
     else:
         from transformers import AutoTokenizer
 
-        from transforms.doc_qa import QA_PAIRS_JSON_SCHEMA
+        from transforms.synth.doc_qa import QA_PAIRS_JSON_SCHEMA
 
         tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
         build, schema = doc_qa_records, QA_PAIRS_JSON_SCHEMA

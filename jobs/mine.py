@@ -1,7 +1,7 @@
 """The Spark mining job: raw web shards -> deduplicated instruction-response pairs.
 
 Phases, data flowing one way:
-1. extract: one Spark task per input file runs transforms.mine_document over
+1. extract: one Spark task per input file runs transforms.mine.document over
    its records (mapInArrow) and writes a checkpoint Parquet per file; a re-run
    after a kill finds finished checkpoints and skips those files.
 2. dedup: exact (normalised question+answer) and MinHash-LSH near-duplicate
@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from jobs.config import MineConfig
-from jobs.sources import expand_inputs, iter_documents
-from transforms.schema import PAIR_COLUMNS, PAIR_SCHEMA
+from transforms.io.documents import expand_inputs, iter_documents
+from transforms.records import PAIR_COLUMNS, PAIR_SCHEMA
 
 __all__ = ["STATS_FILE", "WORK_SCHEMA", "run_mine"]
 
@@ -77,7 +77,7 @@ def _worker_miner(config_json: str):
     miner = _WORKER_MINERS.get(config_json)
     if miner is None:
         from transforms import filters
-        from transforms.mine_document import PairMiner
+        from transforms.mine.document import PairMiner
 
         cfg = MineConfig.model_validate_json(config_json)
         miner = PairMiner(
@@ -229,7 +229,7 @@ def run_mine(
 ) -> dict:
     """Mine `inputs` into Parquet under `output`; returns the stats also written to `_stats.json`."""
     from jobs.progress import log, spark_task_progress
-    from jobs.spark_session import spark_session
+    from jobs.engines.spark import spark_session
 
     config = config or MineConfig()
     started = time.time()

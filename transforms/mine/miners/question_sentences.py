@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from transforms.blocks import PARAGRAPH, Page
-from transforms.pairs import Candidate
+from transforms.mine.blocks import PARAGRAPH, Page
+from transforms.records import Candidate
 from transforms.questions import (
     contains_cjk,
     ends_with_question_mark,
@@ -26,7 +26,7 @@ from transforms.questions import (
     split_sentences,
     strip_discourse_opener,
 )
-from transforms.schema import KIND_QUESTION_SENTENCE
+from transforms.records import KIND_QUESTION_SENTENCE
 
 MINER = "question_sentences"
 

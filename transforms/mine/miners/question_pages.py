@@ -39,9 +39,9 @@ import re
 from collections.abc import Iterator, Sequence
 
 from templates import load_yaml
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, render_blocks
-from transforms.miners.faq_sections import is_link_row
-from transforms.pairs import Candidate
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, render_blocks
+from transforms.mine.miners.faq_sections import is_link_row
+from transforms.records import Candidate
 from transforms.questions import (
     compile_phrase,
     contains_cjk,
@@ -52,7 +52,7 @@ from transforms.questions import (
     strip_qa_prefix,
     strip_site_suffix,
 )
-from transforms.schema import KIND_QA
+from transforms.records import KIND_QA
 
 MINER = "question_pages"
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from templates import load_yaml
-from transforms.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page, render_blocks
-from transforms.pairs import Candidate
+from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page, render_blocks
+from transforms.records import Candidate
 from transforms.questions import (
     compile_phrase,
     contains_cjk,
@@ -43,7 +43,7 @@ from transforms.questions import (
     split_sentences,
     strip_site_suffix,
 )
-from transforms.schema import KIND_HOWTO, KIND_HOWTO_STEP
+from transforms.records import KIND_HOWTO, KIND_HOWTO_STEP
 
 MINER = "howto"
 
@@ -289,7 +289,7 @@ def _list_steps(blocks: Sequence[Block], first: int, end: int) -> list[Step]:
     """Top-level items of the list that starts at `first`, each with its nested items.
 
     An item's text after its nested list arrives as another item with the same
-    `order` (see transforms/html_blocks.py); it continues that step.
+    `order` (see transforms/mine/html_blocks.py); it continues that step.
     """
     top = blocks[first]
     steps: list[Step] = []

@@ -42,7 +42,7 @@ from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from resiliparse.parse.html import HTMLTree, NodeType
 
-from transforms.blocks import (
+from transforms.mine.blocks import (
     DD,
     DETAILS_BODY,
     DT,
@@ -55,7 +55,7 @@ from transforms.blocks import (
     Block,
     Page,
 )
-from transforms.schema_org import (
+from transforms.mine.schema_org import (
     JSON_LD_SELECTOR,
     MICRODATA_SELECTOR,
     has_microdata,

@@ -14,7 +14,7 @@ records around a bad one are still given out. Only skips are counted, so
                                lines before the cut are given out
     skip:corrupt_archive       undecodable compressed bytes after some good lines, or
                                a Parquet row group that fails to read (the next is read)
-    skip:line_too_long         a JSON line longer than `jobs.sources._max_line_bytes`
+    skip:line_too_long         a JSON line longer than `transforms.io.documents._max_line_bytes`
     skip:bad_json              a JSON line (or a whole .json array) that does not parse
     skip:undecodable           a line not in UTF-8, or a binary text cell that is not
     skip:bad_record            a JSON value that is not an object
@@ -39,7 +39,7 @@ silently seeing fewer documents. Parquet is the exception: pyarrow reports
 corrupt pages as OSError too, so a Parquet OSError counts as corrupt data.
 
 The file helpers (decompressing gzip/zstd members, splitting bounded lines,
-the URL fields) are those of `jobs.sources`, the mining reader.
+the URL fields) are those of `transforms.io.documents`, the mining reader.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ import pyarrow as pa
 import zstandard
 from fsspec.implementations.local import LocalFileSystem
 
-from jobs.sources import (
+from transforms.io.documents import (
     DEFAULT_MAX_PAGE_BYTES,
     _decompressed_chunks,
     _max_line_bytes,
@@ -78,7 +78,7 @@ JSON_ENDINGS = (".json", ".json.gz", ".json.zst")
 PARQUET_ENDINGS = (".parquet",)
 MIX_ENDINGS = JSON_LINES_ENDINGS + JSON_ENDINGS + PARQUET_ENDINGS
 # What `expand_paths` should take for pretraining text: the shard formats of
-# `jobs.sources`, so a glob such as `corpus/*` leaves out stray .json files
+# `transforms.io.documents`, so a glob such as `corpus/*` leaves out stray .json files
 # (a tokenizer.json, a manifest) that only the instruction side reads.
 PRETRAIN_ENDINGS = JSON_LINES_ENDINGS + (".json.gz", ".json.zst") + PARQUET_ENDINGS
 
@@ -133,7 +133,7 @@ def expand_paths(
 ) -> list[str]:
     """Input files for `patterns`: sorted, without duplicates.
 
-    As `jobs.sources.expand_inputs` (local paths or fsspec URLs; a file, a
+    As `transforms.io.documents.expand_inputs` (local paths or fsspec URLs; a file, a
     directory read recursively, or a glob; names starting with "." or "_"
     below a directory are left out, so a Spark output folder's `_SUCCESS`
     and `_stats.json` are), but for the files the mixer reads: `endings`,
@@ -269,7 +269,7 @@ def iter_instruction_records(
 ) -> Iterator[InstructionRecord]:
     """The instruction records under `path`: a file, a directory or a glob.
 
-    Reads mined/synth Parquet (the columns of `transforms/schema.py`; others
+    Reads mined/synth Parquet (the columns of `transforms/records.py`; others
     ignored), Alpaca JSON (`.json`: an array of objects with `instruction`,
     `input`, `output`, optional `system` and `history` = [[user, assistant],
     ...]) and Alpaca JSON Lines (`.json` holding lines, `.jsonl`, `.jsonl.gz`,
@@ -294,7 +294,7 @@ def iter_instruction_records(
             logger.warning(
                 "%s: none of its %d records is an instruction record; expected Alpaca fields "
                 "instruction, input, output (optional system, history) or the mined Parquet columns "
-                "of transforms/schema.py; the first record has fields: %s",
+                "of transforms/records.py; the first record has fields: %s",
                 file,
                 seen,
                 first_fields,

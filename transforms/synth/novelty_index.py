@@ -9,7 +9,7 @@ pool members that could reach the threshold.
 The bound (why the prefilter never misses a member at or above the threshold)
 -----------------------------------------------------------------------------
 For a candidate a (|a| tokens) and a pool member b (|b| tokens), ROUGE-L F
-with beta = 1 is F = 2·LCS/(|a|+|b|) (see `transforms.rouge`). So
+with beta = 1 is F = 2·LCS/(|a|+|b|) (see `transforms.synth.rouge`). So
 
   (1) F >= t  <=>  LCS >= t·(|a|+|b|)/2, so LCS >= o(|b|) := ceil(t·(|a|+|b|)/2);
   (2) LCS <= min(|a|, |b|), so a member can only qualify when
@@ -58,7 +58,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from itertools import chain
 
-from transforms.rouge import lcs_length_masked, rouge_tokens, token_masks
+from transforms.synth.rouge import lcs_length_masked, rouge_tokens, token_masks
 
 # Pruning uses a threshold this much lower than the exact check (see module docstring).
 _SLACK = 1e-9
@@ -80,7 +80,7 @@ class NoveltyIndex:
     """Pool of instructions with exact "max ROUGE-L < threshold" queries (see module docstring).
 
     `tokenize` must return the same tokens for the same text; the default is
-    `transforms.rouge.rouge_tokens` (en words, zh characters).
+    `transforms.synth.rouge.rouge_tokens` (en words, zh characters).
     """
 
     def __init__(

@@ -13,7 +13,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_PACKAGES = ("jobs", "transforms", "templates")
 
 

@@ -8,7 +8,7 @@ B. materialize (Spark, one task per instruction source): records rendered in
    (at most `max_repeat` epochs), until the source's share of the needed
    instruction tokens is covered; a shortfall stops the job before anything is
    written, naming the missing tokens per source.
-C. plan (driver): `transforms.interleave` over the lengths alone, streaming,
+C. plan (driver): `transforms.mix.interleave` over the lengths alone, streaming,
    cut into shards of `shard_tokens`.
 D. write (Spark, one task per shard): every enabled format, temporary names then
    rename; a finished shard leaves a small JSON record, so a re-run skips it.
@@ -26,14 +26,14 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import MixConfig
-from jobs.mix_errors import MixError
+from jobs.errors import MixError
+from transforms.mix.plan import plan_shards
 
 MANIFEST_FILE = "manifest.json"
 WORK_DIR = "_work"
@@ -80,8 +80,8 @@ def _read_json(path: str):
 
 def tokenize_pretrain_file(task: dict) -> dict:
     """Token ids (uint32, concatenated) and document lengths of one pretraining file."""
-    from jobs.mix_sources import iter_pretrain_docs
-    from transforms.pairs import source_url_key
+    from transforms.io.mix_inputs import iter_pretrain_docs
+    from transforms.records import source_url_key
     from transforms.tokenizer import encode_batch, load_tokenizer
 
     base = task["base"]
@@ -123,9 +123,9 @@ def tokenize_pretrain_file(task: dict) -> dict:
 
 def materialize_instruction_units(task: dict) -> dict:
     """Render, pack and tokenize one instruction source, epoch by epoch, until its need is covered."""
-    from jobs.mix_sources import iter_instruction_records
+    from transforms.io.mix_inputs import iter_instruction_records
     from transforms.langid import get_language_identifier
-    from transforms.render import choose_format, load_formats, pack, render
+    from transforms.mix.render import choose_format, load_formats, pack, render
     from transforms.tokenizer import encode_batch, load_tokenizer
 
     base = task["base"]
@@ -222,7 +222,7 @@ def _attach_to_source_pages(task: dict, records: list, render_record, tokenizer)
     (file, doc, record, text, tokens) and returns {record index: row}. A page
     that appears twice gets its pairs once, at its first occurrence.
     """
-    from transforms.pairs import source_url_key
+    from transforms.records import source_url_key
     from transforms.tokenizer import encode_batch
 
     keys = [np.load(f"{b}.urls.npy") for b in task["pretrain_bases"]]
@@ -263,105 +263,7 @@ def _attach_to_source_pages(task: dict, records: list, render_record, tokenizer)
 
 # --- C. plan -----------------------------------------------------------------------
 
-# A shard is closed at a point where its instruction share is within this of the target...
-CUT_TOLERANCE = 0.002
-# ... unless it has grown this much past shard_tokens without reaching such a point.
-OVERSIZE_FACTOR = 2.0
-
-
-
-@dataclass
-class ShardPlan:
-    runs: list[list[int]] = field(default_factory=list)  # [kind, source/file, start, end); kind 0 pretrain, 1 instruction
-    docs: int = 0
-    tokens: int = 0
-    instruction_docs: int = 0
-    instruction_tokens: int = 0
-    attached_tokens: int = 0  # instruction tokens appended to pretraining documents (placement: source_document)
-    detached: list[list[int]] = field(default_factory=list)  # [file, doc] whose pairs were left off to keep the ratio
-
-    def add(self, kind: int, which: int, index: int, length: int, attached: int = 0) -> None:
-        last = self.runs[-1] if self.runs else None
-        if last and last[0] == kind and last[1] == which and last[3] == index:
-            last[3] = index + 1
-        else:
-            self.runs.append([kind, which, index, index + 1])
-        self.docs += 1
-        self.tokens += length + attached
-        self.attached_tokens += attached
-        self.instruction_tokens += attached
-        if kind == 1:
-            self.instruction_docs += 1
-            self.instruction_tokens += length
-
-    def merge(self, other: ShardPlan) -> None:
-        for kind, which, start, end in other.runs:
-            self.runs.append([kind, which, start, end])
-        self.docs += other.docs
-        self.tokens += other.tokens
-        self.instruction_docs += other.instruction_docs
-        self.instruction_tokens += other.instruction_tokens
-        self.attached_tokens += other.attached_tokens
-        self.detached.extend(other.detached)
-
-
-def plan_shards(
-    pretrain_lengths: list[np.ndarray], unit_lengths: list[np.ndarray], weights: list[float], ratio: float,
-    shard_tokens: int, attached_lengths: list[np.ndarray] | None = None,
-) -> tuple[list[ShardPlan], list[int]]:
-    """Interleave by the rules of transforms.interleave; returns the shards and units used per source.
-
-    `attached_lengths[f][i]` are instruction tokens appended to pretraining
-    document i of file f; they count towards the ratio like standalone ones.
-    A shard is cut once it holds `shard_tokens` and its ratio is within
-    CUT_TOLERANCE of the target (the running error crosses zero every few
-    documents), or at OVERSIZE_FACTOR * shard_tokens regardless. A final shard
-    shorter than half of `shard_tokens` is merged into the one before it, so no
-    shard is a few documents whose ratio means nothing.
-    """
-    from transforms.interleave import ShardInterleaver, SourcePicker
-
-    if attached_lengths is None:
-        attached_lengths = [np.zeros(len(lengths), dtype=np.int64) for lengths in pretrain_lengths]
-    picker = SourcePicker(weights) if sum(weights) > 0 else None
-    next_unit = [0] * len(unit_lengths)
-    shards: list[ShardPlan] = []
-    shard, inter = ShardPlan(), ShardInterleaver(ratio)
-    docs = iter(
-        (f, i, int(n), int(a))
-        for f, (lengths, attached) in enumerate(zip(pretrain_lengths, attached_lengths))
-        for i, (n, a) in enumerate(zip(lengths, attached))
-    )
-    pending = next(docs, None)
-    while True:
-        source = picker.pick([next_unit[s] < len(u) for s, u in enumerate(unit_lengths)]) if picker else None
-        unit_len = int(unit_lengths[source][next_unit[source]]) if source is not None else None
-        pre_len, attached = (pending[2], pending[3]) if pending else (None, 0)
-        if inter.prefer_instruction(pre_len, unit_len, attached):
-            shard.add(1, source, next_unit[source], unit_len)
-            inter.add(0, unit_len)
-            picker.consume(source, unit_len)
-            next_unit[source] += 1
-        elif pending is not None:
-            kept = inter.attached_part(pre_len, attached)
-            if attached and not kept:
-                shard.detached.append([pending[0], pending[1]])
-            shard.add(0, pending[0], pending[1], pre_len, kept)
-            inter.add(pre_len, kept)
-            pending = next(docs, None)
-        else:
-            break
-        if inter.tokens >= shard_tokens and (
-            inter.error() <= CUT_TOLERANCE * inter.tokens or inter.tokens >= OVERSIZE_FACTOR * shard_tokens
-        ):
-            shards.append(shard)
-            shard, inter = ShardPlan(), ShardInterleaver(ratio)
-    if shard.docs:
-        if shards and shard.tokens < shard_tokens // 2:
-            shards[-1].merge(shard)
-        else:
-            shards.append(shard)
-    return shards, next_unit
+# The rule lives in transforms.mix.plan (plan_shards, ShardPlan).
 
 
 # --- D. write shards ---------------------------------------------------------------
@@ -369,8 +271,8 @@ def plan_shards(
 
 def write_shard(task: dict) -> dict:
     """Write one planned shard in every enabled format; skip it if a previous run finished it."""
-    from jobs.mix_sources import iter_pretrain_docs
-    from jobs.shard_writers import JsonlZstShardWriter, MegatronShardWriter, ParquetShardWriter
+    from transforms.io.mix_inputs import iter_pretrain_docs
+    from transforms.io.shard_writers import JsonlZstShardWriter, MegatronShardWriter, ParquetShardWriter
 
     done = task["done"]
     if os.path.exists(done):
@@ -489,11 +391,11 @@ def _write_instruction_run(task, cursors, source_index, start, end, writers) -> 
 
 def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work: bool = False) -> dict:
     """Run the whole mix; returns the manifest (also written to OUTPUT/manifest.json)."""
-    from jobs.mix_sources import PRETRAIN_ENDINGS, expand_paths
+    from transforms.io.mix_inputs import PRETRAIN_ENDINGS, expand_paths
     from jobs.progress import log, spark_task_progress
-    from jobs.shard_writers import write_parquet_dataset_card
-    from jobs.spark_session import spark_session
-    from jobs.spark_tasks import run_tasks
+    from transforms.io.shard_writers import write_parquet_dataset_card
+    from jobs.engines.spark import spark_session
+    from jobs.engines.spark_tasks import run_tasks
     from transforms.tokenizer import load_tokenizer, vocab_size
 
     started = time.time()

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 from resiliparse.extract.html2text import extract_plain_text
 
-from transforms.blocks import Page
-from transforms.pairs import Candidate
-from transforms.schema import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE
-from transforms.schema_org import type_names
+from transforms.mine.blocks import Page
+from transforms.records import Candidate
+from transforms.records import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE
+from transforms.mine.schema_org import type_names
 
 MINER = "markup"
 

@@ -183,7 +183,7 @@ class InstructionClassifier:
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"instruction classifier model not found at {self.path}; train one with "
-                "transforms.instruction_classifier.train_classifier"
+                "transforms.mine.instruction_classifier.train_classifier"
             )
         self._model = fasttext.load_model(str(self.path))
         labels = self._model.get_labels()

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from transforms.questions import split_sentences
-from transforms.slot_fillers import (
+from transforms.synth.slot_fillers import (
     FilledInstruction,
     categories,
     definition_sentences,

@@ -1,4 +1,4 @@
-"""The one definition of the mined-pair record: its Arrow schema and column names.
+"""The one definition of a record: its Arrow schema, column names, a miner's `Candidate` and the stable ids.
 
 Every stage (mine, synth, mix) reads and writes these columns; nothing else
 invents column names.
@@ -6,10 +6,13 @@ invents column names.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 # Alpaca-compatible core plus provenance. `id` is a content hash (see
-# transforms.pairs.pair_id), so it is stable across runs and machines.
+# pair_id below), so it is stable across runs and machines.
 PAIR_FIELDS: list[pa.Field] = [
     pa.field("id", pa.string(), nullable=False),
     pa.field("instruction", pa.string(), nullable=False),
@@ -57,3 +60,36 @@ SYNTH_FIELDS: list[pa.Field] = [
     pa.field("prompt_hash", pa.string(), nullable=False),
 ]
 SYNTH_SCHEMA = pa.schema(PAIR_FIELDS + SYNTH_FIELDS)
+
+@dataclass(slots=True)
+class Candidate:
+    """An instruction-response pair as a miner proposes it, before filtering."""
+
+    instruction: str
+    output: str
+    kind: str
+    miner: str
+    confidence: float
+    input: str = ""
+
+
+def pair_id(source_url: str, kind: str, instruction: str, input_: str, output: str) -> str:
+    """Content hash: the same page mined twice gives the same id."""
+    h = hashlib.blake2b(digest_size=12)
+    for part in (source_url, kind, instruction, input_, output):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def source_url_key(url: str) -> int:
+    """A signed 64-bit key of a page URL, for matching pairs to the page they were mined from.
+
+    Scheme, a trailing slash and the fragment do not make two pages different.
+    """
+    u = url.strip()
+    u = u.split("#", 1)[0]
+    if "://" in u:
+        u = u.split("://", 1)[1]
+    u = u.rstrip("/")
+    return int.from_bytes(hashlib.blake2b(u.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little", signed=True)

@@ -3,10 +3,10 @@
 Pretraining wants many instruction-shaped samples of many task types more
 than it wants perfect answers, so the synthesis stage fills short templates
 ("What is {concept}?", "解释{a}和{b}之间的区别。") with values found in the
-document itself (transforms/slot_fillers.py). Templates are data a user edits:
+document itself (transforms/synth/slot_fillers.py). Templates are data a user edits:
 each declares its task type, its language and the type of every slot, and
 may name the extractive method that answers it without a model
-(transforms/extractive_answers.py).
+(transforms/synth/extractive_answers.py).
 
 Filling is plain `str.format` substitution, not Jinja: a template is a
 sentence with holes, and a slot value (a passage scraped from the web) is
@@ -50,7 +50,7 @@ TASK_TYPES = (
 # The slot fillers read documents in these languages only.
 TEMPLATE_LANGS = ("en", "zh")
 
-# Slot types, and where transforms/slot_fillers.py finds their values.
+# Slot types, and where transforms/synth/slot_fillers.py finds their values.
 SLOT_TYPES = (
     "concept",  # a defined term, a capitalised multi-word phrase, a 《》/“” name
     "entity",  # any named thing: person, place, organisation or other
@@ -72,7 +72,7 @@ TEXT_SLOT_TYPES = ("passage", "sentence", "review")
 TERM_SLOT_TYPES = ("concept", "entity", "person", "place", "organization", "country", "noun_phrase")
 
 # Extractive answer methods a template may declare, and the slots each needs
-# (exactly these, in any order). transforms/extractive_answers.py implements
+# (exactly these, in any order). transforms/synth/extractive_answers.py implements
 # each; a template without one is answered only by a model.
 EXTRACTIVE_ANSWERS: dict[str, tuple[tuple[str, ...], ...]] = {
     "definition": (TERM_SLOT_TYPES,),  # the sentence defining the term

@@ -9,7 +9,7 @@ pairs about one document. Each prompt is a Jinja file a user may replace
 without reading Python: `load_prompts(folder)` takes the folder's files over
 the packaged ones of the same name.
 
-As in transforms/render.py, prompts render in Jinja's immutable sandbox with
+As in transforms/mix/render.py, prompts render in Jinja's immutable sandbox with
 StrictUndefined: a template can read its variables and call harmless string
 methods but not reach Python internals. Each is rendered once against probe
 values when loaded, so a typo or a prompt that drops a variable fails up
