@@ -137,7 +137,7 @@ class StageOutput:
         try:
             with self.fs.open(self.path(*parts), "rb") as f:
                 return json.loads(f.read().decode("utf-8"))
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
             return None
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
@@ -298,5 +298,5 @@ def read_json(url: str, storage_options: dict | None = None) -> Any:
     try:
         with fs.open(path, "rb") as f:
             return json.loads(f.read().decode("utf-8"))
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+    except (FileNotFoundError, NotADirectoryError, ValueError, UnicodeDecodeError):
         return None

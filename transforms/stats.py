@@ -1,0 +1,78 @@
+"""One shape for every stage's counters and its `_stats.json`.
+
+A counter is a flat name `<stage>.<what>[.<reason or key>]` and an integer, as
+datatrove's `stat_update` keeps them: `mine.documents.read`,
+`mine.documents.skip.non_html`, `mine.pairs.drop.too_short`,
+`synth.generations`, `mix.instructions.skip.bad_json`. Tasks return plain
+Counters of such names; the driver sums them; the report reads them back with
+`group` and `total`. Names are built only by `counter_name`, so the dots mean the
+same everywhere.
+
+`_stats.json` (written by each stage beside its output) is:
+
+    {"stage": "mine", "run_id": ..., "fingerprint": ..., "elapsed_seconds": ...,
+     "counters": {name: count, ...}, "outputs": [relative paths it published],
+     "details": {stage-specific figures that are not counts}}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+STATS_FILE = "_stats.json"
+
+
+def counter_name(stage: str, what: str, *key: str) -> str:
+    """`counter_name("mine", "documents", "skip", "non_html")` -> "mine.documents.skip.non_html"."""
+    parts = [stage, what, *key]
+    for part in parts:
+        if not part:
+            raise ValueError(f"counter name parts must be non-empty, got {parts!r}")
+    return ".".join(str(p).replace(".", "_") if i < 2 else str(p) for i, p in enumerate(parts))
+
+
+def prefixed(stage: str, counters: Mapping[str, int]) -> dict[str, int]:
+    """Counters a transform keeps by short name (`drop:too_short`, `documents_read`) under the stage's prefix.
+
+    `reason:detail` becomes `reason.detail` (so `drop:too_short` -> `<stage>.drop.too_short`).
+    """
+    out: dict[str, int] = {}
+    for name, count in counters.items():
+        key = name if name.startswith(stage + ".") else f"{stage}.{name.replace(':', '.')}"
+        out[key] = out.get(key, 0) + int(count)
+    return out
+
+
+def group(counters: Mapping[str, int], prefix: str) -> dict[str, int]:
+    """The counters under `prefix.`, keyed by the rest of their name."""
+    start = prefix.rstrip(".") + "."
+    return {name[len(start):]: int(count) for name, count in sorted(counters.items()) if name.startswith(start)}
+
+
+def total(counters: Mapping[str, int], prefix: str) -> int:
+    """The sum of every counter at or under `prefix`."""
+    exact = prefix.rstrip(".")
+    return sum(int(c) for n, c in counters.items() if n == exact or n.startswith(exact + "."))
+
+
+def stats_document(stage: str, counters: Mapping[str, int], *, run_id: str, fingerprint: str,
+                   elapsed_seconds: float, outputs: list[str], details: dict[str, Any] | None = None) -> dict:
+    """The `_stats.json` of one stage run (see the module docstring)."""
+    return {
+        "stage": stage,
+        "run_id": run_id,
+        "fingerprint": fingerprint,
+        "elapsed_seconds": round(float(elapsed_seconds), 2),
+        "counters": dict(sorted(Counter({k: int(v) for k, v in counters.items()}).items())),
+        "outputs": sorted(outputs),
+        "details": details or {},
+    }
+
+
+def counters_of(stats: Any, stage: str) -> dict[str, int]:
+    """The counters of a `_stats.json` written by `stage`; {} for anything else (missing, other shape)."""
+    if not isinstance(stats, dict) or stats.get("stage") != stage or not isinstance(stats.get("counters"), dict):
+        return {}
+    return {str(k): int(v) for k, v in stats["counters"].items() if isinstance(v, (int, float))}
