@@ -13,6 +13,21 @@ same everywhere.
     {"stage": "mine", "run_id": ..., "fingerprint": ..., "elapsed_seconds": ...,
      "counters": {name: count, ...}, "outputs": [relative paths it published],
      "details": {stage-specific figures that are not counts}}
+
+The names each stage writes (the report reads exactly these):
+
+    mine.files.read / mine.files.resumed
+    mine.documents.read / .skip.<reason> / .truncated.<reason> / .lang.<lang>
+    mine.pairs.candidates (kept by the filters) / .written / .drop.<reason>
+        (filters' reasons plus exact_duplicate, near_duplicate) / .pii_scrubbed
+    mine.pairs.mined.<miner>/<kind>  (before dedup)   mine.pairs.miner.<miner>  mine.pairs.kind.<kind>
+    mine.pairs.miner_kind.<miner>/<kind>  mine.pairs.lang.<lang>  (written)
+    synth.documents.read / .skip.<reason>   synth.instructions.filled   synth.generations
+    synth.records.written / .drop.<reason> / .task_type.<type> / .lang.<lang>
+    synth.batches.done / synth.batches.resumed
+    mix.pretrain.files / .documents / .tokens / .skip.<reason>
+    mix.instructions.<source>.records / .documents_used / .tokens_used / .skip.<reason>
+    mix.output.shards / .documents / .tokens / .instruction_tokens
 """
 
 from __future__ import annotations
