@@ -231,11 +231,11 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
     started = time.time()
     work = os.path.join(output, WORK_DIR, mode)
     os.makedirs(work, exist_ok=True)
-    import ray
+    from jobs.engines.ray import init_ray
 
-    # Embedded Ray on this machine unless an address joins a cluster; template_only's
+    # Embedded Ray of its own unless an address joins a cluster; template_only's
     # batches run as Ray tasks too, so the same command scales out with --address.
-    ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    init_ray(address)
     pool = None
     if mode != "template_only":
         from jobs.engines.vllm_actors import GeneratorPool
