@@ -15,8 +15,11 @@ def _mine(args: argparse.Namespace) -> int:
     from jobs.mine import run_mine
 
     config = load_config(args.config, MineConfig)
-    stats = run_mine(args.input, args.output, master=args.master, config=config, keep_work=args.keep_work)
-    print(json.dumps({"output": args.output, "pairs": stats["pairs"]["written"], "documents": stats["documents"]["read"]}))
+    stats = run_mine(args.input, args.output, master=args.master, config=config, keep_work=args.keep_work,
+                     overwrite=args.overwrite)
+    counters = stats["counters"]
+    print(json.dumps({"output": args.output, "pairs": counters.get("mine.pairs.written", 0),
+                      "documents": counters.get("mine.documents.read", 0)}))
     return 0
 
 
@@ -36,8 +39,9 @@ def _synth(args: argparse.Namespace) -> int:
     from jobs.synth import run_synth
 
     config = load_config(args.config, SynthConfig)
-    stats = run_synth(args.input, args.output, args.mode, config, address=args.address)
-    print(json.dumps({"output": args.output, "mode": args.mode, "written": stats["written"]}))
+    stats = run_synth(args.input, args.output, args.mode, config, address=args.address, overwrite=args.overwrite)
+    print(json.dumps({"output": args.output, "mode": args.mode,
+                      "written": stats["counters"].get("synth.records.written", 0)}))
     return 0
 
 
@@ -91,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Spark master, e.g. local[2] or spark://host:7077 (default: spark-submit's, else local[*])")
     mine.add_argument("--config", help="mine YAML config (see configs/mine.yaml)")
     mine.add_argument("--keep-work", action="store_true", help="keep per-file checkpoints under OUTPUT/_work")
+    mine.add_argument("--overwrite", action="store_true",
+                      help="replace what OUTPUT holds even if this stage did not write it (default: refuse)")
     mine.set_defaults(func=_mine)
 
     mix = sub.add_parser("mix", help="inject instruction-like data into a pretraining stream (Spark)")
@@ -107,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--config", help="synth YAML (see configs/synth.yaml); template_only needs none")
     synth.add_argument("--address", default=None, help="Ray cluster address (default: embedded Ray)")
     synth.add_argument("--mode", default="template", choices=["template", "self_instruct", "doc_qa", "template_only"])
+    synth.add_argument("--overwrite", action="store_true",
+                       help="write into an output folder that holds other files (they are removed)")
     synth.set_defaults(func=_synth)
 
     run = sub.add_parser("run", help="run the pipeline mine -> synth -> mix (-> report) from one YAML")

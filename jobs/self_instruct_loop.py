@@ -5,25 +5,35 @@ new instructions, filtered (length, keyword blacklist, leading punctuation) and
 kept only when their ROUGE-L against the whole pool stays below 0.7 → the model
 says whether each is a classification task → instances generated output-first
 (classification) or input-first → instances filtered. A finished round is a
-Parquet checkpoint; a re-run rebuilds the pool from finished rounds and goes on.
+checkpoint (`jobs.synth_records.BatchCheckpoints`, batch number = round number); a
+re-run rebuilds the pool from finished rounds and goes on.
+
+Instructions the loop rejects before any instance exists are counted as
+`instructions.drop.<reason>`; rejected instances and records as `records.drop.<reason>`.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 
 from jobs.config import SynthConfig
+from jobs.synth_records import BatchCheckpoints
 
 
-def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
-                      checkpoint, write_checkpoint, read_checkpoint) -> tuple[int, int, int]:
+def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
+                      counters: Counter) -> tuple[int, int, int]:
+    """Run (or resume) the rounds; returns (records accepted, rounds done, rounds resumed)."""
     from jobs.progress import log
     from jobs.synth_records import keep_record, synth_record
     from transforms.langid import get_language_identifier
     from transforms.synth.novelty_index import NoveltyIndex
-    from transforms.synth.prompts import classification_prompt, instance_prompt, load_prompts, self_instruct_prompt
+    from transforms.synth.prompts import (
+        classification_prompt,
+        instance_prompt,
+        load_prompts,
+        self_instruct_prompt,
+    )
     from transforms.synth.seed_tasks import load_seed_tasks
     from transforms.synth.self_instruct import (
         filter_instances,
@@ -45,9 +55,8 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
     lid = get_language_identifier()
     accepted = rounds = resumed = 0
     for r in range(config.self_instruct_rounds):
-        path = checkpoint(work, r)
-        if os.path.exists(path):
-            table, c = read_checkpoint(path)
+        if checkpoints.exists(r):
+            table, c = checkpoints.read(r)
             for inst in dict.fromkeys(table.column("instruction").to_pylist()):
                 index.add(inst)
                 machine.append(inst)
@@ -70,7 +79,7 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
                 if reason is None and not index.is_novel(inst):
                     reason = "not_novel"
                 if reason:
-                    c[f"drop:{reason}"] += 1
+                    c[f"instructions.drop.{reason}"] += 1
                     continue
                 index.add(inst)
                 new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt))
@@ -83,9 +92,9 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
         records = []
         for (inst, lang, seed_ids, prompt), cls, out in zip(new, is_classification, instances):
             kept, reasons = filter_instances(parse_instances(out["text"], output_first=cls))
-            c.update(f"drop:{reason}" for reason in reasons)
+            c.update(f"records.drop.{reason}" for reason in reasons)
             if not kept:
-                c["drop:no_valid_instances"] += 1
+                c["instructions.drop.no_valid_instances"] += 1
                 continue
             machine.append(inst)
             for inp, outp in kept:
@@ -94,7 +103,7 @@ def run_self_instruct(config: SynthConfig, pool, work: str, counters: Counter,
                                    sampling=pool.sampling_json(), prompt=prompt)
                 if keep_record(rec, c):
                     records.append(rec)
-        write_checkpoint(path, records, c)
+        checkpoints.write(r, records, c)
         counters.update(c)
         accepted += len(records)
         rounds += 1

@@ -13,51 +13,78 @@ shards with a `text` field):
   classification check → output-first or input-first instances → filters.
 
 Work is cut into numbered batches (documents, or self-instruct rounds); a finished
-batch is a Parquet file under OUTPUT/_work, so a re-run after a kill skips it and
-loses nothing. The LLM runs in Ray actors (jobs.engines.vllm_actors); Ray is embedded
-unless an address is given.
+batch is a Parquet file under OUTPUT/_work/<fingerprint>/, so a re-run after a kill
+skips it and loses nothing, and a run with another model, sampling, prompt or input
+never picks it up (`work_fingerprint`). The LLM runs in Ray actors
+(jobs.engines.vllm_actors); Ray is embedded unless an address is given.
+
+The output folder is a `jobs.workdir.StageOutput`: locked for the run, refused when
+it holds files synthesis did not write (unless `overwrite`), published as
+`part-00000.parquet` plus `_stats.json` (the shape of `transforms.stats`, counters
+`synth.*`). Every read and write goes through fsspec with `storage_options`, so
+inputs and output may be local or `s3://`, `gs://`, `hdfs://`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
+import hashlib
 import random
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
+from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.config import SynthConfig
-from jobs.synth_records import keep_record, synth_record
+from jobs.config import SYNTH_MODES, ConfigError, SynthConfig
+from jobs.errors import UserError
+from jobs.synth_records import BatchCheckpoints, keep_record, synth_record
+from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.records import SYNTH_SCHEMA
+from transforms.stats import counter_name, prefixed, stats_document
 
-STATS_FILE = "_stats.json"
-WORK_DIR = "_work"
 OUTPUT_FILE = "part-00000.parquet"
-STATS_METADATA_KEY = b"instructmix.stats"
+# Keys that change how much work is done, not what a batch holds: a run with a
+# larger `limit` or more rounds resumes the batches of a smaller one, and
+# credentials do not change content.
+_NOT_FINGERPRINTED = {"limit", "self_instruct_rounds", "storage_options"}
 
 
 # --- documents -------------------------------------------------------------------
 
 
-def iter_documents(paths: list[str], counters: Counter, storage_options: dict) -> Iterator[dict]:
-    """Documents from mined Parquet (each answer is a document) or shards with a `text` field."""
-    from transforms.io.mix_inputs import PRETRAIN_ENDINGS, expand_paths, iter_pretrain_docs
+def input_files(inputs: list[str], storage_options: dict) -> list[str]:
+    """The document files of `inputs` (files, folders, globs, URLs); raises naming a pattern that matches none."""
+    from transforms.io.mix_inputs import PRETRAIN_ENDINGS, expand_paths
 
-    for path in expand_paths(paths, storage_options=storage_options, endings=PRETRAIN_ENDINGS):
+    return expand_paths(inputs, storage_options=storage_options, endings=PRETRAIN_ENDINGS)
+
+
+def iter_documents(files: list[str], counters: Counter, storage_options: dict) -> Iterator[dict]:
+    """Documents from mined Parquet (each answer is a document) or shards with a `text` field.
+
+    The reader's own counts (`skip:<reason>`, `repaired:<what>`) become
+    `documents.skip.<reason>` / `documents.repaired.<what>`.
+    """
+    from transforms.io.mix_inputs import PARQUET_ENDINGS, iter_pretrain_docs
+
+    for path in files:
         field = "text"
-        if path.endswith(".parquet"):
-            names = pq.read_schema(path).names
+        if path.lower().endswith(PARQUET_ENDINGS):
+            fs, fs_path = fsspec.core.url_to_fs(path, **storage_options)
+            names = pq.read_schema(fs_path, filesystem=fs).names
             if "text" not in names and "output" in names:
                 field = "output"
-        for doc in iter_pretrain_docs(path, field, counters, storage_options):
-            counters["documents_read"] += 1
-            yield {"id": f"{os.path.basename(path)}#{doc.index}", "text": doc.text, "url": doc.url,
-                   "provenance": doc.provenance}
+        reader_counts: Counter = Counter()
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        for doc in iter_pretrain_docs(path, field, reader_counts, storage_options):
+            counters["documents.read"] += 1
+            yield {"id": f"{name}#{doc.index}", "text": doc.text, "url": doc.url, "provenance": doc.provenance}
+        for key, count in reader_counts.items():
+            counters[f"documents.{key.replace(':', '.')}"] += count
 
 
 def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -76,8 +103,8 @@ def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
 
 def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
             answerable_only: bool = False) -> list[tuple[dict, object]]:
-    from transforms.synth.instruction_templates import load_instruction_templates
     from transforms.langid import get_language_identifier
+    from transforms.synth.instruction_templates import load_instruction_templates
     from transforms.synth.slot_fillers import fill_from_document
 
     templates = load_instruction_templates(config.templates)
@@ -86,12 +113,12 @@ def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
     for doc in batch:
         lang = lid.identify(doc["text"][:2000])[0]
         if lang not in ("en", "zh"):
-            counters["skip:language"] += 1
+            counters["documents.skip.language"] += 1
             continue
         for filled in fill_from_document(templates, doc["text"], lang, config.seed, doc["id"],
                                          config.templates_per_document, answerable_only=answerable_only):
             out.append((doc, filled))
-    counters["instructions_filled"] += len(out)
+    counters["instructions.filled"] += len(out)
     return out
 
 
@@ -104,7 +131,7 @@ def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[di
     for doc, filled in _filled(batch, config, counters, answerable_only=True):
         answer, reason = answer_with_reason(filled)
         if not answer:
-            counters[f"drop:{reason}"] += 1
+            counters[f"records.drop.{reason}"] += 1
             continue
         rec = synth_record(filled.instruction, "", answer, lang=filled.lang, mode="template_only",
                            task_type=filled.task_type, template_id=filled.template_id, confidence=0.6,
@@ -139,7 +166,7 @@ def template_records(filled: list, prompts: list[str], outputs: list[dict], coun
     for (doc, f), prompt, out in zip(filled, prompts, outputs, strict=True):
         text = out["text"].strip()
         if not text or NO_ANSWER in text:
-            counters["drop:empty_generation" if not text else "drop:model_says_no_answer"] += 1
+            counters["records.drop.empty_generation" if not text else "records.drop.model_says_no_answer"] += 1
             continue
         rec = synth_record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
                            template_id=f.template_id, model=config.model or "", sampling=sampling,
@@ -171,8 +198,8 @@ def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, tok
 
 def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters: Counter,
                    config: SynthConfig, sampling: str) -> list[dict]:
-    from transforms.synth.doc_qa import parse_qa_pairs
     from transforms.langid import get_language_identifier
+    from transforms.synth.doc_qa import parse_qa_pairs
 
     lid = get_language_identifier()
     counters["generations"] += len(outputs)
@@ -180,7 +207,7 @@ def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters
     for (doc, chunk, keep), prompt, out in zip(jobs, prompts, outputs, strict=True):
         pairs = parse_qa_pairs(out["text"])
         if not pairs:
-            counters["drop:unparsable_qa"] += 1
+            counters["records.drop.unparsable_qa"] += 1
             continue
         lang = lid.identify(chunk[:2000])[0]
         for question, answer in pairs[:keep]:
@@ -191,46 +218,110 @@ def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters
     return records
 
 
-# --- checkpoints -----------------------------------------------------------------
+# --- what a run may reuse ----------------------------------------------------------
 
 
-def _checkpoint(work: str, k: int) -> str:
-    return os.path.join(work, f"batch-{k:06d}.parquet")
+def _user_files_digest(config: SynthConfig) -> dict[str, str]:
+    """A hash of each user template / prompt / seed file or folder the config names,
+    and of the model folder's files.
+
+    The code version covers the packaged ones; a user's edited prompt, or another
+    model copied to the same path, must not reuse completions made with the old one.
+    """
+    digests = {}
+    for key in ("templates", "prompts", "seeds"):
+        where = getattr(config, key)
+        if not where:
+            continue
+        root = Path(where)
+        h = hashlib.sha256()
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_file():
+                h.update(path.relative_to(root).as_posix().encode() if path != root else b"")
+                h.update(path.read_bytes())
+        digests[key] = h.hexdigest()
+    model = Path(config.model) if config.model else None
+    if model is not None and model.is_dir():
+        # Weights are gigabytes: their names, sizes and times stand for them.
+        h = hashlib.sha256()
+        for path in sorted(p for p in model.iterdir() if p.is_file()):
+            st = path.stat()
+            h.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digests["model"] = h.hexdigest()
+    return digests
 
 
-def _write_checkpoint(path: str, records: list[dict], counters: Counter) -> None:
-    table = pa.Table.from_pylist(records, schema=SYNTH_SCHEMA)
-    meta = {STATS_METADATA_KEY: json.dumps(dict(counters)).encode()}
-    table = table.replace_schema_metadata(meta)
-    tmp = f"{path}.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+def work_fingerprint(mode: str, config: SynthConfig, files: list[str]) -> str:
+    """The fingerprint of what a batch holds: mode, resolved config, user files, each
+    input file's identity (`fs.ukey`: size and mtime on disk, the ETag on object
+    stores) and the code version (`jobs.workdir.fingerprint`)."""
+    resolved = config.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
+    identities = []
+    for path in files:
+        fs, fs_path = fsspec.core.url_to_fs(path, **config.storage_options)
+        identities.append([path, fs.ukey(fs_path)])
+    return fingerprint("synth", {"mode": mode, "config": resolved, "user_files": _user_files_digest(config),
+                                 "inputs": identities})
 
 
-def _read_checkpoint(path: str) -> tuple[pa.Table, Counter]:
-    table = pq.read_table(path)
-    meta = (table.schema.metadata or {}).get(STATS_METADATA_KEY, b"{}")
-    return table, Counter(json.loads(meta))
+def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig) -> list[str]:
+    """Everything the driver can check before Ray starts; returns the input files.
+
+    Mode and model, the inputs (every pattern must match a document file), the
+    instruction templates, prompts and seed tasks (parsed and compiled in the
+    sandbox), so a mistake costs a second, not an engine start-up.
+    """
+    if mode not in SYNTH_MODES:
+        raise ConfigError(f"unknown synthesis mode {mode!r}; choose from {', '.join(SYNTH_MODES)}")
+    if mode != "template_only" and not config.model:
+        raise ConfigError(f"mode {mode!r} needs `model:` in the synth config (a local model folder); "
+                          "mode template_only needs none")
+    if mode != "self_instruct" and not inputs:
+        raise ConfigError(f"mode {mode!r} needs --input (mined Parquet or document shards)")
+    if mode != "template_only":
+        from transforms.synth.prompts import load_prompts
+
+        load_prompts(config.prompts)
+    if mode in ("template", "template_only"):
+        from transforms.synth.instruction_templates import load_instruction_templates
+
+        load_instruction_templates(config.templates)
+    if mode == "self_instruct":
+        from transforms.synth.seed_tasks import load_seed_tasks
+
+        load_seed_tasks(config.seeds)
+        return []  # self-instruct starts from the seed tasks, not from documents
+    return input_files(inputs, config.storage_options)
 
 
 # --- the job ---------------------------------------------------------------------
 
 
 def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthConfig | None = None,
-              address: str | None = None) -> dict:
-    config = config or SynthConfig()
-    if mode != "template_only" and not config.model:
-        raise ValueError(f"mode {mode!r} needs `model:` in the synth config (a local model folder); "
-                         "mode template_only needs none")
-    if mode != "self_instruct" and not inputs:
-        raise ValueError(f"mode {mode!r} needs --input (mined Parquet or document shards)")
-    if mode != "template_only":
-        from transforms.synth.prompts import load_prompts
+              address: str | None = None, overwrite: bool = False) -> dict:
+    """Synthesize into `output`; returns the `_stats.json` document it wrote.
 
-        load_prompts(config.prompts)  # a bad user prompt file fails now, not after the engines start
+    `overwrite`: write into a folder holding files synthesis did not write (they
+    are removed when the run publishes).
+    """
+    config = config or SynthConfig()
     started = time.time()
-    work = os.path.join(output, WORK_DIR, mode)
-    os.makedirs(work, exist_ok=True)
+    files = check_before_start(inputs, mode, config)
+    out = StageOutput("synth", output, config.storage_options)
+    if out.fs.isfile(out.root):
+        raise UserError(f"output {output} is a file, not a folder; give a folder path")
+    out.claim(inputs if mode != "self_instruct" else [], overwrite=overwrite)
+    fp = work_fingerprint(mode, config, files)
+    with out.lock():
+        # What this run may replace: the previous run's outputs, or with --overwrite everything there.
+        previous = out.listing() if overwrite else out.previous_outputs()
+        checkpoints = BatchCheckpoints(out.work_dir(fp), config.storage_options)
+        progress = _synthesize(files, mode, config, checkpoints, address)
+        return _publish(out, checkpoints, fp, mode, config, progress, started, previous, len(files))
+
+
+def _synthesize(files: list[str], mode: str, config: SynthConfig, checkpoints: BatchCheckpoints,
+                address: str | None) -> _Progress:
     from jobs.engines.ray import init_ray
 
     # Embedded Ray of its own unless an address joins a cluster; template_only's
@@ -247,14 +338,14 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
             from jobs.self_instruct_loop import run_self_instruct
 
             progress.accepted, progress.done, progress.resumed = run_self_instruct(
-                config, pool, work, progress.counters, _checkpoint, _write_checkpoint, _read_checkpoint)
+                config, pool, checkpoints, progress.counters)
         else:
-            docs = iter_documents(inputs, progress.counters, config.storage_options)
-            _run_batches(mode, _batches(docs, config.documents_per_batch), work, config, pool, progress)
+            docs = iter_documents(files, progress.counters, config.storage_options)
+            _run_batches(mode, _batches(docs, config.documents_per_batch), checkpoints, config, pool, progress)
     finally:
         if pool is not None:
             pool.shutdown()
-    return _publish(output, work, mode, config, progress.counters, progress.done, progress.resumed, started)
+    return progress
 
 
 class _Progress:
@@ -316,7 +407,8 @@ def _batch_starter(mode: str, config: SynthConfig, pool):
     return start
 
 
-def _run_batches(mode: str, batches, work: str, config: SynthConfig, pool, progress: _Progress) -> None:
+def _run_batches(mode: str, batches, checkpoints: BatchCheckpoints, config: SynthConfig, pool,
+                 progress: _Progress) -> None:
     """Keep several batches submitted (one per engine plus one, or one per CPU for
     template_only) and finish them in batch order, so the output and where `limit`
     stops do not depend on which batch finished first."""
@@ -327,19 +419,18 @@ def _run_batches(mode: str, batches, work: str, config: SynthConfig, pool, progr
     in_flight: deque = deque()
 
     def settle() -> None:
-        k, path, finish = in_flight.popleft()
+        k, finish = in_flight.popleft()
         if finish is None:
-            table, c = _read_checkpoint(path)
+            table, c = checkpoints.read(k)
             progress.add(k, table.num_rows, c, resumed=True)
             return
         records, c = finish()
-        _write_checkpoint(path, records, c)
+        checkpoints.write(k, records, c)
         progress.add(k, len(records), c, resumed=False)
 
     for k, batch in enumerate(batches):
-        path = _checkpoint(work, k)
-        in_flight.append((k, path, None if os.path.exists(path) else start(k, batch)))
-        while in_flight and not progress.full and (len(in_flight) > depth or in_flight[0][2] is None):
+        in_flight.append((k, None if checkpoints.exists(k) else start(k, batch)))
+        while in_flight and not progress.full and (len(in_flight) > depth or in_flight[0][1] is None):
             settle()
         if progress.full:
             return
@@ -347,24 +438,45 @@ def _run_batches(mode: str, batches, work: str, config: SynthConfig, pool, progr
         settle()
 
 
-def _publish(output, work, mode, config, counters, done_batches, resumed, started) -> dict:
+def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str, config: SynthConfig,
+             progress: _Progress, started: float, previous: list[str] | None, n_inputs: int) -> dict:
+    """Write the output and `_stats.json` (the finish line, written last), drop what the
+    previous run published and this one did not, and the work of other configs."""
     from jobs.progress import log
 
-    parts = sorted(p for p in os.listdir(work) if p.startswith("batch-") and p.endswith(".parquet"))
-    tables = [pq.read_table(os.path.join(work, p)).replace_schema_metadata(None) for p in parts[:done_batches]]
+    tables = [checkpoints.read(k)[0] for k in range(progress.done)]
     table = pa.concat_tables(tables) if tables else SYNTH_SCHEMA.empty_table()
     table = table.slice(0, config.limit)
-    tmp = os.path.join(output, f".{OUTPUT_FILE}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, os.path.join(output, OUTPUT_FILE))
-    by_task = Counter(table.column("task_type").to_pylist()) if table.num_rows else Counter()
-    stats = {
-        "mode": mode, "model": config.model, "written": table.num_rows, "batches": done_batches,
-        "batches_resumed": resumed, "by_task_type": dict(sorted(by_task.items())),
-        "by_language": dict(sorted(Counter(table.column("lang").to_pylist()).items())) if table.num_rows else {},
-        "counters": dict(sorted(counters.items())), "elapsed_seconds": round(time.time() - started, 2),
-    }
-    with open(os.path.join(output, STATS_FILE), "w", encoding="utf-8") as f:
-        json.dump(stats, f, indent=2, ensure_ascii=False)
-    log(f"synth {mode}: wrote {table.num_rows} records to {output}")
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    out.write_bytes(OUTPUT_FILE, sink.getvalue().to_pybytes())
+    # Before the new stats: once they are written, the old files would look foreign.
+    out.remove_stale(keep=[OUTPUT_FILE], previous=previous)
+    counters = prefixed("synth", progress.counters)
+    counters[counter_name("synth", "records", "written")] = table.num_rows
+    for column, what in (("task_type", "task_type"), ("lang", "lang")):
+        for value, count in Counter(table.column(column).to_pylist()).items():
+            counters[counter_name("synth", "records", what, value or "none")] = count
+    counters[counter_name("synth", "batches", "done")] = progress.done
+    counters[counter_name("synth", "batches", "resumed")] = progress.resumed
+    stats = stats_document("synth", counters, run_id=out.run_id, fingerprint=fp,
+                           elapsed_seconds=time.time() - started, outputs=[OUTPUT_FILE],
+                           details={"mode": mode, "model": config.model or "", "limit": config.limit,
+                                    "input_files": n_inputs, "work_dir": checkpoints.url})
+    out.write_json(STATS_FILE, stats)
+    _remove_other_work(out, checkpoints)
+    log(f"synth {mode}: wrote {table.num_rows} records to {out.url}")
     return stats
+
+
+def _remove_other_work(out: StageOutput, checkpoints: BatchCheckpoints) -> None:
+    """Work dirs of other configs (or the unfingerprinted `_work/<mode>` of older
+    versions) can never be resumed by this config; this run's own stays, so the
+    same command again is a resume that writes the same rows."""
+    work_root = out.path(WORK_DIR)
+    if not out.fs.exists(work_root):
+        return  # no batch had anything to checkpoint
+    mine = checkpoints.root.rstrip("/")
+    for entry in out.fs.ls(work_root, detail=False):
+        if entry.rstrip("/") != mine:
+            out.fs.rm(entry, recursive=True)

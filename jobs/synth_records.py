@@ -1,9 +1,25 @@
-"""Synthesized pairs as rows: the record every synthesis mode writes, and the gate
-(PII scrubbing and the mining filters) each one passes before it is kept."""
+"""Synthesized pairs as rows: the record every synthesis mode writes, the gate
+(PII scrubbing and the mining filters) each one passes before it is kept, and the
+checkpoint files a finished batch of them is kept in until the run publishes.
+
+Counter names here and in the modes are the part after `synth.` of the names in
+`transforms.stats` (`records.drop.too_short` -> `synth.records.drop.too_short`).
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transforms.records import SYNTH_SCHEMA
+
+# The batch's counters travel in the checkpoint's schema metadata, so a resumed
+# batch adds the same counts as the run that made it.
+COUNTERS_METADATA_KEY = b"instructmix.stats"
 
 
 def synth_record(instruction: str, input_: str, output: str, *, lang: str, mode: str, task_type: str,
@@ -30,10 +46,47 @@ def keep_record(record: dict, counters: Counter) -> bool:
 
     for key in ("instruction", "input", "output"):
         record[key], n = pii.scrub_pii(record[key].strip())
-        counters["pii_scrubbed"] += n
+        counters["records.pii_scrubbed"] += n
     reason = filters.reject_reason(record["instruction"], record["input"], record["output"], record["lang"])
     if reason:
-        counters[f"drop:{reason}"] += 1
+        counters[f"records.drop.{reason}"] += 1
         return False
-    counters[f"accepted:{record['mode']}"] += 1
+    counters["records.accepted"] += 1
     return True
+
+
+class BatchCheckpoints:
+    """The finished batches (document batches or self-instruct rounds) of one run.
+
+    Batch k is `WORK/batch-<k>.parquet` on any fsspec filesystem, written by the
+    driver once the batch is complete (whole-file atomic write), so a re-run after
+    a kill finds only finished batches and skips them. `work` is a fingerprinted
+    work dir (`jobs.workdir.StageOutput.work_dir`): batches of another config or
+    code version live elsewhere and are never read.
+    """
+
+    def __init__(self, work: str, storage_options: dict | None = None) -> None:
+        self.url = work
+        self.fs, self.root = fsspec.core.url_to_fs(work, **(storage_options or {}))
+        self.root = self.root.rstrip("/")
+
+    def path(self, k: int) -> str:
+        return f"{self.root}/batch-{k:06d}.parquet"
+
+    def exists(self, k: int) -> bool:
+        return self.fs.exists(self.path(k))
+
+    def write(self, k: int, records: list[dict], counters: Counter) -> None:
+        from jobs.workdir import write_atomic
+
+        table = pa.Table.from_pylist(records, schema=SYNTH_SCHEMA)
+        table = table.replace_schema_metadata({COUNTERS_METADATA_KEY: json.dumps(dict(counters)).encode()})
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        write_atomic(self.fs, self.path(k), sink.getvalue().to_pybytes())
+
+    def read(self, k: int) -> tuple[pa.Table, Counter]:
+        """Batch k's rows (without the counters metadata) and its counters."""
+        table = pq.read_table(self.path(k), filesystem=self.fs)
+        meta = (table.schema.metadata or {}).get(COUNTERS_METADATA_KEY, b"{}")
+        return table.replace_schema_metadata(None), Counter(json.loads(meta))
