@@ -1,0 +1,69 @@
+"""The report page: templates/report/report.html.jinja rendered in Jinja's sandbox, and its folder.
+
+The page is one self-contained file: the PNG plots are embedded as data URIs
+(and also written beside it, with `summary.json`, for reuse). The report
+folder is a stage output like any other (jobs/workdir.py): held by a lock while
+it is written, refused when it holds files a report did not write (unless
+`overwrite`), `index.html` written atomically and last, and a previous
+report's plots that have no data this time removed, so the folder shows
+exactly this report.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from importlib import resources
+
+from jobs.report.plots import PLOT_NAMES
+from jobs.workdir import StageOutput, fingerprint
+from transforms.stats import STATS_FILE, stats_document
+
+REPORT_DIR = "report"
+INDEX_FILE = "index.html"
+SUMMARY_FILE = "summary.json"
+TEMPLATE = ("report", "report.html.jinja")  # inside the `templates` package
+
+
+def page_environment():
+    """The Jinja environment the page renders in: the project's one sandbox (transforms/sandbox.py),
+    autoescaped (every text from the data is escaped) and strict about undefined names.
+
+    No render limits: the template is ours, not a user's, and renders a large page from real data.
+    """
+    from transforms.sandbox import sandboxed_environment
+
+    return sandboxed_environment(limits=None, autoescape=True)
+
+
+def render_html(summary: Mapping, images: Mapping[str, bytes]) -> str:
+    """The report page: `summary` in tables, `images` ({plot name: PNG bytes}) embedded as data URIs."""
+    source = resources.files("templates").joinpath(*TEMPLATE).read_text(encoding="utf-8")
+    uris = dict.fromkeys(PLOT_NAMES, "")  # a plot without data is left out of the page
+    uris.update({name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+                 for name, png in images.items()})
+    return page_environment().from_string(source).render(s=summary, images=uris)
+
+
+def write_report(out_dir: str, summary: Mapping, images: Mapping[str, bytes],
+                 storage_options: Mapping | None = None, overwrite: bool = False) -> str:
+    """Write the plots, `summary.json` and `index.html` (last) into `out_dir`; returns index.html's URL."""
+    started = time.time()
+    out = StageOutput("report", out_dir, dict(storage_options or {}))
+    with out.lock():
+        out.claim(overwrite=overwrite)
+        previous = out.previous_outputs()
+        written = []
+        for name, png in images.items():
+            out.write_bytes(f"{name}.png", png)
+            written.append(f"{name}.png")
+        out.write_bytes(SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False, sort_keys=True).encode())
+        out.write_bytes(INDEX_FILE, render_html(summary, images).encode("utf-8"))
+        written += [SUMMARY_FILE, INDEX_FILE]
+        out.write_json(STATS_FILE, stats_document(
+            "report", {}, run_id=out.run_id, fingerprint=fingerprint("report", {"run_dir": summary.get("run_dir")}),
+            elapsed_seconds=time.time() - started, outputs=written, details={"plots": sorted(images)}))
+        out.remove_stale(written, previous)
+    return out.url_of(INDEX_FILE)
