@@ -1,92 +1,58 @@
-"""What the mixer reads: pretraining documents and instruction records, one file per call.
+"""What the mixer (and synthesis) reads: pretraining documents and instruction records, one file per call.
 
-Runs inside Spark executors, so plain Python: no Spark import. Bad input is
-counted, never raised: everything left out adds 1 to a `skip:<reason>` key
-(records for record-level reasons, files for file-level ones), and the good
-records around a bad one are still given out. Only skips are counted, so
-`counters` is the list of what was lost.
+Runs inside Spark executors and Ray tasks, so plain Python: no Spark import. Bad
+input is counted, never raised, exactly as for mining (`transforms.io.documents`
+lists the reasons of the layers underneath: unsupported_format, unreadable_file,
+empty_file, reader_error, truncated_archive, corrupt_archive, line_too_long,
+bad_json, undecodable, bad_record); the good records around a bad one are still
+given out. Only skips are counted, so `counters` is the list of what was lost.
+The reasons decided here:
 
-    skip:unsupported_format    the file name has no ending read here (`MIX_ENDINGS`)
-    skip:unreadable_file       the file is missing, or holds nothing of its format
-                               (not gzip/zstd/Parquet, a JSON array that does not parse)
-    skip:empty_file            the file has zero bytes
-    skip:truncated_archive     the file ends inside a gzip member / zstd frame; the
-                               lines before the cut are given out
-    skip:corrupt_archive       undecodable compressed bytes after some good lines, or
-                               a Parquet row group that fails to read (the next is read)
-    skip:line_too_long         a JSON line longer than `transforms.io.documents._max_line_bytes`
-    skip:bad_json              a JSON line (or a whole .json array) that does not parse
-    skip:undecodable           a line not in UTF-8, or a binary text cell that is not
-    skip:bad_record            a JSON value that is not an object
     pretrain side:
     skip:missing_field         `text_field` absent, null or not a string (or no such column)
     skip:empty_text            `text_field` empty or only whitespace
+    skip:undecodable           a binary `text_field` cell that is not UTF-8
     instruction side:
     skip:missing_instruction   `instruction` absent, null, not a string or blank
     skip:missing_output        `output` likewise (or a Self-Instruct task with no instance)
     skip:bad_input             `input` present but not a string
     skip:bad_system            `system` present but not a string
     skip:bad_history           `history` not a list of [user, assistant] string pairs
-    repaired:lone_surrogate    JSON text with unpaired \\ud800-\\udfff escapes, which UTF-8
-                               (Arrow, tokenizers) cannot hold; replaced by U+FFFD
+    repaired:lone_surrogate    (transforms.io.text_repair)
 
 The mixer reads each pretraining file twice (once to count tokens, once to
 interleave) and addresses documents by `PretrainDoc.index`, so what a reader
-gives out is a pure function of the file's bytes. That is also why only
-damaged *data* is counted: an I/O error of the filesystem (a dropped S3
-connection) is raised, so Spark retries the task instead of one pass
-silently seeing fewer documents. Parquet is the exception: pyarrow reports
-corrupt pages as OSError too, so a Parquet OSError counts as corrupt data.
-
-The file helpers (decompressing gzip/zstd members, splitting bounded lines,
-the URL fields) are those of `transforms.io.documents`, the mining reader.
+gives out is a pure function of the file's bytes; a file that fails on the
+second read is caught there (jobs/mix.py: a document missing on the second read
+stops the job naming the file).
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
-import re
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import pyarrow as pa
-import zstandard
-from fsspec.implementations.local import LocalFileSystem
 
-from transforms.io.documents import (
-    DEFAULT_MAX_PAGE_BYTES,
-    _decompressed_chunks,
-    _max_line_bytes,
-    _url_from_fields,
-    iter_json_objects,
-    iter_parquet_rows,
-    url_columns,
+from transforms.io.documents import iter_field_records, url_columns, url_from_fields
+from transforms.io.paths import (  # noqa: F401 - re-exported: the names jobs/mix.py and jobs/synth.py import
+    INSTRUCTION_ENDINGS,
+    JSON_ENDINGS,
+    JSON_LINES_ENDINGS,
+    PARQUET_ENDINGS,
+    PRETRAIN_ENDINGS,
 )
+from transforms.io.paths import expand_paths as _expand_paths
+from transforms.io.text_repair import decode_utf8, repair_lone_surrogates
 
 logger = logging.getLogger(__name__)
 
-JSON_LINES_ENDINGS = (".jsonl", ".jsonl.gz", ".jsonl.zst")
-# A `.json` file is a JSON array (Alpaca) or, as BELLE and Self-Instruct
-# publish theirs, JSON Lines under a .json name: the first character decides.
-# `.json.gz`/`.json.zst` likewise (dolma and CCNet name JSON Lines shards so).
-JSON_ENDINGS = (".json", ".json.gz", ".json.zst")
-PARQUET_ENDINGS = (".parquet",)
-MIX_ENDINGS = JSON_LINES_ENDINGS + JSON_ENDINGS + PARQUET_ENDINGS
-# What `expand_paths` should take for pretraining text: the shard formats of
-# `transforms.io.documents`, so a glob such as `corpus/*` leaves out stray .json files
-# (a tokenizer.json, a manifest) that only the instruction side reads.
-PRETRAIN_ENDINGS = JSON_LINES_ENDINGS + (".json.gz", ".json.zst") + PARQUET_ENDINGS
-
-_MAX_LINE_BYTES = _max_line_bytes(DEFAULT_MAX_PAGE_BYTES)
-_PARQUET_BATCH_ROWS = 256
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# Data errors of a compressed stream; other OSErrors are the filesystem's and are raised.
-_CORRUPT_STREAM_ERRORS = (zlib.error, zstandard.ZstdError)
+# What the mixer's readers take when a file is named to them: every JSON and Parquet
+# form. `PRETRAIN_ENDINGS` (no plain .json) only decides what a glob or folder yields.
+MIX_ENDINGS = INSTRUCTION_ENDINGS
 
 
 @dataclass(slots=True)
@@ -129,68 +95,11 @@ class InstructionRecord:
 
 
 def expand_paths(
-    patterns: list[str], storage_options: dict | None = None, *, endings: tuple[str, ...] = MIX_ENDINGS
+    patterns: list[str], storage_options: dict | None = None, *, endings: tuple[str, ...] = INSTRUCTION_ENDINGS
 ) -> list[str]:
-    """Input files for `patterns`: sorted, without duplicates.
-
-    As `transforms.io.documents.expand_inputs` (local paths or fsspec URLs; a file, a
-    directory read recursively, or a glob; names starting with "." or "_"
-    below a directory are left out, so a Spark output folder's `_SUCCESS`
-    and `_stats.json` are), but for the files the mixer reads: `endings`,
-    by default `MIX_ENDINGS` (`.json` included, WARC not); pass
-    `PRETRAIN_ENDINGS` for pretraining sources. Raises ValueError for a
-    file named outright with another ending, FileNotFoundError naming a
-    pattern that matches no such file.
-    """
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    if not patterns:
-        raise ValueError("no input patterns given")
-    found: set[str] = set()
-    for pattern in patterns:
-        found.update(_expand_pattern(pattern, storage_options or {}, tuple(endings)))
-    return sorted(found)
-
-
-def _expand_pattern(pattern: str, storage_options: dict, endings: tuple[str, ...]) -> list[str]:
-    fs, root = fsspec.core.url_to_fs(pattern, **storage_options)
-
-    def wanted(path: str) -> bool:
-        return path.rstrip("/").lower().endswith(endings)
-
-    listed = ", ".join(endings)
-    if fsspec.core.has_magic(root):
-        files = []
-        for path, info in sorted(fs.glob(root, detail=True).items()):
-            if info.get("type") == "directory":
-                files.extend(_files_below(fs, path, wanted))
-            elif wanted(path):
-                files.append(path)
-        if not files:
-            raise FileNotFoundError(f"input {pattern!r}: no file matched with an ending of {listed}")
-    elif fs.isdir(root):
-        files = _files_below(fs, root, wanted)
-        if not files:
-            raise FileNotFoundError(f"input {pattern!r}: directory holds no file ending in {listed}")
-    elif fs.exists(root):
-        if not wanted(root):
-            raise ValueError(f"input {pattern!r}: unsupported file type; supported endings: {listed}")
-        files = [root]
-    else:
-        raise FileNotFoundError(f"input {pattern!r} does not exist")
-    if isinstance(fs, LocalFileSystem):
-        return files
-    return [fs.unstrip_protocol(p) for p in files]
-
-
-def _files_below(fs: fsspec.AbstractFileSystem, root: str, wanted) -> list[str]:
-    root = root.rstrip("/")
-    out = []
-    for path in fs.find(root):
-        relative = path[len(root) :].strip("/").split("/")
-        if not any(part.startswith((".", "_")) for part in relative) and wanted(path):
-            out.append(path)
-    return out
+    """`transforms.io.paths.expand_paths`, by default over the instruction side's endings
+    (`.json` included, WARC not); pass `PRETRAIN_ENDINGS` for pretraining sources."""
+    return _expand_paths(patterns, storage_options, endings=endings)
 
 
 # --------------------------------------------------------------------------- pretraining documents
@@ -204,7 +113,7 @@ def iter_pretrain_docs(
     JSON Lines (plain, gzip, zstd), `.json` (array or lines) or Parquet,
     local or any fsspec URL. The URL comes from `url`, `metadata.url` or
     `id` (first present; "" when none). See the module docstring for the
-    counters and for why filesystem errors are raised.
+    counters.
     """
 
     def parquet_columns(schema: pa.Schema) -> list[str]:
@@ -214,7 +123,9 @@ def iter_pretrain_docs(
     index = 0
     seen = 0
     first_fields = None
-    for locator, obj in _iter_objects(path, counters, storage_options, parquet_columns):
+    for locator, obj in iter_field_records(
+        path, counters, parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options
+    ):
         seen += 1
         if first_fields is None:
             first_fields = _fields_of(obj)
@@ -222,7 +133,7 @@ def iter_pretrain_docs(
         if text is None:
             continue
         yield PretrainDoc(
-            index=index, text=text, url=_url_from_fields(obj), provenance={"file": path, "record": locator}
+            index=index, text=text, url=url_from_fields(obj), provenance={"file": path, "record": locator}
         )
         index += 1
     if seen and not index:
@@ -238,9 +149,8 @@ def _pretrain_text(obj: Any, text_field: str, counters: collections.Counter) -> 
         return None
     text = obj.get(text_field)
     if isinstance(text, bytes):  # a Parquet binary column
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
+        text = decode_utf8(text)
+        if text is None:
             counters["skip:undecodable"] += 1
             return None
     if not isinstance(text, str):
@@ -249,7 +159,7 @@ def _pretrain_text(obj: Any, text_field: str, counters: collections.Counter) -> 
     if not text.strip():
         counters["skip:empty_text"] += 1
         return None
-    return _repair(text, counters)
+    return repair_lone_surrogates(text, counters)
 
 
 # --------------------------------------------------------------------------- instruction records
@@ -276,14 +186,17 @@ def iter_instruction_records(
     `.jsonl.zst`). A Self-Instruct task (`instruction` plus `instances`
     [{input, output}], as in its seed_tasks.jsonl) gives one record per
     instance. Files in sorted order (`expand_paths`), records in file order.
-    Raises FileNotFoundError/ValueError only for a `path` that names no
-    readable kind of file; bad records are counted (module docstring).
+    Raises NoInputError (a FileNotFoundError) or UnsupportedInputError (a
+    ValueError) only for a `path` that names no readable kind of file; bad
+    records and unreadable files are counted (module docstring).
     """
     for file in expand_paths([path], storage_options):
         given = 0
         seen = 0
         first_fields = None
-        for locator, obj in _iter_objects(file, counters, storage_options, _instruction_parquet_columns):
+        for locator, obj in iter_field_records(
+            file, counters, _instruction_parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options
+        ):
             seen += 1
             if first_fields is None:
                 first_fields = _fields_of(obj)
@@ -398,7 +311,7 @@ def _text_field(obj: Mapping, name: str, counters: collections.Counter) -> str |
     value = obj.get(name)
     if not isinstance(value, str) or not value.strip():
         return None
-    return _repair(value, counters)
+    return repair_lone_surrogates(value, counters)
 
 
 def _optional_text(obj: Mapping, name: str, counters: collections.Counter) -> str | None:
@@ -408,7 +321,7 @@ def _optional_text(obj: Mapping, name: str, counters: collections.Counter) -> st
         return ""
     if not isinstance(value, str):
         return None
-    return _repair(value, counters)
+    return repair_lone_surrogates(value, counters)
 
 
 def _history(value: Any, counters: collections.Counter) -> list[tuple[str, str]] | None:
@@ -424,101 +337,5 @@ def _history(value: Any, counters: collections.Counter) -> list[tuple[str, str]]
             or not all(isinstance(t, str) and t.strip() for t in turn)
         ):
             return None
-        turns.append((_repair(turn[0], counters), _repair(turn[1], counters)))
+        turns.append((repair_lone_surrogates(turn[0], counters), repair_lone_surrogates(turn[1], counters)))
     return turns
-
-
-# --------------------------------------------------------------------------- JSON and Parquet objects
-
-
-def _iter_objects(
-    path: str, counters: collections.Counter, storage_options: dict | None, parquet_columns
-) -> Iterator[tuple[str, Any]]:
-    """(locator, parsed object) for each record of one file, by its ending.
-
-    Locators: "line N" (1-based) for JSON Lines, "item N" (0-based) for a
-    JSON array, "row N" (0-based) for Parquet. `parquet_columns(schema)`
-    names the columns to read; a row lacks those the file lacks, which the
-    caller counts under its own reason.
-    """
-    name = path.rstrip("/").lower()
-    if not name.endswith(MIX_ENDINGS):
-        counters["skip:unsupported_format"] += 1
-        logger.warning("%s: unsupported file type; supported endings: %s", path, ", ".join(MIX_ENDINGS))
-        return
-    try:
-        fs, fs_path = fsspec.core.url_to_fs(path, **(storage_options or {}))
-        size = fs.size(fs_path)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        counters["skip:unreadable_file"] += 1
-        logger.warning("skipping unreadable file %s: %r", path, exc)
-        return
-    if size == 0:
-        counters["skip:empty_file"] += 1
-        return
-    if name.endswith(PARQUET_ENDINGS):
-        yield from _iter_parquet_rows(fs, fs_path, path, counters, parquet_columns)
-    elif name.endswith(JSON_ENDINGS):
-        yield from _iter_json_file(fs, fs_path, path, counters)
-    else:
-        yield from _iter_json_lines(fs, fs_path, path, counters)
-
-
-def _iter_json_lines(
-    fs: fsspec.AbstractFileSystem, fs_path: str, path: str, counters: collections.Counter
-) -> Iterator[tuple[str, Any]]:
-    # Filesystem errors propagate (Spark retries the task) rather than being
-    # counted: the mixer reads each file twice and both reads must agree.
-    yield from iter_json_objects(fs, fs_path, path, counters, _MAX_LINE_BYTES, _CORRUPT_STREAM_ERRORS)
-
-
-def _iter_json_file(
-    fs: fsspec.AbstractFileSystem, fs_path: str, path: str, counters: collections.Counter
-) -> Iterator[tuple[str, Any]]:
-    """A `.json` file: a JSON array when its first character is "[", else JSON Lines.
-
-    An array is parsed whole (Alpaca's 52k records are 22 MB), so one syntax
-    error loses the file: `skip:bad_json`, once.
-    """
-    with fs.open(fs_path, "rb") as f:
-        try:
-            head = next(_decompressed_chunks(f, fs_path, size=4096), b"")
-        except (EOFError, *_CORRUPT_STREAM_ERRORS):
-            head = b""  # _iter_json_lines will count it
-    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-        yield from _iter_json_lines(fs, fs_path, path, counters)
-        return
-    with fs.open(fs_path, "rb") as f:
-        try:
-            data = b"".join(_decompressed_chunks(f, fs_path))
-        except EOFError:
-            counters["skip:truncated_archive"] += 1
-            return
-        except _CORRUPT_STREAM_ERRORS:
-            counters["skip:unreadable_file"] += 1
-            return
-    try:
-        items = json.loads(data)
-    except UnicodeDecodeError:
-        counters["skip:undecodable"] += 1
-        logger.warning("%s: a JSON array that is not UTF-8; nothing read", path)
-        return
-    except ValueError as exc:
-        counters["skip:bad_json"] += 1
-        logger.warning("%s: a JSON array that does not parse (%s); nothing read", path, exc)
-        return
-    for n, obj in enumerate(items):
-        yield f"item {n}", obj
-
-
-def _iter_parquet_rows(
-    fs: fsspec.AbstractFileSystem, fs_path: str, path: str, counters: collections.Counter, parquet_columns
-) -> Iterator[tuple[str, Any]]:
-    yield from iter_parquet_rows(fs, fs_path, path, counters, lambda parquet: parquet_columns(parquet.schema_arrow))
-
-
-def _repair(value: str, counters: collections.Counter) -> str:
-    if not value.isascii() and _LONE_SURROGATE.search(value):
-        counters["repaired:lone_surrogate"] += 1
-        return _LONE_SURROGATE.sub("\ufffd", value)  # json.loads has already joined valid pairs
-    return value
