@@ -8,7 +8,10 @@ by a stable hash so a rerun renders every record the same way.
 Formats are data a user may edit or replace, so they are rendered in Jinja's
 immutable sandbox: a template can read the record's fields and call harmless
 string methods, but cannot reach Python internals (`''.__class__`) or mutate
-anything (`history.append`), which raise `jinja2.exceptions.SecurityError`.
+anything (`history.append`), which raise `jinja2.exceptions.SecurityError`,
+and under render limits (transforms/sandbox.py: 2 s and 1 MiB per render by
+default), so a runaway loop or a 100 MB string stops with a TemplateLimitError
+naming the format instead of holding a Spark task for minutes.
 Every template is rendered once against probe records when the file is
 loaded, so a typo (`{{ instrucion }}`) or a refused attribute fails at load
 time with the file and the format named, not halfway through a Spark job.
@@ -28,7 +31,8 @@ from typing import Any
 import jinja2
 import yaml
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from transforms.sandbox import TemplateLimitError, compile_template, sandboxed_environment
 
 PACKAGED_FORMATS = "formats.yaml"  # inside the `templates` package
 ANY_LANG = "any"
@@ -75,20 +79,13 @@ class SurfaceFormat:
 
 # --------------------------------------------------------------------------- the sandbox
 
-# trim_blocks/lstrip_blocks let a `{% if %}` sit on a line of its own in the
-# YAML without leaving a blank line behind, which keeps templates readable.
-_ENVIRONMENT = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENVIRONMENT = sandboxed_environment()
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled(source: str) -> jinja2.Template:
-    return _ENVIRONMENT.from_string(source)
+def _compiled(source: str, fmt_id: str) -> jinja2.Template:
+    """`source` compiled under the name "format '<id>'", which syntax and limit errors show."""
+    return compile_template(_ENVIRONMENT, source, f"format {fmt_id!r}")
 
 
 # --------------------------------------------------------------------------- loading
@@ -174,7 +171,7 @@ def _parse_format(entry: Any, name: str, position: int) -> SurfaceFormat:
     if not isinstance(template, str) or not template.strip():
         raise ValueError(f"{where}: `template` must be a non-empty Jinja string")
     try:
-        _compiled(template)
+        _compiled(template, fmt_id)
     except TemplateSyntaxError as exc:
         raise ValueError(
             f"{where}: template does not compile: {exc.message} (template line {exc.lineno})"
@@ -197,6 +194,8 @@ def _check_renders(fmt: SurfaceFormat, where: str) -> None:
     for probe in (_PROBE_FULL, _PROBE_BARE):
         try:
             text = render(fmt, probe)
+        except TemplateLimitError as exc:
+            raise TemplateLimitError(f"{where.removesuffix(f': format {fmt.id!r}')}: {exc}") from None
         except (SecurityError, ValueError) as exc:
             refused = "template refused by the sandbox: " if isinstance(exc, SecurityError) else ""
             raise ValueError(f"{where}: {refused}{str(exc).removeprefix(f'format {fmt.id!r}: ')}") from None
@@ -279,7 +278,9 @@ def render(fmt: SurfaceFormat, record: Mapping[str, Any]) -> str:
         "history": [tuple(turn) for turn in history],
     }
     try:
-        text = _compiled(fmt.template).render(context)
+        text = _compiled(fmt.template, fmt.id).render(context)
+    except TemplateLimitError:
+        raise  # already names the format and the limit
     except SecurityError as exc:
         raise SecurityError(f"format {fmt.id!r}: {exc}") from exc
     except TemplateError as exc:  # StrictUndefined, a filter on the wrong type, ...

@@ -11,7 +11,9 @@ the packaged ones of the same name.
 
 As in transforms/mix/render.py, prompts render in Jinja's immutable sandbox with
 StrictUndefined: a template can read its variables and call harmless string
-methods but not reach Python internals. Each is rendered once against probe
+methods but not reach Python internals, and each render is bounded in time and
+size (transforms/sandbox.py), so a runaway loop fails with a TemplateLimitError
+naming the file. Each is rendered once against probe
 values when loaded, so a typo or a prompt that drops a variable fails up
 front with the file named, not after a GPU job has started.
 """
@@ -28,7 +30,8 @@ from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from transforms.sandbox import TemplateLimitError, compile_template, sandboxed_environment
 
 PACKAGED_FOLDER = "prompts"  # inside the `templates` package
 PROMPT_SUFFIX = ".jinja"
@@ -63,18 +66,13 @@ class PromptTemplate:
     origin: str
 
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_ENVIRONMENT = sandboxed_environment()
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(source: str) -> jinja2.Template:
-    return _ENVIRONMENT.from_string(source)
+def _compiled(source: str, origin: str) -> jinja2.Template:
+    """`source` compiled under its file's name, which syntax and limit errors show."""
+    return compile_template(_ENVIRONMENT, source, origin)
 
 
 # --------------------------------------------------------------------------- loading
@@ -135,7 +133,7 @@ def _checked(name: str, source: str, origin: str) -> PromptTemplate:
     if not source.strip():
         raise ValueError(f"{origin}: the prompt is empty")
     try:
-        _compiled(source)
+        _compiled(source, origin)
     except TemplateSyntaxError as exc:
         raise ValueError(f"{origin}: prompt does not compile: {exc.message} (line {exc.lineno})") from None
     prompt = PromptTemplate(name=name, source=source, origin=origin)
@@ -144,6 +142,8 @@ def _checked(name: str, source: str, origin: str) -> PromptTemplate:
             text = _render(prompt, probe)
         except SecurityError as exc:
             raise ValueError(f"{origin}: prompt refused by the sandbox: {exc}") from None
+        except TemplateLimitError:
+            raise  # already names the file and the limit
         except ValueError as exc:
             raise ValueError(f"{origin}: {exc}") from None
         missing = [
@@ -166,8 +166,8 @@ def _checked(name: str, source: str, origin: str) -> PromptTemplate:
 def _render(prompt: PromptTemplate, variables: Mapping[str, Any]) -> str:
     context = {"no_answer": NO_ANSWER, **variables}
     try:
-        text = _compiled(prompt.source).render(context)
-    except SecurityError:
+        text = _compiled(prompt.source, prompt.origin).render(context)
+    except (SecurityError, TemplateLimitError):
         raise
     except TemplateError as exc:  # StrictUndefined, a filter on the wrong type, ...
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
@@ -189,6 +189,8 @@ def render_prompt(name: str, prompts: Mapping[str, PromptTemplate] | None = None
         return _render(prompt, variables)
     except SecurityError as exc:
         raise SecurityError(f"{prompt.origin}: {exc}") from exc
+    except TemplateLimitError:
+        raise
     except ValueError as exc:
         raise ValueError(f"{prompt.origin}: {exc}") from exc
 
