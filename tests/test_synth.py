@@ -50,7 +50,7 @@ def test_llm_modes_need_a_model(sample_documents, tmp_path):
 @pytest.mark.parametrize("mode", ["template", "doc_qa", "self_instruct"])
 def test_llm_modes_run_through_ray_and_vllm(tiny_llm, sample_documents, tmp_path, mode):
     stats = run_synth([str(sample_documents)], str(tmp_path / "out"), mode, _llm_config(tiny_llm))
-    assert stats["counters"]["generations"] > 0
+    assert stats["counters"]["synth.generations"] > 0 and stats["stage"] == "synth"
     table = pq.read_table(tmp_path / "out" / OUTPUT_FILE)
     assert set(SYNTH_SCHEMA.names) <= set(table.schema.names)
     for row in table.to_pylist():
@@ -93,9 +93,9 @@ def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(
 
     log = open(tmp_path / "killed.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(command(killed), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    work = killed / WORK_DIR / "template"
+    batches = f"{WORK_DIR}/*/batch-*.parquet"  # one work dir, named by the config's fingerprint
     deadline = time.time() + 420
-    while time.time() < deadline and proc.poll() is None and len(list(work.glob("batch-*.parquet"))) < 2:
+    while time.time() < deadline and proc.poll() is None and len(list(killed.glob(batches))) < 2:
         time.sleep(0.2)
     assert proc.poll() is None, (tmp_path / "killed.log").read_text(errors="replace")[-3000:]
     tree = _process_tree(proc.pid)
@@ -108,14 +108,15 @@ def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(
     proc.wait(timeout=60)
     log.close()
     assert not (killed / OUTPUT_FILE).exists()
-    finished = len(list(work.glob("batch-*.parquet")))
+    finished = len(list(killed.glob(batches)))
     assert finished >= 2
 
     rerun = subprocess.run(command(killed), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     stats = json.loads((killed / STATS_FILE).read_text())
-    assert stats["batches_resumed"] >= finished
-    assert stats["batches"] > stats["batches_resumed"]  # the kill left work to do
+    counters = stats["counters"]
+    assert counters["synth.batches.resumed"] >= finished
+    assert counters["synth.batches.done"] > counters["synth.batches.resumed"]  # the kill left work to do
     whole = subprocess.run(command(clean), cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert whole.returncode == 0, whole.stderr[-3000:]
     resumed_rows = pq.read_table(killed / OUTPUT_FILE).to_pylist()
