@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     from jobs.run import run_pipeline
 
     config = load_config(args.config, PipelineConfig)
-    summary = run_pipeline(config, from_stage=args.from_stage)
+    summary = run_pipeline(config, from_stage=args.from_stage, overwrite=args.overwrite)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -58,7 +58,16 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from jobs.report import run_report
 
-    print(json.dumps({"report": run_report(args.run_dir, args.output)}))
+    options = {}
+    if args.storage_options:
+        try:
+            options = json.loads(args.storage_options)
+        except ValueError as err:
+            raise ConfigError(f"--storage-options: not JSON ({err}); give e.g. '{{\"anon\": true}}'") from None
+        if not isinstance(options, dict):
+            raise ConfigError("--storage-options: give a JSON object, e.g. '{\"anon\": true}'")
+    index = run_report(args.run_dir, args.output, storage_options=options, overwrite=args.overwrite)
+    print(json.dumps({"report": index}))
     return 0
 
 
@@ -121,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="pipeline YAML (see configs/demo.yaml, configs/production.yaml)")
     run.add_argument("--from", dest="from_stage", choices=["mine", "synth", "mix"], default=None,
                      help="rerun this stage and every stage after it from scratch")
+    run.add_argument("--overwrite", action="store_true",
+                     help="let each stage replace what its output folder holds even if it did not write it "
+                          "(default: refuse before any stage starts)")
     run.set_defaults(func=_run)
 
     submit = sub.add_parser(
@@ -141,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the HTML report (and PNG plots) of a run directory")
     report.add_argument("run_dir", help="the run directory of `instructmix run` (mined/, synth/, mixed/)")
     report.add_argument("--output", default=None, help="where to write it (default: RUN_DIR/report)")
+    report.add_argument("--storage-options", default=None,
+                        help='fsspec options for an s3://, gs://... run directory, as JSON, e.g. \'{"anon": true}\'')
+    report.add_argument("--overwrite", action="store_true",
+                        help="write into an output folder that holds files a report did not write")
     report.set_defaults(func=_report)
 
     train = sub.add_parser("train-classifier", help="train the fastText instruction-likeness classifier")

@@ -253,10 +253,12 @@ class SynthConfig(StrictModel):
 
 PIPELINE_STAGES = ("mine", "synth", "mix")
 RUN_PLACEHOLDER = "${run}"  # in pipeline paths: the run directory (`output:`)
-# Each stage's folder in the run directory, and the file it writes last (its finish line):
-# read by `instructmix run` to skip finished stages and by `instructmix report`.
+# Each stage's folder in the run directory (the mix's unless `mix.output.path` says
+# otherwise); a stage has finished when its `_stats.json` is there (written last).
 STAGE_DIRS = {"mine": "mined", "synth": "synth", "mix": "mixed"}
-STAGE_DONE_FILES = {"mine": "_stats.json", "synth": "_stats.json", "mix": "manifest.json"}
+# RUN/_pipeline.json: each stage's fingerprint, state and output URL, written by
+# `instructmix run` and read by `instructmix report` to find every output.
+PIPELINE_FILE = "_pipeline.json"
 
 
 class MineStage(MineConfig):
@@ -306,6 +308,9 @@ class PipelineConfig(StrictModel):
     synth: SynthStage | None = None
     mix: MixStage | None = None
     report: bool = True
+    # fsspec options of the run directory (`_pipeline.json`, the report), and of every
+    # section that sets no `storage_options` of its own (e.g. an S3 endpoint and keys).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("stages")
     @classmethod

@@ -1,28 +1,37 @@
 """`instructmix run`: mine → synth → mix (→ report) from one YAML, into one run directory.
 
-Each stage writes to its own folder of the run directory (mined/, synth/, mixed/)
-and is recorded in RUN/_pipeline.json with a fingerprint of its resolved section
-chained with the fingerprints before it. A re-run skips a stage whose record says
-done with the same fingerprint; a stage that was started but not finished with the
-same fingerprint resumes from its own checkpoints; a changed section (or one
-upstream) starts that stage afresh. `--from STAGE` reruns that stage and all after
-it from scratch.
+Each stage writes to its own folder (RUN/mined, RUN/synth, and `mix.output.path`,
+by default RUN/mixed), on local disk or any fsspec URL (`s3://…`). RUN/_pipeline.json
+records each stage's fingerprint (`workdir.fingerprint` of its resolved section,
+chained with the stages before it), its state and the URL of its output, which
+is where `instructmix report` looks for it. A re-run skips a stage whose record
+says done with the same fingerprint and whose `_stats.json` is there; a stage
+that was started but not finished with the same fingerprint resumes from its
+own checkpoints; a changed section (or one upstream) runs the stage again, and
+the stage itself replaces only what its previous run published. `--from STAGE`
+runs that stage and all after it again.
+
+The run never deletes anything itself. It holds the run directory for its
+length (a lock), and before any stage starts it checks that every stage that
+will run may write its output: a folder holding files that stage did not write
+(a user's own data in `mix.output.path`, say) or overlapping one of its inputs
+stops the run at once with a one-line error, unless `--overwrite`, which each
+stage then receives.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import inspect
+import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import fsspec
-
 from jobs.config import (
+    PIPELINE_FILE,
     PIPELINE_STAGES,
     RUN_PLACEHOLDER,
     STAGE_DIRS,
-    STAGE_DONE_FILES,
     ConfigError,
     MineConfig,
     MixConfig,
@@ -30,8 +39,10 @@ from jobs.config import (
     SynthConfig,
     validate_config,
 )
+from jobs.workdir import StageOutput, fingerprint
+from transforms.stats import STATS_FILE, counters_of
 
-STATE_FILE = "_pipeline.json"
+REPORT_DIR = "report"
 
 
 def _substitute_run(value: Any, run_dir: str) -> Any:
@@ -46,10 +57,19 @@ def _substitute_run(value: Any, run_dir: str) -> Any:
 
 
 def resolved_sections(config: PipelineConfig) -> dict[str, dict]:
-    """Each listed stage's section as plain data, paths resolved against the run directory."""
+    """Each listed stage's section as plain data, paths resolved against the run directory.
+
+    A section without `storage_options` of its own gets the pipeline's, so one
+    `storage_options:` at the top serves a run whose every folder is in one bucket.
+    """
     run_dir = config.output.rstrip("/")
-    return {stage: _substitute_run(getattr(config, stage).model_dump(mode="json"), run_dir)
-            for stage in config.stages}
+    sections = {}
+    for stage in config.stages:
+        section = _substitute_run(getattr(config, stage).model_dump(mode="json"), run_dir)
+        if not section.get("storage_options"):
+            section["storage_options"] = dict(config.storage_options)
+        sections[stage] = section
+    return sections
 
 
 def stage_output(config: PipelineConfig, stage: str, section: dict) -> str:
@@ -58,115 +78,197 @@ def stage_output(config: PipelineConfig, stage: str, section: dict) -> str:
     return f"{config.output.rstrip('/')}/{STAGE_DIRS[stage]}"
 
 
-def _done_marker(stage: str, out: str) -> str:
-    return f"{out}/{STAGE_DONE_FILES[stage]}"
+def stage_inputs(stage: str, section: dict) -> list[str]:
+    """What a stage reads: its output may be none of these, nor lie inside or around one."""
+    if stage == "mix":
+        return [s["path"] for s in section["pretrain"]] + [s["path"] for s in section["instructions"]]
+    return list(section["input"])
 
 
-def _fingerprint(section: dict, upstream: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def stage_fingerprint(stage: str, section: dict, upstream: str) -> str:
+    """The stage's fingerprint, chained with the one before it. Storage options are left
+    out: new credentials or another endpoint for the same data change no result."""
+    content = {k: v for k, v in section.items() if k != "storage_options"}
+    return fingerprint(stage, content, *([upstream] if upstream else []))
 
-    try:
-        code_version = version("instructmix")
-    except PackageNotFoundError:
-        code_version = "unknown"
-    payload = json.dumps({"section": section, "upstream": upstream, "version": code_version}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+
+def _absolute(url: str) -> str:
+    """An output as `_pipeline.json` records it: a URL as given, a local path absolute."""
+    return url if "://" in url else os.path.abspath(url)
 
 
 class RunState:
-    """RUN/_pipeline.json: what each stage was run with and whether it finished."""
+    """RUN/_pipeline.json: what each stage was run with, whether it finished and where it wrote."""
 
-    def __init__(self, run_dir: str, storage_options: dict | None = None) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(run_dir, **(storage_options or {}))
-        self.path = f"{self.root.rstrip('/')}/{STATE_FILE}"
-        self.stages: dict[str, dict] = {}
-        if self.fs.exists(self.path):
-            with self.fs.open(self.path, "r", encoding="utf-8") as f:
-                self.stages = json.load(f).get("stages", {})
+    def __init__(self, run: StageOutput) -> None:
+        self.run = run
+        data = run.read_json(PIPELINE_FILE)
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        self.stages: dict[str, dict] = self.data.setdefault("stages", {})
 
     def record(self, stage: str, **fields) -> None:
         self.stages[stage] = fields
-        self.fs.makedirs(self.root, exist_ok=True)
-        tmp = f"{self.path}.tmp"
-        with self.fs.open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"stages": self.stages}, f, indent=2, sort_keys=True)
-        self.fs.mv(tmp, self.path)
+        self._write()
+
+    def record_report(self, output: str) -> None:
+        self.data["report"] = {"output": output}
+        self._write()
+
+    def _write(self) -> None:
+        self.data["run_dir"] = _absolute(self.run.url)
+        self.data["run_id"] = self.run.run_id
+        self.run.write_json(PIPELINE_FILE, self.data)  # atomic: a reader never sees half of it
 
 
-def _remove(path: str) -> None:
-    fs, root = fsspec.core.url_to_fs(path)
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
+@dataclass
+class Step:
+    """One stage of this run and what will happen to it."""
+
+    number: int
+    stage: str
+    section: dict
+    output: str
+    fingerprint: str
+    action: str  # "skip" | "resume" | "start"
 
 
-def _exists(path: str) -> bool:
-    fs, root = fsspec.core.url_to_fs(path)
-    return fs.exists(root)
-
-
-def run_stage(stage: str, section: dict, out: str, config: PipelineConfig) -> dict:
-    """Run one stage with the engines the pipeline names; returns a short summary."""
-    if stage == "mine":
-        from jobs.mine import run_mine
-
-        inputs = section.pop("input")
-        stats = run_mine(inputs, out, master=config.spark.master, config=validate_config(section, MineConfig, "mine"))
-        return {"pairs": stats["pairs"]["written"], "documents": stats["documents"]["read"]}
-    if stage == "synth":
-        from jobs.synth import run_synth
-
-        inputs, mode = section.pop("input"), section.pop("mode")
-        stats = run_synth(inputs, out, mode, validate_config(section, SynthConfig, "synth"),
-                          address=config.ray.address)
-        return {"records": stats["written"], "mode": mode}
-    from jobs.mix import run_mix
-
-    manifest = run_mix(validate_config(section, MixConfig, "mix"), master=config.spark.master)
-    return {"shards": len(manifest["shards"]), "tokens": manifest["tokens"],
-            "realized_ratio": round(manifest["realized_ratio"], 6), "target_ratio": manifest["target_ratio"]}
-
-
-def run_pipeline(config: PipelineConfig, from_stage: str | None = None) -> dict:
-    """Run the listed stages in order; returns what each stage did (ran, resumed or skipped)."""
-    from jobs.progress import log
-
-    if from_stage is not None and from_stage not in config.stages:
-        raise ConfigError(f"--from {from_stage}: not one of this pipeline's stages {config.stages}")
-    sections = resolved_sections(config)
-    state = RunState(config.output)
-    summary: dict[str, dict] = {}
+def plan_run(config: PipelineConfig, sections: dict[str, dict], state: RunState,
+             from_stage: str | None) -> list[Step]:
+    """Decide for every stage, before any runs, whether it is skipped, resumed or started."""
+    steps = []
     upstream = ""
     forced = False
     for number, stage in enumerate(config.stages, start=1):
         section = sections[stage]
         out = stage_output(config, stage, section)
-        fingerprint = _fingerprint(section, upstream)
-        upstream = fingerprint
+        fp = stage_fingerprint(stage, section, upstream)
+        upstream = fp
         previous = state.stages.get(stage, {})
         forced = forced or stage == from_stage
-        same = previous.get("fingerprint") == fingerprint
-        if not forced and same and previous.get("state") == "done" and _exists(_done_marker(stage, out)):
-            log(f"run: stage {number}/{len(config.stages)} {stage}: already done in {out}, skipped")
-            summary[stage] = {"status": "skipped", "output": out, **previous.get("summary", {})}
-            continue
-        if from_stage is not None and not forced:
+        same = previous.get("fingerprint") == fp and previous.get("output") == _absolute(out)
+        if not forced and same and previous.get("state") == "done" and _finished(stage, out, section):
+            action = "skip"
+        elif from_stage is not None and not forced:
             raise ConfigError(f"--from {from_stage}: stage {stage!r} before it has not finished in "
                               f"{config.output}; run without --from first")
-        resuming = same and not forced and previous.get("state") == "started"
-        if not resuming:
-            _remove(out)  # a changed section (or --from) starts the stage afresh
-        log(f"run: stage {number}/{len(config.stages)} {stage}: {'resuming' if resuming else 'starting'} -> {out}")
-        state.record(stage, fingerprint=fingerprint, state="started", output=out)
-        started = time.time()
-        result = run_stage(stage, dict(section), out, config)
-        state.record(stage, fingerprint=fingerprint, state="done", output=out, summary=result,
-                     seconds=round(time.time() - started, 2))
-        summary[stage] = {"status": "resumed" if resuming else "ran", "output": out, **result}
-    if config.report:
-        from jobs.report import run_report
+        else:
+            action = "resume" if same and not forced and previous.get("state") == "started" else "start"
+        steps.append(Step(number, stage, section, out, fp, action))
+    return steps
 
-        summary["report"] = {"status": "ran", "output": run_report(config.output)}
+
+def _finished(stage: str, out: str, section: dict) -> bool:
+    """The stage's finish line: its `_stats.json`, written last, is there."""
+    stats = StageOutput(stage, out, section.get("storage_options")).read_json(STATS_FILE)
+    return isinstance(stats, dict) and stats.get("stage") == stage
+
+
+def _own_folders(config: PipelineConfig, steps: list[Step]) -> list[str]:
+    """The run directory's entries the pipeline writes: its stage folders and the report."""
+    root = config.output.rstrip("/") + "/"
+    own = [PIPELINE_FILE, f"{REPORT_DIR}/", *(f"{name}/" for name in STAGE_DIRS.values())]
+    for step in steps:
+        if step.output.startswith(root):
+            own.append(step.output[len(root):].split("/", 1)[0] + "/")
+    return own
+
+
+def run_pipeline(config: PipelineConfig, from_stage: str | None = None, overwrite: bool = False) -> dict:
+    """Run the listed stages in order; returns what each stage did (ran, resumed or skipped).
+
+    `overwrite` lets every stage write into a folder holding files it did not write
+    (each stage's own `--overwrite`); without it such a folder stops the run before
+    any stage starts.
+    """
+    from jobs.progress import log
+
+    if from_stage is not None and from_stage not in config.stages:
+        raise ConfigError(f"--from {from_stage}: not one of this pipeline's stages {config.stages}")
+    sections = resolved_sections(config)
+    run = StageOutput("run", config.output, config.storage_options)
+    with run.lock():
+        state = RunState(run)
+        steps = plan_run(config, sections, state, from_stage)
+        run.claim(overwrite=overwrite, own=_own_folders(config, steps))
+        for step in steps:
+            if step.action == "start" and state.stages.get(step.stage, {}).get("state") != "started":
+                # Checked before any stage starts, so a refused mix output costs no mining.
+                # (A stage interrupted earlier decides itself what of its partial output it owns.)
+                StageOutput(step.stage, step.output, step.section["storage_options"]).claim(
+                    stage_inputs(step.stage, step.section), overwrite=overwrite)
+        summary: dict[str, dict] = {}
+        total = len(steps)
+        for step in steps:
+            stage, out = step.stage, step.output
+            if step.action == "skip":
+                log(f"run: stage {step.number}/{total} {stage}: already done in {out}, skipped")
+                summary[stage] = {"status": "skipped", "output": out,
+                                  **state.stages[stage].get("summary", {})}
+                continue
+            resuming = step.action == "resume"
+            log(f"run: stage {step.number}/{total} {stage}: {'resuming' if resuming else 'starting'} -> {out}")
+            state.record(stage, fingerprint=step.fingerprint, state="started", output=_absolute(out))
+            started = time.time()
+            result = run_stage(stage, step.section, out, config, overwrite=overwrite)
+            state.record(stage, fingerprint=step.fingerprint, state="done", output=_absolute(out), summary=result,
+                         seconds=round(time.time() - started, 2))
+            summary[stage] = {"status": "resumed" if resuming else "ran", "output": out, **result}
+        if config.report:
+            from jobs.report import run_report
+
+            index = run_report(config.output, storage_options=config.storage_options,
+                               stage_options={s: sections[s]["storage_options"] for s in sections},
+                               overwrite=overwrite)
+            state.record_report(_absolute(index))
+            summary["report"] = {"status": "ran", "output": index}
     return summary
+
+
+def _call(function, *args, overwrite: bool, **kwargs):
+    """Call a stage's entry point, passing `overwrite` to those that take it."""
+    if "overwrite" in inspect.signature(function).parameters:
+        kwargs["overwrite"] = overwrite
+    elif overwrite:
+        from jobs.progress import log
+
+        log(f"[yellow]run: {function.__module__}.{function.__name__} takes no overwrite; not passed")
+    return function(*args, **kwargs)
+
+
+def run_stage(stage: str, section: dict, out: str, config: PipelineConfig, overwrite: bool = False) -> dict:
+    """Run one stage with the engines the pipeline names; returns a short summary from its `_stats.json`."""
+    resolved, section = section, dict(section)
+    if stage == "mine":
+        from jobs.mine import run_mine
+
+        inputs = section.pop("input")
+        result = _call(run_mine, inputs, out, master=config.spark.master,
+                       config=validate_config(section, MineConfig, "mine"), overwrite=overwrite)
+    elif stage == "synth":
+        from jobs.synth import run_synth
+
+        inputs, mode = section.pop("input"), section.pop("mode")
+        result = _call(run_synth, inputs, out, mode, validate_config(section, SynthConfig, "synth"),
+                       address=config.ray.address, overwrite=overwrite)
+    else:
+        from jobs.mix import run_mix
+
+        result = _call(run_mix, validate_config(section, MixConfig, "mix"), master=config.spark.master,
+                       overwrite=overwrite)
+    stats = StageOutput(stage, out, section.get("storage_options")).read_json(STATS_FILE)
+    return stage_summary(stage, counters_of(stats, stage) or counters_of(result, stage), resolved)
+
+
+def stage_summary(stage: str, counters: dict[str, int], section: dict) -> dict:
+    """The few figures `instructmix run` prints per stage, from its counters (transforms/stats.py names)."""
+    if stage == "mine":
+        return {"pairs": counters.get("mine.pairs.written", 0), "documents": counters.get("mine.documents.read", 0)}
+    if stage == "synth":
+        return {"records": counters.get("synth.records.written", 0), "mode": section.get("mode")}
+    tokens = counters.get("mix.output.tokens", 0)
+    return {"shards": counters.get("mix.output.shards", 0), "tokens": tokens,
+            "realized_ratio": round(counters.get("mix.output.instruction_tokens", 0) / tokens, 6) if tokens else 0.0,
+            "target_ratio": section["ratio"]}
 
 
 __all__ = ["PIPELINE_STAGES", "STAGE_DIRS", "run_pipeline"]

@@ -27,27 +27,33 @@ def _demo_config(tmp_path, **overrides) -> dict:
     return data
 
 
-def _run(config: dict, tmp_path, *extra: str) -> tuple[dict, str]:
+def _cli(config: dict, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "run", "--config", str(path), *extra],
+    return subprocess.run([sys.executable, "-m", "jobs.cli", "run", "--config", str(path), *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+
+
+def _run(config: dict, tmp_path, *extra: str) -> tuple[dict, str]:
+    proc = _cli(config, tmp_path, *extra)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """The demo pipeline (configs/demo.yaml) into a fresh run directory."""
+    """The demo pipeline (configs/demo.yaml) into a fresh run directory, the mix output outside
+    it (`mix.output.path`, as configs/production.yaml has it): the report must find it there."""
     tmp_path = tmp_path_factory.mktemp("demo")
     config = _demo_config(tmp_path)
+    config["mix"]["output"]["path"] = str(tmp_path / "corpus")
     summary, log = _run(config, tmp_path)
     return tmp_path, config, summary, log
 
 
 def test_the_demo_runs_every_stage_and_writes_a_report(demo_run):
     tmp_path, _, summary, log = demo_run
-    run = tmp_path / "run"
+    run, corpus = tmp_path / "run", tmp_path / "corpus"
     assert [summary[s]["status"] for s in ("mine", "synth", "mix")] == ["ran", "ran", "ran"]
     assert "stage 1/3 mine" in log and "stage 3/3 mix" in log  # progress names each stage
     mined = pq.read_table(run / "mined")
@@ -55,33 +61,42 @@ def test_the_demo_runs_every_stage_and_writes_a_report(demo_run):
     synth = pq.read_table(run / "synth" / "part-00000.parquet")
     assert synth.num_rows == summary["synth"]["records"] > 0
     assert set(synth.column("mode").to_pylist()) == {"template_only"}
-    manifest = json.loads((run / "mixed" / "manifest.json").read_text())
+    manifest = json.loads((corpus / "manifest.json").read_text())
     assert abs(manifest["realized_ratio"] - 0.05) <= 0.005
     sources = {s["name"]: s for s in manifest["instructions"]}
     assert all(s["tokens_used"] > 0 for s in sources.values()), sources
     shards = len(manifest["shards"])
-    assert len(list((run / "mixed" / "megatron").glob("part-*.bin"))) == shards
-    assert len(list((run / "mixed" / "jsonl.zst").glob("part-*.jsonl.zst"))) == shards
+    assert len(list((corpus / "megatron").glob("part-*.bin"))) == shards
+    assert len(list((corpus / "jsonl.zst").glob("part-*.jsonl.zst"))) == shards
+    assert not (run / "mixed").exists()
+    recorded = json.loads((run / "_pipeline.json").read_text())
+    assert recorded["stages"]["mix"]["output"] == str(corpus)
+    assert all(recorded["stages"][s]["state"] == "done" for s in ("mine", "synth", "mix"))
     report = run / "report" / "index.html"
     assert summary["report"]["output"].endswith("index.html") and report.is_file()
     html = report.read_text(encoding="utf-8")
     assert "data:image/png;base64," in html and "Mixing: realized ratio per shard" in html
     numbers = json.loads((run / "report" / "summary.json").read_text())
-    assert numbers["mixing"]["target_ratio"] == 0.05
+    # Regression (issue 9): the report found the mix output where the pipeline wrote it.
+    assert numbers["stages"]["mix"]["present"] and numbers["stages"]["mix"]["folder"] == str(corpus)
+    assert numbers["mixing"]["target_ratio"] == 0.05 and len(numbers["mixing"]["shards"]) == shards
+    assert numbers["mixing"]["tokens"] == manifest["tokens"]
     assert numbers["mining"]["pairs_written"] == mined.num_rows
+    assert numbers["mining"]["documents_read"] == summary["mine"]["documents"] > 0
+    assert numbers["synth"]["written"] == synth.num_rows and numbers["synth"]["mode"] == "template_only"
 
 
 def test_a_rerun_skips_finished_stages_and_from_or_a_change_reruns_a_stage(demo_run):
     tmp_path, config, first, _ = demo_run
-    run = tmp_path / "run"
+    run, corpus = tmp_path / "run", tmp_path / "corpus"
     mined_before = sorted((p.name, p.stat().st_mtime_ns) for p in (run / "mined").iterdir())
     again, _ = _run(config, tmp_path)
     assert [again[s]["status"] for s in ("mine", "synth", "mix")] == ["skipped"] * 3
     assert again["mix"]["realized_ratio"] == first["mix"]["realized_ratio"]
-    shards_before = {p.name: p.read_bytes() for p in (run / "mixed").rglob("part-*")}
+    shards_before = {p.name: p.read_bytes() for p in corpus.rglob("part-*")}
     rerun, _ = _run(config, tmp_path, "--from", "mix")
     assert [rerun[s]["status"] for s in ("mine", "synth", "mix")] == ["skipped", "skipped", "ran"]
-    shards_after = {p.name: p.read_bytes() for p in (run / "mixed").rglob("part-*")}
+    shards_after = {p.name: p.read_bytes() for p in corpus.rglob("part-*")}
     assert shards_before and shards_after == shards_before  # same config and seed: the same bytes
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (run / "mined").iterdir()) == mined_before
 
@@ -91,6 +106,16 @@ def test_a_rerun_skips_finished_stages_and_from_or_a_change_reruns_a_stage(demo_
     assert [summary[s]["status"] for s in ("mine", "synth", "mix")] == ["skipped", "skipped", "ran"]
     assert summary["mix"]["target_ratio"] == 0.08
     assert abs(summary["mix"]["realized_ratio"] - 0.08) <= 0.008
+
+    # Regression (issue 9): `run` used to delete the mix output folder, a user's files in it too.
+    # Now a file the mix did not write stops the run before any stage starts, and nothing is touched.
+    (corpus / "my-notes.txt").write_text("keep me", encoding="utf-8")
+    shards_before = {p.name: p.read_bytes() for p in corpus.rglob("part-*")}
+    proc = _cli(config, tmp_path, "--from", "mix")
+    assert proc.returncode == 2 and "my-notes.txt" in proc.stderr and "--overwrite" in proc.stderr, proc.stderr
+    assert (corpus / "my-notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert {p.name: p.read_bytes() for p in corpus.rglob("part-*")} == shards_before
+    (corpus / "my-notes.txt").unlink()
 
 
 def test_pipeline_config_errors_name_the_key(tmp_path):

@@ -1,0 +1,162 @@
+"""`instructmix run` never deletes what it did not write, holds its run directory, and decides
+what to skip, resume or start from RUN/_pipeline.json. Everything here stops (or is decided)
+before any engine starts, so no Spark or Ray is needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from jobs.config import PipelineConfig, validate_config
+from jobs.run import RunState, plan_run, resolved_sections, stage_fingerprint, stage_output
+from jobs.workdir import StageOutput
+from tests.conftest import REPO
+from transforms.stats import stats_document
+
+DEMO = REPO / "configs" / "demo.yaml"
+
+
+def _config(tmp_path, **overrides) -> dict:
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["output"] = str(tmp_path / "run")
+    data.update(overrides)
+    return data
+
+
+def _cli(config: dict, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return subprocess.run([sys.executable, "-m", "jobs.cli", "run", "--config", str(path), *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_a_user_file_in_the_mix_output_stops_the_run_before_any_stage_starts(tmp_path):
+    """Regression (issue 9): `instructmix run` used to delete an existing `mix.output.path`
+    folder recursively, the user's own files included."""
+    corpus = tmp_path / "corpus"
+    (corpus / "notes").mkdir(parents=True)
+    (corpus / "notes" / "README.txt").write_text("my notes", encoding="utf-8")
+    (corpus / "train.bin").write_bytes(b"\x00" * 64)
+    config = _config(tmp_path)
+    config["mix"]["output"]["path"] = str(corpus)
+    proc = _cli(config, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("instructmix run: error: output ") and str(corpus) in error
+    assert "train.bin" in error and "--overwrite" in error
+    assert (corpus / "notes" / "README.txt").read_text(encoding="utf-8") == "my notes"
+    assert (corpus / "train.bin").stat().st_size == 64
+    assert not (tmp_path / "run" / "mined").exists()  # refused before mining, not after it
+
+
+def test_a_mix_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path):
+    config = _config(tmp_path)
+    config["mix"]["output"]["path"] = "${run}/mined"  # the mix reads ${run}/mined
+    proc = _cli(config, tmp_path, "--overwrite")
+    assert proc.returncode == 2 and "overlaps the input" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_a_run_directory_with_foreign_files_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("\\begin{document}", encoding="utf-8")
+    proc = _cli(_config(tmp_path), tmp_path)
+    assert proc.returncode == 2 and "thesis.tex" in proc.stderr, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["thesis.tex"]
+
+
+def test_a_second_run_into_the_same_directory_stops_at_once_naming_the_holder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = {"stage": "run", "run_id": "20261206T120000-abcdef12", "host": socket.gethostname(),
+              "pid": os.getpid(), "started": "2026-12-06T12:00:00Z"}  # this test process: alive
+    (run / "_lock.json").write_text(json.dumps(holder), encoding="utf-8")
+    proc = _cli(_config(tmp_path), tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "in use by another run" in proc.stderr and "20261206T120000-abcdef12" in proc.stderr
+    assert json.loads((run / "_lock.json").read_text(encoding="utf-8")) == holder  # not taken over
+    assert sorted(p.name for p in run.iterdir()) == ["_lock.json"]
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def _finish(config: PipelineConfig, state: RunState, stage: str, fingerprint: str) -> None:
+    section = resolved_sections(config)[stage]
+    out = StageOutput(stage, stage_output(config, stage, section))
+    out.write_json("_stats.json", stats_document(stage, {}, run_id="t", fingerprint="x", elapsed_seconds=0,
+                                                 outputs=[]))
+    state.record(stage, fingerprint=fingerprint, state="done", output=os.path.abspath(out.url), summary={})
+
+
+def test_done_stages_are_skipped_a_changed_section_restarts_it_and_those_after(tmp_path):
+    config = validate_config(_config(tmp_path), PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    first = plan_run(config, resolved_sections(config), state, None)
+    assert [s.action for s in first] == ["start", "start", "start"]
+    for step in first:
+        _finish(config, state, step.stage, step.fingerprint)
+    state = RunState(StageOutput("run", config.output))  # read back from _pipeline.json
+    assert [s.action for s in plan_run(config, resolved_sections(config), state, None)] == ["skip"] * 3
+    assert [s.action for s in plan_run(config, resolved_sections(config), state, "synth")] == [
+        "skip", "start", "start"]
+    data = _config(tmp_path)
+    data["synth"]["documents_per_batch"] = 8
+    changed = validate_config(data, PipelineConfig, "p.yaml")
+    assert [s.action for s in plan_run(changed, resolved_sections(changed), state, None)] == [
+        "skip", "start", "start"]
+    # A stage whose _stats.json is gone has not finished, whatever _pipeline.json says.
+    (tmp_path / "run" / "mined" / "_stats.json").unlink()
+    assert plan_run(config, resolved_sections(config), state, None)[0].action == "start"
+
+
+def test_an_interrupted_stage_resumes_and_from_needs_the_stages_before_it(tmp_path):
+    from jobs.config import ConfigError
+
+    config = validate_config(_config(tmp_path), PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    steps = plan_run(config, resolved_sections(config), state, None)
+    state.record("mine", fingerprint=steps[0].fingerprint, state="started", output=steps[0].output)
+    state = RunState(StageOutput("run", config.output))
+    assert plan_run(config, resolved_sections(config), state, None)[0].action == "resume"
+    with pytest.raises(ConfigError, match="--from mix: stage 'mine' before it has not finished"):
+        plan_run(config, resolved_sections(config), state, "mix")
+
+
+def test_pipeline_json_records_where_each_stage_wrote(tmp_path):
+    data = _config(tmp_path)
+    data["mix"]["output"]["path"] = str(tmp_path / "elsewhere")
+    config = validate_config(data, PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    steps = plan_run(config, resolved_sections(config), state, None)
+    for step in steps:
+        _finish(config, state, step.stage, step.fingerprint)
+    recorded = json.loads((tmp_path / "run" / "_pipeline.json").read_text(encoding="utf-8"))
+    assert {s: r["output"] for s, r in recorded["stages"].items()} == {
+        "mine": str(tmp_path / "run" / "mined"), "synth": str(tmp_path / "run" / "synth"),
+        "mix": str(tmp_path / "elsewhere")}
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_fingerprints_chain_and_ignore_storage_options(tmp_path):
+    config = validate_config(_config(tmp_path), PipelineConfig, "p.yaml")
+    mine = resolved_sections(config)["mine"]
+    assert stage_fingerprint("mine", mine, "") == stage_fingerprint(
+        "mine", {**mine, "storage_options": {"key": "rotated"}}, "")
+    assert stage_fingerprint("mine", mine, "") != stage_fingerprint("mine", {**mine, "languages": ["en"]}, "")
+    assert stage_fingerprint("synth", mine, "a") != stage_fingerprint("synth", mine, "b")
+
+
+def test_sections_without_storage_options_get_the_pipelines(tmp_path):
+    options = {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}, "key": "k", "secret": "s"}
+    data = _config(tmp_path, output="s3://bucket/run", storage_options=options)
+    data["mine"]["storage_options"] = {"anon": True}
+    sections = resolved_sections(validate_config(data, PipelineConfig, "p.yaml"))
+    assert sections["mine"]["storage_options"] == {"anon": True}
+    assert sections["synth"]["storage_options"] == options == sections["mix"]["storage_options"]
+    assert sections["mix"]["output"]["path"] == "s3://bucket/run/mixed"
