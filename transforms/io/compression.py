@@ -15,9 +15,9 @@ from typing import BinaryIO
 
 import zstandard
 
-# Errors that mean damaged compressed data (or a filesystem failing mid-read,
-# which a reader cannot tell apart and treats the same: the rest is lost).
-CORRUPT_STREAM_ERRORS: tuple[type[BaseException], ...] = (zlib.error, zstandard.ZstdError, OSError)
+# Errors that mean damaged compressed data. An OSError is the filesystem's (a
+# dropped connection) and is left to `transforms.io.paths.read_input` to count.
+CORRUPT_STREAM_ERRORS: tuple[type[BaseException], ...] = (zlib.error, zstandard.ZstdError)
 
 
 def decompressed_chunks(f: BinaryIO, fs_path: str, size: int = 1 << 16) -> Iterator[bytes]:

@@ -96,7 +96,9 @@ def expand_paths(patterns: list[str] | str, storage_options: dict | None = None,
       names starting with "." or "_" are left out, files and folders alike
       (Spark's `_temporary/`, `_SUCCESS`, `_stats.json`, `.crc` files);
     - a glob: each match is treated as above, except that matched files with
-      another ending are left out, so `samples/*` skips the README.
+      another ending are left out, so `samples/*` skips the README; a name
+      starting with "." or "_" is left out where a wildcard matched it (the
+      same names a directory leaves out), kept where the pattern spells it.
 
     `storage_options` go to the filesystem (for anonymous S3 access:
     `{"anon": True}`). Local files come back as absolute paths, remote ones
@@ -119,6 +121,8 @@ def _expand_pattern(pattern: str, storage_options: dict, endings: tuple[str, ...
     if fsspec.core.has_magic(root):
         files, others = [], []
         for path, info in sorted(fs.glob(root, detail=True).items()):
+            if _bookkeeping_match(path, root):
+                continue
             if info.get("type") == "directory":
                 files.extend(_files_below(fs, path, endings))
             elif _has_ending(path, endings):
@@ -143,6 +147,22 @@ def _expand_pattern(pattern: str, storage_options: dict, endings: tuple[str, ...
     if isinstance(fs, LocalFileSystem):
         return files
     return [fs.unstrip_protocol(p) for p in files]
+
+
+def _bookkeeping_match(path: str, pattern: str) -> bool:
+    """Whether a glob match has a "." or "_" name that only a wildcard matched.
+
+    Compared part by part with the pattern; below a `**` every such name counts
+    as wildcard-matched.
+    """
+    pattern_parts = pattern.rstrip("/").split("/")
+    for i, part in enumerate(path.rstrip("/").split("/")):
+        if not part.startswith((".", "_")):
+            continue
+        spelled = pattern_parts[i] if i < len(pattern_parts) and "**" not in pattern_parts[: i + 1] else ""
+        if not spelled.startswith((".", "_")):
+            return True
+    return False
 
 
 def _has_ending(path: str, endings: tuple[str, ...]) -> bool:
