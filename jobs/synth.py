@@ -253,15 +253,23 @@ def _user_files_digest(config: SynthConfig) -> dict[str, str]:
 
 def work_fingerprint(mode: str, config: SynthConfig, files: list[str]) -> str:
     """The fingerprint of what a batch holds: mode, resolved config, user files, each
-    input file's identity (`fs.ukey`: size and mtime on disk, the ETag on object
-    stores) and the code version (`jobs.workdir.fingerprint`)."""
+    input file's path, size and modification time, and the code version
+    (`jobs.workdir.fingerprint`). A re-mined input is new input even when its
+    name stayed; a needless recompute is cheap next to publishing stale pairs."""
     resolved = config.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
     identities = []
     for path in files:
         fs, fs_path = fsspec.core.url_to_fs(path, **config.storage_options)
-        identities.append([path, fs.ukey(fs_path)])
+        identities.append([path, fs.size(fs_path), _modified(fs, fs_path)])
     return fingerprint("synth", {"mode": mode, "config": resolved, "user_files": _user_files_digest(config),
                                  "inputs": identities})
+
+
+def _modified(fs, path: str) -> str:
+    try:
+        return fs.modified(path).isoformat()
+    except (NotImplementedError, KeyError, TypeError):  # a filesystem that keeps no times (HTTP)
+        return ""
 
 
 def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig) -> list[str]:
