@@ -259,6 +259,7 @@ STAGE_DIRS = {"mine": "mined", "synth": "synth", "mix": "mixed"}
 # RUN/_pipeline.json: each stage's fingerprint, state and output URL, written by
 # `instructmix run` and read by `instructmix report` to find every output.
 PIPELINE_FILE = "_pipeline.json"
+REPORT_DIR = "report"  # RUN/report: `instructmix report`'s page, plots and summary.json
 
 
 class MineStage(MineConfig):

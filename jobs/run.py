@@ -30,6 +30,7 @@ from typing import Any
 from jobs.config import (
     PIPELINE_FILE,
     PIPELINE_STAGES,
+    REPORT_DIR,
     RUN_PLACEHOLDER,
     STAGE_DIRS,
     ConfigError,
@@ -41,8 +42,6 @@ from jobs.config import (
 )
 from jobs.workdir import StageOutput, fingerprint
 from transforms.stats import STATS_FILE, counters_of
-
-REPORT_DIR = "report"
 
 
 def _substitute_run(value: Any, run_dir: str) -> Any:
@@ -196,6 +195,9 @@ def run_pipeline(config: PipelineConfig, from_stage: str | None = None, overwrit
                 # (A stage interrupted earlier decides itself what of its partial output it owns.)
                 StageOutput(step.stage, step.output, step.section["storage_options"]).claim(
                     stage_inputs(step.stage, step.section), overwrite=overwrite)
+        if config.report:
+            StageOutput("report", f"{config.output.rstrip('/')}/{REPORT_DIR}", config.storage_options).claim(
+                overwrite=overwrite)
         summary: dict[str, dict] = {}
         total = len(steps)
         for step in steps:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from jobs.config import REPORT_DIR
 from jobs.progress import log
 from jobs.report.load import join, load_run, run_dir_exists, stage_folders
 from jobs.report.numbers import (
@@ -35,7 +36,7 @@ from jobs.report.numbers import (
     summarize_run,
     task_types,
 )
-from jobs.report.page import REPORT_DIR, render_html, write_report
+from jobs.report.page import render_html, write_report
 from jobs.report.plots import draw_plots
 
 __all__ = [

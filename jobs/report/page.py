@@ -21,7 +21,6 @@ from jobs.report.plots import PLOT_NAMES
 from jobs.workdir import StageOutput, fingerprint
 from transforms.stats import STATS_FILE, stats_document
 
-REPORT_DIR = "report"
 INDEX_FILE = "index.html"
 SUMMARY_FILE = "summary.json"
 TEMPLATE = ("report", "report.html.jinja")  # inside the `templates` package
