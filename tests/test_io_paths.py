@@ -183,6 +183,38 @@ def test_a_connection_dropped_after_the_first_chunk_keeps_that_chunk(flaky_root)
         }, reader
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.jsonl", b"", "skip:empty_file"),
+        ("empty.jsonl.zst", b"", "skip:empty_file"),
+        ("empty.parquet", b"", "skip:empty_file"),
+        ("not-gzip.jsonl.gz", b"plain text, not gzip\n", "skip:unreadable_file"),
+        ("not-zstd.jsonl.zst", b"plain text, not zstd\n", "skip:unreadable_file"),
+        ("random.jsonl.gz", bytes(range(256)) * 40, "skip:unreadable_file"),
+        ("random.json.zst", bytes(range(256)) * 40, "skip:unreadable_file"),
+        ("not-parquet.parquet", b"PAR1 not really", "skip:unreadable_file"),
+        ("random.parquet", bytes(range(256)) * 40, "skip:unreadable_file"),
+    ],
+)
+def test_garbage_files_are_the_same_counted_skip_in_every_reader(tmp_path, name, data, reason):
+    path = touch(tmp_path / name, data)
+    counters = collections.defaultdict(collections.Counter)
+    assert every_reader(path, counters) == {"mining": [], "pretrain": [], "instructions": []}
+    for reader in ("mining", "pretrain", "instructions"):
+        assert dict(counters[reader]) == {reason: 1}, reader
+
+
+def test_missing_and_unsupported_files_named_to_a_reader_are_counted(tmp_path):
+    for name, reason in (("gone.jsonl", "skip:unreadable_file"), ("page.warc.gz", "skip:unsupported_format")):
+        counters = collections.Counter()
+        assert list(iter_pretrain_docs(str(tmp_path / name), "text", counters)) == []
+        assert counters == {reason: 1}
+    counters = collections.Counter()
+    assert list(iter_documents(str(tmp_path / "gone.jsonl"), counters)) == []
+    assert counters == {"skip:unreadable_file": 1}
+
+
 def test_a_failed_first_request_is_a_counted_skip_in_every_reader(flaky_root):
     url, _ = jsonl_file(flaky_root, "docs.jsonl", [{"instruction": "q", "output": "a", "text": "a"}])
     FlakyFileSystem.SIZE_FAILS.add(url.removeprefix("flaky://"))

@@ -143,26 +143,7 @@ def test_corrupt_bytes_after_good_members(tmp_path):
     assert counters["skip:corrupt_archive"] == 1
 
 
-@pytest.mark.parametrize(
-    ("name", "data", "reason"),
-    [
-        ("empty.jsonl", b"", "skip:empty_file"),
-        ("not-gzip.jsonl.gz", b"plain text, not gzip\n", "skip:unreadable_file"),
-        ("not-zstd.jsonl.zst", b"plain text, not zstd\n", "skip:unreadable_file"),
-        ("not-parquet.parquet", b"PAR1 not really", "skip:unreadable_file"),
-        ("page.warc.gz", b"x", "skip:unsupported_format"),
-    ],
-)
-def test_unreadable_files_are_counted_not_raised(tmp_path, name, data, reason):
-    path = tmp_path / name
-    path.write_bytes(data)
-    docs, counters = read_docs(path)
-    assert docs == [] and counters == {reason: 1}
-
-
-def test_a_missing_file_is_counted(tmp_path):
-    docs, counters = read_docs(tmp_path / "gone.jsonl")
-    assert docs == [] and counters == {"skip:unreadable_file": 1}
+# Unreadable, empty and missing files: tests/test_io_paths.py, the same for every reader.
 
 
 def test_parquet_rows(tmp_path):

@@ -423,17 +423,12 @@ def test_zstd_and_lz4_warcs_resume_after_a_corrupt_frame_and_count_a_cut_one(tmp
         ("text.warc", b"hello world\n" * 100, "skip:unreadable_file"),
         ("gzipped-text.warc.gz", gzip.compress(b"no warc here\n" * 50), "skip:unreadable_file"),
         ("bad-gzip.warc.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 500, "skip:unreadable_file"),
-        ("random.jsonl.gz", bytes(range(256)) * 40, "skip:unreadable_file"),
-        ("random.jsonl.zst", bytes(range(256)) * 40, "skip:unreadable_file"),
-        ("random.parquet", bytes(range(256)) * 40, "skip:unreadable_file"),
         ("empty.warc.gz", b"", "skip:empty_file"),
         ("empty.warc", b"", "skip:empty_file"),
-        ("empty.jsonl.zst", b"", "skip:empty_file"),
-        ("empty.jsonl", b"", "skip:empty_file"),
-        ("empty.parquet", b"", "skip:empty_file"),
     ],
 )
-def test_garbage_and_empty_files_are_counted_not_raised(tmp_path, name, data, reason):
+def test_garbage_and_empty_warcs_are_counted_not_raised(tmp_path, name, data, reason):
+    """JSON Lines and Parquet files: tests/test_io_paths.py, for every reader at once."""
     path = tmp_path / name
     path.write_bytes(data)
     docs, counters = read_all(path)

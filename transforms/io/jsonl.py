@@ -47,21 +47,13 @@ def iter_json_records(
     line_limit: int,
 ) -> Iterator[tuple[str, object]]:
     """The records of a `.jsonl*` file (lines) or a `.json*` file (an array when its
-    first character is "[", else lines); `line_limit` bytes per line at most."""
+    first character is "[", else lines); `line_limit` bytes per line at most.
+
+    Lines give ("line N" (1-based), value); blank lines are passed over.
+    """
     if fs_path.lower().endswith(JSON_ENDINGS) and _starts_an_array(fs, fs_path):
         yield from _iter_json_array(fs, fs_path, source_file, counters)
-    else:
-        yield from iter_json_lines(fs, fs_path, source_file, counters, line_limit)
-
-
-def iter_json_lines(
-    fs: fsspec.AbstractFileSystem,
-    fs_path: str,
-    source_file: str,
-    counters: collections.Counter,
-    line_limit: int,
-) -> Iterator[tuple[str, object]]:
-    """("line N" (1-based), parsed value) for every good line; blank lines are passed over."""
+        return
     lines_read = 0
     with fs.open(fs_path, "rb") as f:
         try:
@@ -72,21 +64,11 @@ def iter_json_lines(
                     continue
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except UnicodeDecodeError:
-                    counters["skip:undecodable"] += 1
-                    continue
-                except ValueError:
-                    counters["skip:bad_json"] += 1
-                    continue
-                yield f"line {line_no}", obj
-        except EOFError as exc:
-            counters["skip:truncated_archive"] += 1
-            logger.warning("%s: truncated after %d lines: %s", source_file, lines_read, exc)
-        except CORRUPT_STREAM_ERRORS as exc:
-            counters["skip:corrupt_archive" if lines_read else "skip:unreadable_file"] += 1
-            logger.warning("%s: unreadable after %d lines: %r", source_file, lines_read, exc)
+                obj = _parse(line, counters)
+                if obj is not _UNPARSED:
+                    yield f"line {line_no}", obj
+        except (EOFError, *CORRUPT_STREAM_ERRORS) as exc:
+            _count_stream_damage(exc, source_file, counters, lines_read)
 
 
 def _starts_an_array(fs: fsspec.AbstractFileSystem, fs_path: str) -> bool:
@@ -106,26 +88,41 @@ def _iter_json_array(
     with fs.open(fs_path, "rb") as f:
         try:
             data = b"".join(decompressed_chunks(f, fs_path))
-        except EOFError:
-            counters["skip:truncated_archive"] += 1
-            logger.warning("%s: a JSON array cut by the end of its compressed stream; nothing read", source_file)
+        except (EOFError, *CORRUPT_STREAM_ERRORS) as exc:
+            _count_stream_damage(exc, source_file, counters, 0)
             return
-        except CORRUPT_STREAM_ERRORS as exc:
-            counters["skip:unreadable_file"] += 1
-            logger.warning("%s: unreadable JSON array: %r", source_file, exc)
-            return
-    try:
-        items = json.loads(data)
-    except UnicodeDecodeError:
-        counters["skip:undecodable"] += 1
-        logger.warning("%s: a JSON array that is not UTF-8; nothing read", source_file)
-        return
-    except ValueError as exc:
-        counters["skip:bad_json"] += 1
-        logger.warning("%s: a JSON array that does not parse (%s); nothing read", source_file, exc)
+    items = _parse(data, counters)
+    if items is _UNPARSED:
+        logger.warning("%s: a JSON array that is not UTF-8 or does not parse; nothing read", source_file)
         return
     for n, obj in enumerate(items):
         yield f"item {n}", obj
+
+
+_UNPARSED = object()
+
+
+def _parse(data: bytes, counters: collections.Counter) -> object:
+    """The JSON value in `data`, or `_UNPARSED` (counted: `skip:undecodable`, `skip:bad_json`)."""
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        counters["skip:undecodable"] += 1
+    except ValueError:
+        counters["skip:bad_json"] += 1
+    return _UNPARSED
+
+
+def _count_stream_damage(
+    exc: BaseException, source_file: str, counters: collections.Counter, records_read: int
+) -> None:
+    """A compressed stream that stopped: cut (`skip:truncated_archive`), or corrupt after
+    some records (`skip:corrupt_archive`) or before any (`skip:unreadable_file`)."""
+    if isinstance(exc, EOFError):
+        counters["skip:truncated_archive"] += 1
+    else:
+        counters["skip:corrupt_archive" if records_read else "skip:unreadable_file"] += 1
+    logger.warning("%s: unreadable after %d records: %r", source_file, records_read, exc)
 
 
 def split_lines(chunks: Iterator[bytes], limit: int) -> Iterator[bytes | None]:

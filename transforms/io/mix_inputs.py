@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,26 +121,18 @@ def iter_pretrain_docs(
         return wanted + [c for c in url_columns(schema) if c not in wanted]
 
     index = 0
-    seen = 0
-    first_fields = None
-    for locator, obj in iter_field_records(
-        path, counters, parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options
-    ):
-        seen += 1
-        if first_fields is None:
-            first_fields = _fields_of(obj)
+
+    def build(locator: str, obj: Any) -> list[PretrainDoc]:
+        nonlocal index
         text = _pretrain_text(obj, text_field, counters)
         if text is None:
-            continue
-        yield PretrainDoc(
-            index=index, text=text, url=url_from_fields(obj), provenance={"file": path, "record": locator}
-        )
+            return []
         index += 1
-    if seen and not index:
-        logger.warning(
-            "%s: none of its %d records has a non-empty string %r; the first record has fields: %s",
-            path, seen, text_field, first_fields,
-        )  # fmt: skip
+        return [PretrainDoc(index=index - 1, text=text, url=url_from_fields(obj),
+                            provenance={"file": path, "record": locator})]
+
+    records = iter_field_records(path, counters, parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options)
+    yield from _built_or_explained(path, records, build, f"has a non-empty string {text_field!r}")
 
 
 def _pretrain_text(obj: Any, text_field: str, counters: collections.Counter) -> str | None:
@@ -191,27 +183,39 @@ def iter_instruction_records(
     records and unreadable files are counted (module docstring).
     """
     for file in expand_paths([path], storage_options):
-        given = 0
-        seen = 0
-        first_fields = None
-        for locator, obj in iter_field_records(
+        records = iter_field_records(
             file, counters, _instruction_parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options
-        ):
-            seen += 1
-            if first_fields is None:
-                first_fields = _fields_of(obj)
-            for record in _instruction_records(obj, file, locator, counters):
-                given += 1
-                yield record
-        if seen and not given:  # most likely not Alpaca at all: say what it holds
-            logger.warning(
-                "%s: none of its %d records is an instruction record; expected Alpaca fields "
-                "instruction, input, output (optional system, history) or the mined Parquet columns "
-                "of transforms/records.py; the first record has fields: %s",
-                file,
-                seen,
-                first_fields,
-            )
+        )
+        yield from _built_or_explained(
+            file,
+            records,
+            lambda locator, obj, file=file: _instruction_records(obj, file, locator, counters),
+            "is an instruction record; expected Alpaca fields instruction, input, output (optional "
+            "system, history) or the mined Parquet columns of transforms/records.py",
+        )
+
+
+def _built_or_explained(
+    path: str, records: Iterator[tuple[str, Any]], build: Callable[[str, Any], list], expected: str
+) -> Iterator:
+    """What `build(locator, value)` makes of each record of `path`.
+
+    When it makes nothing of any record, one warning says what was expected and
+    which fields the first record has: most likely a wrong field name in the
+    config, or a file of another kind altogether.
+    """
+    seen = given = 0
+    first_fields = None
+    for locator, obj in records:
+        seen += 1
+        if first_fields is None:
+            first_fields = _fields_of(obj)
+        for built in build(locator, obj):
+            given += 1
+            yield built
+    if seen and not given:
+        logger.warning("%s: none of its %d records %s; the first record has fields: %s",
+                       path, seen, expected, first_fields)  # fmt: skip
 
 
 def _fields_of(obj: Any) -> str:
