@@ -28,7 +28,7 @@ def _mix(args: argparse.Namespace) -> int:
     from jobs.mix import run_mix
 
     config = load_config(args.config, MixConfig)
-    manifest = run_mix(config, master=args.master, keep_work=args.keep_work)
+    manifest = run_mix(config, master=args.master, keep_work=args.keep_work, overwrite=args.overwrite)
     print(json.dumps({"output": config.output.path, "shards": len(manifest["shards"]), "tokens": manifest["tokens"],
                       "realized_ratio": round(manifest["realized_ratio"], 6), "target_ratio": manifest["target_ratio"]}))
     return 0
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     mix.add_argument("--master", default=None,
                      help="Spark master, e.g. local[2] or spark://host:7077 (default: spark-submit's, else local[*])")
     mix.add_argument("--keep-work", action="store_true", help="keep the token caches under OUTPUT/_work")
+    mix.add_argument("--overwrite", action="store_true",
+                     help="replace what output.path holds even if this stage did not write it (default: refuse)")
     mix.set_defaults(func=_mix)
 
     synth = sub.add_parser("synth", help="synthesize instruction pairs with templates, Self-Instruct and vLLM (Ray)")
