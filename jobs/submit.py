@@ -30,6 +30,7 @@ from pathlib import Path
 
 from jobs.config import ConfigError, ResourcesConfig, load_config
 from jobs.engines.spark import PACKAGE_ROOT, SHIPPED_PACKAGES, package_zip
+from jobs.errors import UserError
 
 SPARK_STAGES = ("mine", "mix")
 RAY_STAGES = ("synth",)
@@ -258,10 +259,76 @@ def ray_job_spec(stage: str, stage_args: list[str], resources: ResourcesConfig, 
     }
 
 
+# Where Ray's own CLI and SDK look for the token of a head, in this order (Ray's
+# AuthenticationTokenLoader): the variable, the file it names, the file in the home folder.
+TOKEN_ENV, TOKEN_PATH_ENV = "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
+
+
+def ray_auth_token() -> tuple[str | None, str, list[str]]:
+    """(token or None, where it came from, every source tried with what was found there).
+
+    The order and rules are Ray's: a non-empty RAY_AUTH_TOKEN wins; else a set
+    RAY_AUTH_TOKEN_PATH is the only file read (Ray does not fall back when it is
+    missing); else ~/.ray/auth_token, which every embedded `ray.init()` creates and a
+    later `ray start --head` on the machine turns token auth on from."""
+    tried: list[str] = []
+    value = os.environ.get(TOKEN_ENV, "").strip()
+    if value:
+        return value, TOKEN_ENV, [f"{TOKEN_ENV} (set)"]
+    tried.append(f"{TOKEN_ENV} (not set)")
+    named = os.environ.get(TOKEN_PATH_ENV)
+    path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+    source = f"{TOKEN_PATH_ENV}={path}" if named else str(path)
+    if not named:
+        tried.append(f"{TOKEN_PATH_ENV} (not set)")
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        tried.append(f"{source} ({exc.strerror or type(exc).__name__})")
+        return None, "", tried
+    tried.append(f"{source} ({'read' if value else 'empty'})")
+    return (value or None), (source if value else ""), tried
+
+
+def _head_auth_mode(target: str) -> str | None:
+    """"token" or "disabled" as the head reports it on its public endpoint; None when
+    it cannot say (an older Ray, a proxy): then a token found is sent anyway."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{target.rstrip('/')}/api/authentication_mode", timeout=10) as response:
+            return json.load(response).get("authentication_mode")
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--target {target}: the Ray Jobs API cannot be reached ({exc}); is the head running, "
+                          "with --dashboard-host reachable from here?") from exc
+
+
 def _ray_client(target: str):
+    """A Jobs API client that sends the head's token when the head requires one.
+
+    Ray's SDK adds the token only when this process has RAY_AUTH_MODE=token, but a head
+    started with plain `ray start --head` turns token auth on by itself when it finds
+    ~/.ray/auth_token; so ask the head, and look for the token where Ray's CLI does."""
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(target)
+    mode = _head_auth_mode(target)
+    token, source, tried = ray_auth_token() if mode != "disabled" else (None, "", [])
+    if mode == "token" and token is None:
+        raise UserError(f"the Ray head at {target} requires an authentication token and none was found (tried: "
+                        f"{'; '.join(tried)}); put the head's token (`ray get-auth-token` on the head) in "
+                        f"{TOKEN_ENV}, in a file named by {TOKEN_PATH_ENV}, or in ~/.ray/auth_token")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        return JobSubmissionClient(target, headers=headers)
+    except AuthenticationError as exc:
+        used = f"the token from {source}" if token else "no token"
+        raise UserError(f"the Ray head at {target} refused {used} (tried: {'; '.join(tried) or 'nothing'}); use "
+                        f"the head's token (`ray get-auth-token` on the head) in {TOKEN_ENV}, in a file named by "
+                        f"{TOKEN_PATH_ENV}, or in ~/.ray/auth_token") from exc
 
 
 def submit_ray(target: str, stage: str, stage_args: list[str], resources: ResourcesConfig,

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,17 @@ def _json(url: str, headers: dict | None = None):
         return None
 
 
+def _answers(url: str) -> bool:
+    """Whether an HTTP server answers at url, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def spark_standalone(log_dir: Path, cores: int = 2, memory: str = "3g") -> Iterator[dict]:
     """`spark://127.0.0.1:PORT` with one worker; yields the master URL and the processes."""
@@ -116,36 +128,49 @@ def spark_standalone(log_dir: Path, cores: int = 2, memory: str = "3g") -> Itera
 
 
 @contextlib.contextmanager
-def ray_head(num_cpus: int = 2) -> Iterator[dict]:
-    """`ray start --head --dashboard-host 127.0.0.1 --block` with token authentication
-    (Ray's default once a token exists) under a token of its own; yields the Jobs API
-    address and `env`, the variables a client needs to reach it (RAY_AUTH_MODE,
-    RAY_AUTH_TOKEN_PATH)."""
+def ray_head(num_cpus: int = 2, home: Path | None = None) -> Iterator[dict]:
+    """`ray start --head --dashboard-host 127.0.0.1 --block`; yields the Jobs API address
+    and `env`, the variables a client needs to reach it.
+
+    Without `home` the head gets a token of its own through RAY_AUTH_MODE and
+    RAY_AUTH_TOKEN_PATH (returned in `env`). With `home` it starts the usual way: no
+    RAY_AUTH_* variables, HOME=`home`, so Ray turns token auth on by itself when
+    `home/.ray/auth_token` exists (as after any embedded run there) and `env` is just HOME."""
     import secrets
 
-    port, dashboard = free_port(), free_port()
+    port, dashboard, agent = free_port(), free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="imray", dir="/tmp")  # Ray's socket paths must stay short
-    token_path = Path(temp_dir) / "auth_token"
-    token = secrets.token_hex(32)
-    token_path.write_text(token)
-    token_path.chmod(0o600)
-    client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    env = _env()
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        env.pop(name, None)
+    if home is None:
+        token_path = Path(temp_dir) / "auth_token"
+        token = secrets.token_hex(32)
+        token_path.write_text(token)
+        token_path.chmod(0o600)
+        client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    else:
+        home_token = Path(home) / ".ray" / "auth_token"
+        token = home_token.read_text().strip() if home_token.is_file() else None
+        client_env = {"HOME": str(home)}
     cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
            "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
            "--num-cpus", str(num_cpus), "--num-gpus", "0", "--temp-dir", temp_dir, "--disable-usage-stats",
-           "--include-dashboard", "true"]
+           "--include-dashboard", "true", "--dashboard-agent-listen-port", str(agent)]
     log = Path(temp_dir) / "ray-start.log"
-    env = _env() | client_env
+    env |= client_env
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    env.pop("RAY_AUTH_TOKEN", None)
     proc = None
     started: list[psutil.Process] = []
     try:
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         address = f"http://127.0.0.1:{dashboard}"
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         _wait(lambda: _json(f"{address}/api/version", headers) is not None, "Ray head", 120, [proc], [log])
+        # Jobs are handed to the head node's dashboard agent, which comes up after the API;
+        # a submission before it answers fails with "No available agent to submit job".
+        _wait(lambda: _answers(f"http://127.0.0.1:{agent}/"), "Ray dashboard agent", 120, [proc], [log])
         started = _tree(proc)
         yield {"address": address, "gcs": f"127.0.0.1:{port}", "processes": started, "temp_dir": temp_dir,
                "env": client_env}

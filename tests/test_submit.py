@@ -104,7 +104,7 @@ def test_mine_submitted_to_spark_standalone_matches_a_local_run(spark_cluster, t
     answer = _last_json(proc)
     assert answer["status"] == "SUCCEEDED" and answer["job_id"].startswith("spark-")
     stats = json.loads((out / "_stats.json").read_text())
-    assert stats["documents"]["read"] == 26
+    assert stats["counters"]["mine.documents.read"] == 26
     # The application really ran on the standalone cluster, not in local mode.
     with urllib.request.urlopen(f"{spark_cluster['ui']}/json/") as response:
         apps = json.load(response)
@@ -244,3 +244,114 @@ def test_a_detached_ray_job_can_be_stopped(ray_cluster, sample_documents, tmp_pa
         time.sleep(1)
     assert status == "STOPPED"
     assert not (tmp_path / "out" / "part-00000.parquet").exists()
+
+
+# --------------------------------------------------------------------------- a head started the usual way
+
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+
+
+def _plain_env(**extra: str) -> dict:
+    """This environment without any RAY_AUTH_* variable: what a user's shell usually has."""
+    env = {k: v for k, v in os.environ.items() if k not in AUTH_VARIABLES}
+    return env | extra
+
+
+def _submit_plain(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs.cli", "submit", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def usual_ray_head(tmp_path_factory):
+    """A machine where an embedded run already happened (it left ~/.ray/auth_token; HOME
+    is a private folder so the user's own stays untouched), then a head started with plain
+    `ray start --head --dashboard-host 127.0.0.1`: no RAY_AUTH_* variables anywhere."""
+    home = tmp_path_factory.mktemp("home")
+    embedded = subprocess.run(
+        [sys.executable, "-c", "import ray\nfrom jobs.engines.ray import init_ray\ninit_ray(num_cpus=1)\nray.shutdown()"],
+        cwd=REPO, env=_plain_env(HOME=str(home), RAY_USAGE_STATS_ENABLED="0"), capture_output=True, text=True,
+        timeout=240, check=False)
+    assert embedded.returncode == 0, embedded.stderr[-3000:]
+    assert (home / ".ray" / "auth_token").is_file()
+    with ray_head(home=home) as head:
+        yield head | {"home": home}
+    assert _all_gone(head["processes"])
+
+
+def test_synth_submitted_to_a_head_started_the_usual_way_sends_the_home_token(usual_ray_head, sample_documents,
+                                                                              tmp_path):
+    address = usual_ray_head["address"]
+    # The precondition of the bug: the head turned token auth on from ~/.ray/auth_token by itself.
+    with urllib.request.urlopen(f"{address}/api/authentication_mode") as response:
+        assert json.load(response)["authentication_mode"] == "token"
+    env = _plain_env(HOME=str(usual_ray_head["home"]))
+    out = tmp_path / "synth"
+    proc = _submit_plain(env, "--target", address, "synth", "--mode", "template_only",
+                         "--input", str(sample_documents), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert _last_json(proc)["status"] == "SUCCEEDED"
+    rows = pq.read_table(out / "part-00000.parquet").to_pylist()
+    assert rows and {r["mode"] for r in rows} == {"template_only"}
+    token = (usual_ray_head["home"] / ".ray" / "auth_token").read_text().strip()
+    assert token not in proc.stdout + proc.stderr
+    status = _submit_plain(env, "--target", address, "status", _last_json(proc)["job_id"])
+    assert status.returncode == 0 and status.stdout.strip() == "SUCCEEDED"
+
+
+def test_a_head_that_refuses_says_which_token_sources_were_tried(usual_ray_head, sample_documents, tmp_path):
+    address = usual_ray_head["address"]
+    synth = ("--target", address, "synth", "--mode", "template_only", "--input", str(sample_documents),
+             "--output", str(tmp_path / "out"))
+    empty_home = tmp_path / "empty-home"
+    empty_home.mkdir()
+    missing = _submit_plain(_plain_env(HOME=str(empty_home)), *synth)
+    assert missing.returncode == 2
+    lines = missing.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("instructmix submit: error: the Ray head at"), missing.stderr
+    assert "none was found" in lines[0]
+    assert "RAY_AUTH_TOKEN (not set)" in lines[0] and "RAY_AUTH_TOKEN_PATH (not set)" in lines[0]
+    assert str(empty_home / ".ray" / "auth_token") in lines[0]
+
+    wrong = _submit_plain(_plain_env(HOME=str(usual_ray_head["home"]), RAY_AUTH_TOKEN="not-the-head-token"), *synth)
+    assert wrong.returncode == 2
+    lines = wrong.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused the token from RAY_AUTH_TOKEN" in lines[0], wrong.stderr
+    assert "not-the-head-token" not in wrong.stderr
+
+    gone = tmp_path / "gone"
+    path = _submit_plain(_plain_env(HOME=str(usual_ray_head["home"]), RAY_AUTH_TOKEN_PATH=str(gone)), *synth)
+    assert path.returncode == 2
+    assert f"RAY_AUTH_TOKEN_PATH={gone} (No such file or directory)" in path.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
+TOKEN_PARITY_SCRIPT = """
+import json, os
+from ray._raylet import AuthenticationTokenLoader
+from jobs.submit import ray_auth_token
+
+home, answers = os.environ["HOME"], []
+cases = [{}, {"RAY_AUTH_TOKEN_PATH": home + "/named"}, {"RAY_AUTH_TOKEN": "from-env", "RAY_AUTH_TOKEN_PATH": home + "/named"},
+         {"RAY_AUTH_TOKEN": ""}]
+loader = AuthenticationTokenLoader.instance()
+for case in cases:
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        os.environ.pop(name, None)
+    os.environ.update(case)
+    loader.reset_cache()
+    answers.append([loader.get_raw_token(ignore_auth_mode=True), ray_auth_token()[0]])
+print(json.dumps(answers))
+"""
+
+
+def test_the_token_is_found_where_rays_own_loader_finds_it(tmp_path):
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("from-home\n")
+    (tmp_path / "named").write_text(" from-named-file \n")
+    proc = subprocess.run([sys.executable, "-c", TOKEN_PARITY_SCRIPT], cwd=REPO, env=_plain_env(HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answers = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [ours for _, ours in answers] == ["from-home", "from-named-file", "from-env", "from-home"]
+    assert all(ray == ours for ray, ours in answers), answers
