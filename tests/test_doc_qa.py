@@ -108,9 +108,17 @@ def test_overlap_repeats_whole_sentences_up_to_the_budget():
 
 
 def test_overlap_never_stalls_on_long_sentences():
-    text = "one two three four five six seven. eight nine ten eleven twelve thirteen fourteen."
+    # Capitalised: chunks are cut where transforms/text.py cuts sentences, never before a lower-case word.
+    text = "One two three four five six seven. Eight nine ten eleven twelve thirteen fourteen."
     chunks = chunk_document(text, 7, words, overlap=6)
-    assert chunks == ["one two three four five six seven.", "eight nine ten eleven twelve thirteen fourteen."]
+    assert chunks == ["One two three four five six seven.", "Eight nine ten eleven twelve thirteen fourteen."]
+
+
+def test_chunks_are_cut_at_the_shared_sentence_boundaries():
+    # "e.g." and "Dr." do not end a sentence; "3.5" has no space; Chinese ends at 。 without one.
+    text = "Use e.g. Python. Dr. Smith says 3.5 is fine.\n第一句。第二句！"
+    chunks = chunk_document(text, 6, words)
+    assert chunks == ["Use e.g. Python.", "Dr. Smith says 3.5 is fine.", "第一句。第二句！"]
 
 
 def test_tokenizer_that_is_not_additive_still_fits():

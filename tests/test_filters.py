@@ -15,11 +15,8 @@ from transforms.filters import (
     check_lengths,
     check_link_list,
     check_output_repeats_instruction,
-    count_cjk_and_words,
     find_bad_words,
-    is_cjk_dominant,
     lang_agreement,
-    language_script,
     reject_reason,
 )
 
@@ -70,15 +67,6 @@ def test_reasons_are_listed():
 
 
 # --- lengths --------------------------------------------------------------------
-
-
-def test_counts_cjk_chars_and_words():
-    assert count_cjk_and_words("How do I install Python 3.11?") == (0, 6)
-    assert count_cjk_and_words("如何安装Python 3.11？") == (4, 2)
-    assert count_cjk_and_words("") == (0, 0)
-    assert is_cjk_dominant("什么是光合作用？")
-    assert not is_cjk_dominant("What is photosynthesis?")
-    assert is_cjk_dominant("What?", lang="zh")
 
 
 @pytest.mark.parametrize(
@@ -382,7 +370,10 @@ def test_harmful_rules_reject(instruction, output):
         ("失眠可以买安眠药吗？", "安眠药属于处方药，需要医生开具处方后在药店购买，请勿自行服用。"),
         ("什么是迷药？", "迷药是指能使人失去知觉的药物，警方提醒市民提高警惕，不要接受陌生人的饮料。"),
         ("做爱后阴道出血是怎么回事？", "可能是宫颈炎症或黏膜轻微损伤，出血反复出现时应及时到妇科就诊检查。"),
-        ("Is it normal for nipples to hurt while breastfeeding?", "Mild tenderness in the first week is common; pain that persists usually means a poor latch."),
+        (
+            "Is it normal for nipples to hurt while breastfeeding?",
+            "Mild tenderness in the first week is common; pain that persists usually means a poor latch.",
+        ),
     ],
 )
 def test_harmful_rules_keep(instruction, output):
@@ -446,11 +437,6 @@ def test_lang_agreement_rule():
     # Missing predictions (blank text) abstain.
     assert lang_agreement("", 0.0, "en", 0.99) is None
     assert lang_agreement("en", 0.45, "zh", 0.99, min_confidence=0.4) == "lang_mismatch"
-    assert (
-        language_script("zh") == "Hani"
-        and language_script("en") == "Latn"
-        and language_script("ru") == "Cyrl"
-    )
 
 
 def test_lang_check_in_reject_reason():

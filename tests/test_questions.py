@@ -1,4 +1,4 @@
-"""Question detection, Q/A prefixes, sentence splitting and title clean-up (transforms/questions.py)."""
+"""Question detection, Q/A prefixes and title clean-up (transforms/questions.py; sentences: test_text.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from transforms.questions import (
     find_answer_marker,
     is_interrogative_form,
     is_question,
-    lang_family,
     split_qa_prefix,
-    split_sentences,
     strip_discourse_opener,
     strip_numbering,
     strip_qa_prefix,
@@ -96,17 +94,6 @@ def test_unknown_language_picks_rules_by_script():
     assert is_question("How do I install Python", "")
 
 
-def test_lang_family():
-    assert [lang_family(c) for c in ("en", "zh", "zh-Hant", "zh_TW", "fr", "")] == [
-        "en",
-        "zh",
-        "zh",
-        "zh",
-        "",
-        "",
-    ]
-
-
 def test_interrogative_form_ignores_the_mark():
     assert is_interrogative_form("Why does ice float?", "en")
     assert not is_interrogative_form("You did what?", "en")
@@ -174,34 +161,6 @@ def test_find_answer_marker():
     assert find_answer_marker("Q: Is plan A: the cheap one?") == -1
 
 
-def test_split_sentences_english_keeps_abbreviations_decimals_and_initials():
-    text = "Dr. Smith paid $3.50 at 5 p.m. today. Use e.g. Python! Is it hard? No. J. K. Rowling agrees."
-    assert split_sentences(text, "en") == [
-        "Dr. Smith paid $3.50 at 5 p.m. today.",
-        "Use e.g. Python!",
-        "Is it hard?",
-        "No.",
-        "J. K. Rowling agrees.",
-    ]
-
-
-def test_split_sentences_english_does_not_split_before_lowercase():
-    assert split_sentences('Run a "should I buy this?" test. Then wait.', "en") == [
-        'Run a "should I buy this?" test.',
-        "Then wait.",
-    ]
-
-
-def test_split_sentences_chinese():
-    text = "你好。为什么？Python 3.11很好！“真的吗？”他问。"
-    assert split_sentences(text, "zh") == ["你好。", "为什么？", "Python 3.11很好！", "“真的吗？”", "他问。"]
-
-
-def test_split_sentences_line_breaks_and_empty_text():
-    assert split_sentences("First line\nSecond line", "en") == ["First line", "Second line"]
-    assert split_sentences("", "zh") == []
-
-
 @pytest.mark.parametrize(
     ("title", "expected"),
     [
@@ -239,10 +198,3 @@ def test_compile_phrase_dates():
         assert date.match(text), text
     assert not date.match("July was hot")
     assert compile_phrase("发表于{any}").match("发表于 2025-02-17 21:04")
-
-
-def test_split_sentences_number_abbreviations():
-    assert split_sentences("See Fig. 2 and No. 5 below. Done.", "en") == [
-        "See Fig. 2 and No. 5 below.",
-        "Done.",
-    ]

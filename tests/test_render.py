@@ -12,7 +12,6 @@ from transforms.mix.render import (
     SurfaceFormat,
     choose_format,
     formats_for_language,
-    language_family,
     load_formats,
     pack,
     render,
@@ -99,12 +98,6 @@ def test_render_accepts_history_as_lists_and_rejects_other_shapes():
 
 
 # --- choosing -------------------------------------------------------------------
-
-
-def test_language_family():
-    assert [language_family(x) for x in ("zh", "wuu", "yue", "zh-Hans", "zh_CN", "EN-us", "", "fr")] == [
-        "zh", "zh", "zh", "zh", "zh", "en", "", "fr",
-    ]  # fmt: skip
 
 
 def test_choice_spreads_evenly_over_the_formats_of_each_language():

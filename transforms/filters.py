@@ -22,6 +22,14 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from transforms.text import (
+    count_chars_and_words,
+    is_cjk_dominant,
+    language_script,
+    same_language,
+    split_sentences,
+)
+
 # Drop reasons, in the order `reject_reason` can emit them; the job may use this
 # list to report zero counts too.
 REASONS = (
@@ -135,30 +143,9 @@ DEFAULT_FILTER_CONFIG = FilterConfig()
 
 # --- text measures -----------------------------------------------------------
 
-# Han (with extension A, compatibility ideographs, extensions B+), kana, Hangul.
-_CJK_CHAR = re.compile(
-    "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff\uac00-\ud7af\U00020000-\U0002ffff]"
-)
-_WORD = re.compile(r"\S*[^\W_]\S*")
-_CJK_LANGS = frozenset({"zh", "ja", "ko", "wuu", "yue"})
-
-
-def count_cjk_and_words(text: str) -> tuple[int, int]:
-    """(CJK characters, space-separated words outside CJK runs) in `text`."""
-    cjk = len(_CJK_CHAR.findall(text))
-    rest = _CJK_CHAR.sub(" ", text) if cjk else text
-    return cjk, len(_WORD.findall(rest))
-
-
-def is_cjk_dominant(text: str, lang: str = "", share: float = 0.3) -> bool:
-    """True when `lang` is a CJK language or CJK characters make up `share` of the text."""
-    if lang in _CJK_LANGS:
-        return True
-    cjk = len(_CJK_CHAR.findall(text))
-    if not cjk:
-        return False
-    visible = len("".join(text.split()))
-    return cjk >= share * max(visible, 1)
+# Length bounds are rule 2 of transforms/text.py (a CJK character, Hangul
+# included, carries much more than a Latin letter); word counts are rule 3
+# (each Han/kana character one word, other text split at spaces).
 
 
 # --- checks --------------------------------------------------------------------
@@ -179,7 +166,7 @@ def _length_reason(text: str, field: str, lang: str, cfg: FilterConfig) -> str |
     min_words = cfg.instruction_min_words if field == "instruction" else cfg.output_min_words
     if n < min_chars:
         return f"{field}_too_short"
-    _, words = count_cjk_and_words(text)
+    _, words = count_chars_and_words(text)
     if words < min_words:
         return f"{field}_too_short"
     return None
@@ -222,7 +209,6 @@ def check_output_repeats_instruction(
     return None
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
 _QUESTION_END = re.compile(r"[?？][\"'”’)）」』]*$")
 # "Write three quiz questions about ...", "设计一份问卷": a verb asking for
 # questions, not a heading such as "Frequently asked questions".
@@ -254,7 +240,7 @@ def check_answer_is_question(
     text = output.strip()
     if _QUESTION_END.search(text) and len(text) <= cfg.question_answer_max_chars:
         return "answer_is_question"
-    sentences = [s for s in _SENTENCE_END.split(text) if s and not s.isspace()]
+    sentences = split_sentences(text)
     if len(sentences) >= 2:
         questions = sum(1 for s in sentences if _QUESTION_END.search(s.strip()))
         if questions > cfg.question_sentence_share * len(sentences):
@@ -372,8 +358,8 @@ def check_link_list(instruction: str, input_: str, output: str, lang: str, cfg: 
     for line in lines:
         if line.endswith(_SENTENCE_FINAL) or _HAS_DIGIT.search(line):
             continue
-        cjk, words = count_cjk_and_words(line)
-        if (cjk <= 6 and words == 0) or (cjk == 0 and words <= 3):
+        chars, words = count_chars_and_words(line)
+        if (chars <= 6 and words == 0) or (chars == 0 and words <= 3):
             short += 1
     if short >= cfg.link_list_short_share * len(lines):
         return "link_list"
@@ -508,58 +494,8 @@ def check_harmful(instruction: str, input_: str, output: str, lang: str, cfg: Fi
 
 
 # --- language agreement ---------------------------------------------------------
-
-# lid.176 splits what a reader calls one language: short Chinese often comes out
-# as Wu ("wuu") or Cantonese ("yue"), Serbo-Croatian as sr/hr/bs/sh, and so on.
-_LANG_GROUP = {
-    "wuu": "zh", "yue": "zh",
-    "sr": "sh", "hr": "sh", "bs": "sh",
-    "nn": "no",
-    "ms": "id",
-    "als": "de", "bar": "de",
-    "sco": "en",
-}  # fmt: skip
-
-
-def same_language(a: str, b: str) -> bool:
-    return _LANG_GROUP.get(a, a) == _LANG_GROUP.get(b, b)
-
-
-# Writing system of each non-Latin lid.176 label; every other label is Latin.
-_SCRIPT_LANGS = {
-    "Hani": "zh wuu yue",
-    "Jpan": "ja",
-    "Hang": "ko",
-    "Cyrl": "ru uk bg be mk sr kk ky tg tt ba cv ce sah os mhr mrj kv myv krc av lez xal tyv bxr rue mn",
-    "Arab": "ar arz fa azb ur ps sd ckb ug pnb mzn lrc",
-    "Hebr": "he yi",
-    "Grek": "el",
-    "Deva": "hi mr ne sa bh mai new gom dty",
-    "Beng": "bn as bpy",
-    "Guru": "pa",
-    "Gujr": "gu",
-    "Orya": "or",
-    "Taml": "ta",
-    "Telu": "te",
-    "Knda": "kn",
-    "Mlym": "ml",
-    "Sinh": "si",
-    "Thai": "th",
-    "Laoo": "lo",
-    "Khmr": "km",
-    "Mymr": "my",
-    "Tibt": "bo",
-    "Geor": "ka xmf",
-    "Armn": "hy",
-    "Ethi": "am",
-    "Thaa": "dv",
-}
-_SCRIPT = {lang: script for script, langs in _SCRIPT_LANGS.items() for lang in langs.split()}
-
-
-def language_script(lang: str) -> str:
-    """ISO 15924 code of the script a lid.176 label is written in ("Latn" unless listed)."""
-    return _SCRIPT.get(lang, "Latn")
+# Which labels name one language (`same_language`) and which script each is
+# written in (`language_script`) are text facts: transforms/text.py.
 
 
 def lang_agreement(

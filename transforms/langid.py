@@ -22,6 +22,8 @@ from pathlib import Path
 
 import fasttext
 
+from transforms.text import contains_han, contains_kana
+
 ENV_VAR = "INSTRUCTMIX_LID_MODEL"
 _LABEL_PREFIX = "__label__"
 
@@ -35,8 +37,6 @@ _SPACES = re.compile(r"\s+")
 # "律师的社会刻板印象是……" ja 0.78). Japanese prose without a single kana is
 # vanishingly rare, so a "ja" verdict on Han text with no kana is folded into
 # "zh", with the probability mass of ja + the Chinese labels as its score.
-_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CHINESE_LABELS = ("ja", "zh", "wuu", "yue")
 
 
@@ -137,7 +137,7 @@ class LanguageIdentifier:
         labels = [lab[0].removeprefix(_LABEL_PREFIX) if len(lab) else "" for lab in all_labels]
         probs = [float(p[0]) if len(p) else 0.0 for p in all_probs]
         for i, line in enumerate(lines):
-            if labels[i] == "ja" and not _KANA.search(line) and _HAN.search(line):
+            if labels[i] == "ja" and not contains_kana(line) and contains_han(line):
                 top_labels, top_probs = self._model.predict(line, k=5)
                 labels[i] = "zh"
                 probs[i] = sum(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from templates import load_yaml
+from transforms.text import CLOSERS, contains_cjk, contains_han, family_of_text, rules_family
 
 
 def _words(key: str) -> list[str]:
@@ -32,25 +33,12 @@ _QUESTION_PREFIXES = _words("qa_prefixes.question")
 _ANSWER_PREFIXES = _words("qa_prefixes.answer")
 _TITLE_SEPARATORS = _words("title_separators")
 
-# Quotes and brackets that may close a sentence after its punctuation: 'Why?"'.
-_CLOSERS = "\"'”’」』）)]】》"
 _QUESTION_MARKS = ("?", "？")
 # A text ending in one of these is a statement or an exclamation, whatever its
 # first word is ("How it works is simple.").
 _STATEMENT_ENDS = tuple(".。!！…;；")
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _EN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-
-
-def lang_family(lang: str) -> str:
-    """'en', 'zh' or '' for the fastText code ('zh', 'zh-Hant', 'en', 'fr', …)."""
-    code = lang.lower().replace("_", "-").split("-")[0]
-    return code if code in ("en", "zh") else ""
-
-
-def contains_cjk(text: str) -> bool:
-    return _CJK.search(text) is not None
 
 
 def normalize_for_compare(text: str) -> str:
@@ -59,7 +47,7 @@ def normalize_for_compare(text: str) -> str:
 
 
 def ends_with_question_mark(text: str) -> bool:
-    return text.strip().rstrip(_CLOSERS).rstrip().endswith(_QUESTION_MARKS)
+    return text.strip().rstrip(CLOSERS).rstrip().endswith(_QUESTION_MARKS)
 
 
 def is_question(text: str, lang: str) -> bool:
@@ -71,15 +59,15 @@ def is_question(text: str, lang: str) -> bool:
     "!" is never a question. Pages of unknown language get the Chinese rules
     when the text is CJK and the English rules otherwise.
     """
-    text = text.strip().rstrip(_CLOSERS).strip()
+    text = text.strip().rstrip(CLOSERS).strip()
     if not text:
         return False
     if text.endswith(_QUESTION_MARKS):
         return True
     if text.endswith(_STATEMENT_ENDS):
         return False
-    family = lang_family(lang)
-    if family == "zh" or (not family and not lang and contains_cjk(text)):
+    family = rules_family(lang)
+    if family == "zh" or (not family and not lang and contains_han(text)):
         return _is_zh_question_form(text)
     if family == "en" or not lang:
         return _is_en_question_form(text)
@@ -92,11 +80,10 @@ def is_interrogative_form(text: str, lang: str) -> bool:
     Lets a miner tell "Why does ice float?" (a real question) from "You did
     what?" (an echo) when both end in "?".
     """
-    text = text.strip().rstrip(_CLOSERS).rstrip("?？").strip()
-    family = lang_family(lang)
-    if not family and lang:
+    text = text.strip().rstrip(CLOSERS).rstrip("?？").strip()
+    if not rules_family(lang) and lang:
         return False
-    family = family or ("zh" if contains_cjk(text) else "en")
+    family = family_of_text(text, lang)
     return _is_zh_question_form(text) if family == "zh" else _is_en_question_form(text)
 
 
@@ -202,78 +189,6 @@ def find_answer_marker(text: str) -> int:
     """
     match = _INLINE_ANSWER_MARKER.search(text)
     return match.end() if match else -1
-
-
-# Abbreviations after which "." does not end an English sentence. Tokens with an
-# inner dot ("e.g.", "U.S.") and single letters (initials) are handled by rule.
-_EN_ABBREVIATIONS = frozenset(
-    ("mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "inc", "ltd", "co", "corp")
-    + ("approx", "dept", "est", "gen", "gov", "sen", "rep", "al", "cf", "ca", "ave", "blvd")
-    + ("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec")
-)
-# Abbreviations only before a number ("No. 5", "Fig. 2"); "No." alone is an answer.
-_EN_NUMBER_ABBREVIATIONS = frozenset(("no", "nos", "fig", "figs", "vol", "ch", "sec", "art", "p", "pp"))
-_EN_BOUNDARY = re.compile(r"([.!?]+)[" + re.escape(_CLOSERS) + r"]*\s+")
-_ZH_BOUNDARY = re.compile(r"[。！？!?]+[" + re.escape(_CLOSERS) + r"]*")
-_FULL_WIDTH_BOUNDARY = re.compile(r"[。！？]+[" + re.escape(_CLOSERS) + r"]*")
-
-
-def split_sentences(text: str, lang: str) -> list[str]:
-    """Sentences of `text`, each stripped; line breaks always end a sentence.
-
-    Chinese ends sentences at 。！？ (and ASCII !?), never at "." so "Python 3.11"
-    stays whole. English ends them at . ! ? followed by space, except before a
-    lower-case word ('a "why?" test') and, for ".", after abbreviations ("e.g.",
-    "Dr.", "U.S.", initials); decimals never have the space, so "3.14" is safe.
-    """
-    sentences: list[str] = []
-    for line in text.splitlines():
-        if lang_family(lang) == "zh" or (not lang_family(lang) and contains_cjk(line)):
-            pieces = _split_at(line, _ZH_BOUNDARY.finditer(line))
-        else:
-            pieces = []
-            for piece in _split_at(line, _FULL_WIDTH_BOUNDARY.finditer(line)):
-                pieces.extend(_split_en(piece))
-        sentences.extend(p for p in (p.strip() for p in pieces) if p)
-    return sentences
-
-
-def _split_at(text: str, matches: Iterable[re.Match[str]]) -> list[str]:
-    pieces, start = [], 0
-    for match in matches:
-        pieces.append(text[start : match.end()])
-        start = match.end()
-    pieces.append(text[start:])
-    return pieces
-
-
-def _split_en(text: str) -> list[str]:
-    pieces, start = [], 0
-    for match in _EN_BOUNDARY.finditer(text):
-        if match.end() >= len(text):
-            break
-        if text[match.end()].islower():  # 'a "should I buy this?" test', "e.g. this"
-            continue
-        if match.group(1) == "." and not _ends_english_sentence(
-            text[start : match.start()], text[match.end()]
-        ):
-            continue
-        pieces.append(text[start : match.end()])
-        start = match.end()
-    pieces.append(text[start:])
-    return pieces
-
-
-def _ends_english_sentence(before: str, next_char: str) -> bool:
-    last_word = before.rsplit(None, 1)[-1] if before.strip() else ""
-    token = last_word.lstrip("(\"'“‘").lower()
-    if "." in token:  # e.g / i.e / u.s / a.m
-        return False
-    if len(token) == 1 and token.isalpha():  # an initial: "J. K. Rowling"
-        return False
-    if token in _EN_NUMBER_ABBREVIATIONS and next_char.isdigit():
-        return False
-    return token not in _EN_ABBREVIATIONS
 
 
 # Placeholders of templates/mining.yaml phrases; see the file's header.

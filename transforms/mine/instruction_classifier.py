@@ -6,10 +6,11 @@ same `classifier_text` normalisation, and `pair_text` joins the fields with
 nothing but a line break, so the model cannot learn "has a separator" and
 must learn what questions, steps and answers look like.
 
-Normalisation puts each CJK character and each punctuation mark in its own
-token: fastText splits on whitespace only, so without it a Chinese sentence
-would be a single unseen token, and "?" / "？" (strong cues) would be glued to
-words.
+Normalisation puts each Han or kana character and each punctuation mark in
+its own token: fastText splits on whitespace only, so without it a Chinese
+sentence would be a single unseen token, and "?" / "？" (strong cues) would be
+glued to words. Korean is written with spaces, so Hangul words stay whole
+(rule 3 of transforms/text.py).
 
 Training is deterministic for a given input: one thread, a fixed seed, a
 training order fixed by `training_lines(..., seed)`, and a fresh process
@@ -32,14 +33,15 @@ from pathlib import Path
 
 import fasttext
 
+from transforms.text import SPACELESS
+
 LABEL_INSTRUCTION = "__label__instruction"
 LABEL_OTHER = "__label__other"
 
-# Tokens: one CJK character, a run of other word characters, or one
+# Tokens: one Han/kana character, a run of other word characters, or one
 # punctuation/symbol character. One findall is 4x faster than spacing the
 # text out with re.sub and collapsing whitespace.
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff\uac00-\ud7af\U00020000-\U0002ffff"
-_TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+|[^\\w\\s]")
+_TOKEN = re.compile(f"[{SPACELESS}]|[^\\W{SPACELESS}]+|[^\\w\\s]")
 # Long texts add little evidence and cost predict time; fastText averages
 # token vectors, so the first thousand tokens decide anyway. Truncating by
 # tokens (not characters) keeps classifier_text idempotent, so a pair text
@@ -49,7 +51,7 @@ _MAX_RAW_CHARS = 20_000  # cheap pre-cut before normalising huge inputs
 
 
 def classifier_text(text: str) -> str:
-    """Single-line, lower-cased, NFKC text with CJK characters and punctuation as tokens (idempotent)."""
+    """Single-line, lower-cased, NFKC text with Han/kana characters and punctuation as tokens (idempotent)."""
     tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text[:_MAX_RAW_CHARS]).lower())
     return " ".join(tokens[:MAX_TOKENS])
 
@@ -88,6 +90,8 @@ def _write_lines(lines: Iterable[str], path: str) -> int:
 _TRAIN_SCRIPT = """
 import json, sys
 import fasttext
+
+from transforms.text import SPACELESS
 job = json.loads(sys.argv[1])
 model = fasttext.train_supervised(input=job["train_file"], **job["params"])
 n, precision, recall = model.test(job["eval_file"])

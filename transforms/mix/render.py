@@ -33,6 +33,7 @@ import yaml
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 
 from transforms.sandbox import TemplateLimitError, compile_template, sandboxed_environment
+from transforms.text import language_family
 
 PACKAGED_FORMATS = "formats.yaml"  # inside the `templates` package
 ANY_LANG = "any"
@@ -51,9 +52,10 @@ _LID176_CODES = (
 _LID176_LANGS = frozenset(_LID176_CODES.split())
 # lid.176 calls much short Chinese Wu or Cantonese; it is written in the same
 # characters and reads fine under Mandarin labels ("问：", "答："), so those
-# records share the zh formats. A format declares `zh`, never these.
-_LANG_FAMILY = {"wuu": "zh", "yue": "zh", "cmn": "zh"}
-KNOWN_FORMAT_LANGS = (_LID176_LANGS - _LANG_FAMILY.keys()) | {ANY_LANG}
+# records share the zh formats (`language_family`). A format declares `zh`,
+# never these.
+_FOLDED_LANGS = frozenset(code for code in _LID176_LANGS | {"cmn"} if language_family(code) != code)
+KNOWN_FORMAT_LANGS = (_LID176_LANGS - _FOLDED_LANGS) | {ANY_LANG}
 
 # Separators between the rendered pairs of one packed document: blank lines,
 # as most pages separate Q&A items, and the horizontal rules of Markdown.
@@ -158,10 +160,10 @@ def _parse_format(entry: Any, name: str, position: int) -> SurfaceFormat:
             f"{where}: `langs` must be a non-empty list such as [en], [zh] or [any], got {langs!r}"
         )
     for lang in langs:
-        if lang in _LANG_FAMILY:
+        if lang in _FOLDED_LANGS:
             raise ValueError(
-                f"{where}: lang {lang!r}: write {_LANG_FAMILY[lang]!r}; {lang} records use the "
-                f"{_LANG_FAMILY[lang]} formats"
+                f"{where}: lang {lang!r}: write {language_family(lang)!r}; {lang} records use the "
+                f"{language_family(lang)} formats"
             )
         if lang not in KNOWN_FORMAT_LANGS:
             raise ValueError(f"{where}: unknown lang {lang!r}; use a lid.176 code (en, zh, de, ...) or 'any'")
@@ -216,13 +218,6 @@ def _probe_values(value: str | list) -> list[str]:
 
 
 # --------------------------------------------------------------------------- choosing and rendering
-
-
-@functools.lru_cache(maxsize=1024)
-def language_family(lang: str) -> str:
-    """The code formats are declared for: "zh-Hans"/"zh_CN"/"yue"/"wuu" -> "zh", "en-US" -> "en"."""
-    primary = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
-    return _LANG_FAMILY.get(primary, primary)
 
 
 def formats_for_language(formats: Sequence[SurfaceFormat], lang: str) -> list[SurfaceFormat]:

@@ -13,6 +13,8 @@ import random
 import re
 from collections.abc import Callable
 
+from transforms.text import sentence_pieces
+
 # The reply format asked of the model. An object wrapping the list rather than
 # a bare array: OpenAI-style `response_format={"type": "json_schema", ...}`
 # requires an object at the root, so the same schema works with vLLM's
@@ -50,9 +52,6 @@ TOKENS_PER_STEP = 150
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _LINE = re.compile(r"\n")
-# After ., ! or ? only before whitespace (3.5, e.g.x stay whole); after the
-# Chinese full stops with or without following space.
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*")
 _WORD = re.compile(r"\s+")
 
 
@@ -135,7 +134,7 @@ def _atoms(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> li
     atoms: list[tuple[str, str, int]] = []
     for p_sep, paragraph in _split_keep(text, _PARAGRAPH, ""):
         for l_sep, line in _split_keep(paragraph, _LINE, p_sep):
-            for s_sep, sentence in _split_keep(line, _SENTENCE, l_sep):
+            for s_sep, sentence in _sentences_keep(line, l_sep):
                 n = count_tokens(sentence)
                 if n <= max_tokens:
                     atoms.append((s_sep, sentence, n))
@@ -172,6 +171,21 @@ def _longest_fitting_prefix(text: str, max_tokens: int, count_tokens) -> int:
     return lo
 
 
+def _sentences_keep(line: str, first_sep: str) -> list[tuple[str, str]]:
+    """(separator before, sentence) for the sentences of one line, cut where transforms/text.py cuts them."""
+    out: list[tuple[str, str]] = []
+    sep = first_sep
+    for piece in sentence_pieces(line):
+        core = piece.strip()
+        if not core:
+            sep += piece
+            continue
+        lead = piece[: len(piece) - len(piece.lstrip())]
+        out.append((sep + lead, core))
+        sep = piece[len(piece.rstrip()) :]
+    return out
+
+
 def _split_keep(text: str, pattern: re.Pattern, first_sep: str) -> list[tuple[str, str]]:
     """(separator before, part) for the non-empty parts of `text` split at `pattern`."""
     out: list[tuple[str, str]] = []
@@ -179,7 +193,7 @@ def _split_keep(text: str, pattern: re.Pattern, first_sep: str) -> list[tuple[st
     for m in pattern.finditer(text):
         if m.end() == 0 or m.start() < last:
             continue
-        part = text[last:m.start()]
+        part = text[last : m.start()]
         if part:
             out.append((sep, part))
             sep = m.group(0)
@@ -324,12 +338,12 @@ def _text_pairs(text: str) -> list[tuple[str, str]]:
     for line in text.replace("\r\n", "\n").split("\n"):
         q = _Q_LINE.match(line)
         if q:
-            pairs.append([[line[q.end():]], []])
+            pairs.append([[line[q.end() :]], []])
             field = 0
             continue
         a = _A_LINE.match(line)
         if a and field == 0:
-            pairs[-1][1].append(line[a.end():])
+            pairs[-1][1].append(line[a.end() :])
             field = 1
             continue
         if field >= 0:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from transforms.questions import split_sentences
 from transforms.synth.slot_fillers import (
     FilledInstruction,
     categories,
@@ -28,6 +27,7 @@ from transforms.synth.slot_fillers import (
     entities,
     sentiment_polarity,
 )
+from transforms.text import split_sentences
 
 # Why an instruction got no extractive answer, in the order they are checked.
 REASONS = (

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from transforms.text import contains_han, language_family
+
 PACKAGED_FOLDER = "instructions"  # inside the `templates` package
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
 
@@ -90,7 +92,6 @@ EXTRACTIVE_ANSWERS: dict[str, tuple[tuple[str, ...], ...]] = {
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEYS = ("id", "task_type", "lang", "template", "slots", "extractive_answer")
 _REQUIRED_KEYS = ("id", "task_type", "lang", "template", "slots")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @dataclass(frozen=True)
@@ -296,9 +297,9 @@ def _check_language(text: str, slots: tuple[tuple[str, str], ...], lang: str, wh
     bare = text
     for slot, _ in slots:
         bare = bare.replace("{" + slot + "}", "")
-    if lang == "zh" and not _CJK.search(bare):
+    if lang == "zh" and not contains_han(bare):
         raise ValueError(f"{where}: lang is zh but the template has no Chinese words outside its slots")
-    if lang == "en" and _CJK.search(bare):
+    if lang == "en" and contains_han(bare):
         raise ValueError(f"{where}: lang is en but the template holds Chinese characters; is it zh?")
 
 
@@ -375,12 +376,6 @@ def stable_rank(purpose: str, seed: int, *parts: str) -> int:
     return int.from_bytes(h.digest(), "big")
 
 
-def template_language(lang: str) -> str:
-    """The template language for a document's lid.176 code: "zh-Hant"/"wuu"/"yue" -> "zh", "en-GB" -> "en"."""
-    primary = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
-    return "zh" if primary in ("zh", "wuu", "yue", "cmn") else primary
-
-
 def choose_templates(
     templates: Sequence[InstructionTemplate], lang: str, seed: int, key: str
 ) -> list[InstructionTemplate]:
@@ -392,7 +387,7 @@ def choose_templates(
     document and seed always give the same order. Empty for a language
     without templates (the caller counts the document as skipped).
     """
-    family = template_language(lang)
+    family = language_family(lang)
     return sorted(
         (t for t in templates if t.lang == family),
         key=lambda t: (stable_rank("instr-template", seed, key, t.id), t.id),

@@ -36,10 +36,11 @@ import re
 import unicodedata
 from collections.abc import Hashable, Mapping, Sequence
 
-# Han (basic, extension A, compatibility ideographs, extensions B+) and kana:
-# scripts written without spaces, tokenized per character.
-_PER_CHAR = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u309f\u30a0-\u30ff\U00020000-\U0002ffff"
-_TOKEN = re.compile(f"[{_PER_CHAR}]|[^\\W_{_PER_CHAR}]+")
+from transforms.text import SPACELESS
+
+# Han and kana, the scripts written without spaces (rule 3 of transforms/text.py),
+# are tokenized per character.
+_TOKEN = re.compile(f"[{SPACELESS}]|[^\\W_{SPACELESS}]+")
 
 
 def rouge_tokens(text: str) -> list[str]:

@@ -28,7 +28,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from transforms.questions import contains_cjk
+from transforms.text import family_of_text
 
 PACKAGED_FOLDER = "seeds"  # inside the `templates` package
 SEED_SUFFIXES = (".jsonl", ".json")
@@ -199,5 +199,5 @@ def _parse(record: Any, where: str) -> SeedTask:
         instruction=instruction,
         instances=tuple(pairs),
         is_classification=record["is_classification"],
-        lang=lang.strip() if lang else ("zh" if contains_cjk(instruction) else "en"),
+        lang=lang.strip() if lang else family_of_text(instruction),
     )

@@ -18,8 +18,9 @@ prepare_for_finetuning.py) unless a comment says why not. Every drop is a
 reason string (see `INSTRUCTION_REASONS`, `INSTANCE_REASONS`) that the job
 counts as a stat.
 
-Chinese: lengths are counted in CJK characters plus non-CJK words (Chinese has
-no spaces), the keyword list has Chinese equivalents chosen so that ordinary
+Chinese: lengths are counted in Han/kana characters plus other words (Chinese
+has no spaces; rule 3 of transforms/text.py, so Korean, which is spaced, keeps
+the word rules), the keyword list has Chinese equivalents chosen so that ordinary
 words that merely contain 图 or 画 survive, and the paper's "starts with a
 non-ASCII character" rule, which exists to drop non-English output, is not
 applied to Chinese.
@@ -33,7 +34,7 @@ import string
 import unicodedata
 from collections.abc import Sequence
 
-from transforms.filters import count_cjk_and_words, is_cjk_dominant
+from transforms.text import count_chars_and_words, is_spaceless_dominant
 
 INSTRUCTION_REASONS = (
     "too_short",
@@ -55,7 +56,7 @@ INSTANCE_REASONS = (
 # The paper keeps 3 < words <= 150 (str.split words).
 EN_MIN_WORDS_EXCLUSIVE = 3
 EN_MAX_WORDS = 150
-# Chinese: CJK characters + non-CJK words. Over the 170 seed tasks BELLE
+# Chinese: Han/kana characters + other words. Over the 170 seed tasks BELLE
 # translated from the Alpaca seeds, the median is 1.55 such units per English
 # word, so "more than 3 words" becomes "more than 4 units" ("完善歌词。" is the
 # translation of the 3-word "Complete the lyrics.", both rejected), and 150
@@ -64,18 +65,15 @@ ZH_MIN_UNITS_EXCLUSIVE = 4
 ZH_MAX_UNITS = 300
 MAX_INSTANCES_PER_TASK = 5
 
-_CJK_LANGS = frozenset({"zh", "ja", "yue", "wuu"})
-
 
 def _is_chinese(text: str, lang: str) -> bool:
-    """Character-counting rules for zh-like `lang` ("zh", "zh-Hans", "ja", …) or CJK-dominant text.
+    """Character-counting rules for a spaceless `lang` ("zh", "zh-Hans", "ja", "yue", …) or Han/kana-dominant text.
 
     The text decides too: under the English rules a Chinese sentence is one
     "word" (too short) that starts with a non-ASCII character, so a language
     ID that says "en" for a short Chinese instruction must not reject it.
     """
-    code = lang.lower().replace("_", "-").split("-")[0]
-    return code in _CJK_LANGS or is_cjk_dominant(text)
+    return is_spaceless_dominant(text, lang)
 
 
 def _squash(text: str) -> str:
@@ -186,7 +184,8 @@ def _clean_instruction(text: str) -> str:
 # ASCII letters/digits rather than \b, so "CSV file并统计" matches too (a Han
 # character counts as a word character for \b).
 _EN_BLACKLIST = re.compile(
-    r"(?<![A-Za-z0-9_])(?:images?|graphs?|pictures?|files?|maps?|draw|plot|go\s+to)(?![A-Za-z0-9_])", re.IGNORECASE
+    r"(?<![A-Za-z0-9_])(?:images?|graphs?|pictures?|files?|maps?|draw|plot|go\s+to)(?![A-Za-z0-9_])",
+    re.IGNORECASE,
 )
 # Chinese equivalents (regular expressions). Only compounds or verb uses: a bare 图 is also in 意图
 # (intent), 试图 (try), 图书 (books); a bare 画 in 漫画, 动画, 画家, 刻画
@@ -194,15 +193,36 @@ _EN_BLACKLIST = re.compile(
 # out: "如何前往机场" is an ordinary question, while the paper's "go to" targets
 # navigating to a page, i.e. 转到 / 跳转到.
 ZH_BLACKLIST = (
-    "图片", "图像", "照片", "相片", "插图", "截图", "图画",  # image(s), picture(s)
-    "图表", "统计图", "柱状图", "条形图", "饼图", "折线图", "散点图", "曲线图",  # graph(s), plot
-    "示意图", "流程图", "思维导图",
-    "绘图", "作图", "画图", "绘制",  # draw, plot
+    "图片",
+    "图像",
+    "照片",
+    "相片",
+    "插图",
+    "截图",
+    "图画",  # image(s), picture(s)
+    "图表",
+    "统计图",
+    "柱状图",
+    "条形图",
+    "饼图",
+    "折线图",
+    "散点图",
+    "曲线图",  # graph(s), plot
+    "示意图",
+    "流程图",
+    "思维导图",
+    "绘图",
+    "作图",
+    "画图",
+    "绘制",  # draw, plot
     # draw as a verb (画一幅, 画出, 请画), not 刻画一个人物 (portray), 漫画一部 …
-    "(?<![刻漫动油国版壁字书描绘图])画(?=[一个张幅出])", "(?<=[请来帮])画",
-    "文件", "附件",  # file(s)
+    "(?<![刻漫动油国版壁字书描绘图])画(?=[一个张幅出])",
+    "(?<=[请来帮])画",
+    "文件",
+    "附件",  # file(s)
     "地图",  # map(s)
-    "转到", "跳转",  # go to
+    "转到",
+    "跳转",  # go to
 )
 _ZH_BLACKLIST = re.compile("|".join(ZH_BLACKLIST))
 # The paper drops instructions starting with "Write a program" (the model kept
@@ -215,14 +235,14 @@ _OPENING_CATEGORIES = ("Ps", "Pi")
 def instruction_rejection(instruction: str, lang: str = "") -> str | None:
     """Why a generated instruction is dropped (one of `INSTRUCTION_REASONS`), or None to keep it.
 
-    `lang` "zh" (or "zh-*", "ja"), or CJK-dominant text whatever `lang`
+    `lang` "zh" (or "zh-*", "ja"), or Han/kana-dominant text whatever `lang`
     says, switches to character counting and the Chinese rules.
     """
     text = instruction.strip()
     chinese = _is_chinese(text, lang)
     if chinese:
-        cjk, words = count_cjk_and_words(text)
-        size, low, high = cjk + words, ZH_MIN_UNITS_EXCLUSIVE, ZH_MAX_UNITS
+        chars, words = count_chars_and_words(text)
+        size, low, high = chars + words, ZH_MIN_UNITS_EXCLUSIVE, ZH_MAX_UNITS
     else:
         size, low, high = len(text.split()), EN_MIN_WORDS_EXCLUSIVE, EN_MAX_WORDS
     if size <= low:

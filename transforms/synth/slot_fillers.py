@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from transforms.questions import ends_with_question_mark
 from transforms.synth.instruction_templates import (
     SLOT_TYPES,
     TEXT_SLOT_TYPES,
@@ -30,9 +31,8 @@ from transforms.synth.instruction_templates import (
     choose_templates,
     fill,
     stable_rank,
-    template_language,
 )
-from transforms.questions import contains_cjk, ends_with_question_mark, split_sentences
+from transforms.text import HAN, contains_han, family_of_text, rules_family, split_sentences
 
 # A page gives at most this many values of one slot type: enough choice for a
 # handful of instructions, bounded work on a huge page.
@@ -118,11 +118,6 @@ class FilledInstruction:
 def _words(text: str) -> frozenset[str]:
     """A word list written as one whitespace-separated string, as a set."""
     return frozenset(text.split())
-
-
-def _family(lang: str) -> str:
-    family = template_language(lang)
-    return family if family in ("en", "zh") else ""
 
 
 def _sentences_of(text: str, lang: str) -> list[str]:
@@ -275,7 +270,7 @@ _EN_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
 
 # =========================================================================== Chinese word lists
 
-_ZH_CJK_RUN = r"[\u4e00-\u9fff]"
+_ZH_CJK_RUN = rf"[{HAN}]"
 # Characters that end the word before them: particles, prepositions, pronouns,
 # common verbs. A suffix match ("…大学") is cut after the last of these in
 # its prefix, so "他毕业于清华大学" gives 清华大学.
@@ -382,7 +377,7 @@ _ZH_PHRASE_BREAKER_WORDS = _words(
 )
 _ZH_PHRASE_BREAKERS = re.compile(
     "|".join(sorted(_ZH_PHRASE_BREAKER_WORDS, key=len, reverse=True))
-    + "|[^\u4e00-\u9fff]|[的了在是和与及或到从于对把被向往为给由将让跟同也都就还又很最更其这那此该每各我你他她它说着过吗呢吧啊中上下里有个]"
+    + f"|[^{HAN}]|[的了在是和与及或到从于对把被向往为给由将让跟同也都就还又很最更其这那此该每各我你他她它说着过吗呢吧啊中上下里有个]"
 )
 
 
@@ -419,7 +414,7 @@ def definition_sentences(text: str, lang: str) -> list[Definition]:
     a …", "原因是…") never make terms. "A volcano" is reported as "volcano",
     "The Great Wall of China" as "the Great Wall of China".
     """
-    family = _family(lang)
+    family = rules_family(lang)
     return list(_document_definitions(text, family)) if family else []
 
 
@@ -518,7 +513,7 @@ def _zh_ends_in_noun(definition: str) -> bool:
     """ "…利用光能合成有机物的过程": the first clause ends in 的 + a short noun, as a definition does."""
     clause = re.split(r"[，,；;]", definition, maxsplit=1)[0]
     head = clause.rsplit("的", 1)
-    return len(clause) >= 6 and len(head) == 2 and 1 <= len(head[1]) <= 6 and contains_cjk(head[1])
+    return len(clause) >= 6 and len(head) == 2 and 1 <= len(head[1]) <= 6 and contains_han(head[1])
 
 
 def _zh_clean_term(raw: str) -> str | None:
@@ -532,7 +527,7 @@ def _zh_clean_term(raw: str) -> str | None:
         return None
     if term.endswith("会") and not term.endswith(_ZH_NOUNS_IN_HUI):
         return None
-    if any(ch in _ZH_NOT_IN_TERM for ch in bare) or (contains_cjk(bare) and re.search(r"\d", bare)):
+    if any(ch in _ZH_NOT_IN_TERM for ch in bare) or (contains_han(bare) and re.search(r"\d", bare)):
         return None
     if not (len(re.findall(_ZH_CJK_RUN, bare)) >= 2 or re.fullmatch(r"[A-Za-z][\w.+#\- ]*", bare)):
         return None
@@ -550,7 +545,7 @@ def concepts(text: str, lang: str) -> list[SlotValue]:
     Chinese adds 《》 titles (kept with their brackets; cue "book_title") and
     short “”-quoted terms (cue "quoted").
     """
-    family = _family(lang)
+    family = rules_family(lang)
     if not family:
         return []
     values = [SlotValue(d.term, d.sentence, "definition") for d in definition_sentences(text, family)]
@@ -572,10 +567,7 @@ def concepts(text: str, lang: str) -> list[SlotValue]:
                 values.append(SlotValue(f"《{match.group(1).strip()}》", sentence, "book_title"))
             for match in re.finditer(r"“([^“”\n]{2,12})”", sentence):
                 quoted = match.group(1).strip()
-                if (
-                    re.fullmatch(r"[\u4e00-\u9fffA-Za-z0-9·\- ]{2,12}", quoted)
-                    and quoted not in _ZH_GENERIC_TERMS
-                ):
+                if re.fullmatch(rf"[{HAN}A-Za-z0-9·\- ]{{2,12}}", quoted) and quoted not in _ZH_GENERIC_TERMS:
                     values.append(SlotValue(quoted, sentence, "quoted"))
     return _unique(values)
 
@@ -636,7 +628,7 @@ def noun_phrases(text: str, lang: str) -> list[SlotValue]:
     characters that recur on the page (split at particles and function
     words); defined terms first in both.
     """
-    family = _family(lang)
+    family = rules_family(lang)
     if not family:
         return []
     values = [SlotValue(d.term, d.sentence, "definition") for d in definition_sentences(text, family)]
@@ -684,7 +676,7 @@ def entities(text: str, lang: str) -> list[Entity]:
     (organisations), a surname before a title (王教授, 李明先生) or a person
     verb (是一位, 出生于), and "·" transliterations (阿尔伯特·爱因斯坦).
     """
-    family = _family(lang)
+    family = rules_family(lang)
     return list(_document_entities(text, family)) if family else []
 
 
@@ -827,7 +819,7 @@ def _zh_trim_left(prefix: str) -> str:
 
 def _zh_suffix_pattern(suffixes: Sequence[str], max_prefix: int) -> re.Pattern[str]:
     return re.compile(
-        rf"(?P<prefix>[\u4e00-\u9fffA-Za-z0-9]{{0,{max_prefix}}}?)(?P<suffix>"
+        rf"(?P<prefix>[{HAN}A-Za-z0-9]{{0,{max_prefix}}}?)(?P<suffix>"
         + "|".join(map(re.escape, suffixes))
         + ")"
     )
@@ -889,7 +881,7 @@ def _zh_entities(text: str) -> list[Entity]:
 
 def _zh_is_place(prefix: str, suffix: str, next_char: str) -> bool:
     low, high = _ZH_PLACE_PREFIX_CHARS[suffix]
-    if not (low <= len(prefix) <= high) or not re.fullmatch(r"[\u4e00-\u9fff]+", prefix):
+    if not (low <= len(prefix) <= high) or not re.fullmatch(rf"[{HAN}]+", prefix):
         return False
     if next_char and next_char in _ZH_NOT_PLACE_NEXT.get(suffix, ""):
         return False
@@ -922,7 +914,7 @@ def _zh_surname_name(window: str) -> str:
 _ZH_BEFORE_FOREIGN_NAME = re.compile(
     ".*(?:教授|博士|院士|先生|女士|总统|主席|总理|首相|国王|女王|[家者员师长人手官生])"
 )
-_ZH_DOT_NAME = re.compile(r"[\u4e00-\u9fff]{1,8}(?:·[\u4e00-\u9fff]{1,8}){1,2}(?![·\u4e00-\u9fff]*·)")
+_ZH_DOT_NAME = re.compile(rf"[{HAN}]{{1,8}}(?:·[{HAN}]{{1,8}}){{1,2}}(?![·{HAN}]*·)")
 # Characters of transliterated Western names. "·" also separates list items
 # ("理性·果断") and book chapters ("庄子·庚桑楚"); a name is mostly these.
 _ZH_TRANSLITERATION = frozenset(
@@ -986,15 +978,15 @@ _EN_IRREGULAR_PLURALS = _words(
     "people children species series media data fish sheep deer bacteria fungi cacti"
 )
 _ZH_INCLUDES = re.compile(
-    r"(?P<category>[\u4e00-\u9fff]{2,12}?)(?:的种类|的类型|的品种)?(?:主要)?(?:包括|包含|分为)(?:：|:)?(?P<items>[^。；;！？!?\n]+)"
+    rf"(?P<category>[{HAN}]{{2,12}}?)(?:的种类|的类型|的品种)?(?:主要)?(?:包括|包含|分为)(?:：|:)?(?P<items>[^。；;！？!?\n]+)"
 )
 _ZH_CATEGORY_OPENERS = re.compile(r"^(?:常见的|主要的|多种|各种|几种|这些|一些|主要|常见)")
 _ZH_ITEM_OPENERS = re.compile(r"^(?:即|如|比如|例如|像|诸如|通常包括|包括)")
 _ZH_ITEMS_THEN_CATEGORY = re.compile(
-    r"(?P<items>(?:[\u4e00-\u9fffA-Za-z0-9]{1,8}、)+[\u4e00-\u9fffA-Za-z0-9]{1,8})等(?P<category>[\u4e00-\u9fff]{2,4})(?=[，,。；;！？、）)]|$)"
+    rf"(?P<items>(?:[{HAN}A-Za-z0-9]{{1,8}}、)+[{HAN}A-Za-z0-9]{{1,8}})等(?P<category>[{HAN}]{{2,4}})(?=[，,。；;！？、）)]|$)"
 )
 _ZH_VARIOUS = re.compile(
-    r"各(?:种|类|式各样的|种各样的)(?P<category>[\u4e00-\u9fff]{2,4}?)(?=[，,。；;！？、）)的和与及等]|$)"
+    rf"各(?:种|类|式各样的|种各样的)(?P<category>[{HAN}]{{2,4}}?)(?=[，,。；;！？、）)的和与及等]|$)"
 )
 _ZH_ITEM_SPLIT = re.compile(r"[、，,]|以及|和|与|及|或者|或")
 
@@ -1008,7 +1000,7 @@ def categories(text: str, lang: str) -> list[Category]:
     Chinese: "X包括/包含/分为A、B和C", "A、B、C等X" and "各种X" (no examples).
     Examples are short (≤ 4 words / 8 characters), two or more, or none.
     """
-    family = _family(lang)
+    family = rules_family(lang)
     if not family:
         return []
     found: dict[str, Category] = {}
@@ -1154,7 +1146,7 @@ def passages(text: str, lang: str, min_chars: int | None = None, max_chars: int 
     cut at sentence boundaries into chunks of at most `max_chars`. Defaults by
     language: en 200..1500, zh 80..600 (other languages use the en bounds).
     """
-    family = _family(lang) or "en"
+    family = rules_family(lang) or "en"
     low, high = PASSAGE_CHARS[family]
     low = low if min_chars is None else min_chars
     high = high if max_chars is None else max_chars
@@ -1185,7 +1177,7 @@ def sentences(text: str, lang: str) -> list[str]:
     moderate length (en 40–250, zh 12–100 characters), ending in "." / "。"
     (or "!"), not questions, not headings, no links.
     """
-    family = _family(lang) or "en"
+    family = rules_family(lang) or "en"
     low, high = SENTENCE_CHARS[family]
     found = []
     for sentence in _sentences_of(text, lang or family):
@@ -1267,7 +1259,7 @@ def sentiment_counts(text: str, lang: str) -> tuple[int, int]:
     """(positive, negative) cue-word hits in `text`; a negator just before a cue
     ("not good", "不满意" aside, "不好") counts it for the other side.
     """
-    family = _family(lang) or ("zh" if contains_cjk(text) else "en")
+    family = family_of_text(text, lang)
     positive = negative = 0
     if family == "zh":
         for match in _ZH_CUE.finditer(text):
@@ -1307,7 +1299,7 @@ def reviews(text: str, lang: str) -> list[str]:
     "太", "!"), so a factual sentence that happens to say "good" is not taken
     for a review.
     """
-    family = _family(lang)
+    family = rules_family(lang)
     if not family:
         return []
     low, high = REVIEW_CHARS[family]
@@ -1355,7 +1347,7 @@ def slot_values(text: str, lang: str) -> dict[str, list[SlotValue]]:
     TARGET_LANGUAGES, never from the text. Other languages than en and zh get
     only passages and sentences.
     """
-    family = _family(lang)
+    family = rules_family(lang)
     values: dict[str, list[SlotValue]] = {slot_type: [] for slot_type in SLOT_TYPES}
     values["passage"] = _unique(SlotValue(p, p, "paragraph") for p in passages(text, lang or "en"))
     values["sentence"] = _unique(SlotValue(s, s, "statement") for s in sentences(text, lang or "en"))
@@ -1458,7 +1450,7 @@ def fill_from_document(
     templates and values, for the model-free "template_only" mode. The same
     inputs always give the same list.
     """
-    family = _family(lang)
+    family = rules_family(lang)
     if limit <= 0 or not family or not text.strip():
         return []
     remaining = choose_templates(templates, family, seed, key)

@@ -43,21 +43,19 @@ from transforms.mine.blocks import (
     render_blocks,
     section_end,
 )
-from transforms.records import Candidate
 from transforms.questions import (
-    contains_cjk,
     ends_with_question_mark,
     find_answer_marker,
     is_interrogative_form,
     is_question,
     normalize_for_compare,
     split_qa_prefix,
-    split_sentences,
     strip_numbering,
     strip_qa_prefix,
     strip_site_suffix,
 )
-from transforms.records import KIND_FAQ
+from transforms.records import KIND_FAQ, Candidate
+from transforms.text import contains_spaceless, split_sentences, word_joiner
 
 MINER = "faq_sections"
 
@@ -121,7 +119,8 @@ def is_faq_title(text: str) -> bool:
     for title in _FAQ_TITLES:
         if label == title or label.startswith(title + " ") or label.endswith(" " + title):
             return True
-        if contains_cjk(title) and (label.startswith(title) or label.endswith(title)):
+        # Chinese titles may touch the words around them (rule 3 of transforms/text.py).
+        if contains_spaceless(title) and (label.startswith(title) or label.endswith(title)):
             return True
     return False
 
@@ -319,7 +318,7 @@ def _faq_paragraphs(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
                 or is_question(sentences[1], page.lang)
             ):
                 continue
-            joiner = "" if contains_cjk(block.text) else " "
+            joiner = word_joiner(block.text)
             candidate = _pair(sentences[0], joiner.join(sentences[1:]), CONFIDENCE_FAQ_SENTENCE)
         if candidate:
             yield candidate

@@ -34,16 +34,14 @@ from typing import Any
 
 from templates import load_yaml
 from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, Block, Page, render_blocks
-from transforms.records import Candidate
 from transforms.questions import (
     compile_phrase,
-    contains_cjk,
     is_question,
     normalize_for_compare,
-    split_sentences,
     strip_site_suffix,
 )
-from transforms.records import KIND_HOWTO, KIND_HOWTO_STEP
+from transforms.records import KIND_HOWTO, KIND_HOWTO_STEP, Candidate
+from transforms.text import contains_spaceless, family_of_text, split_sentences
 
 MINER = "howto"
 
@@ -266,8 +264,7 @@ def _parse_number(text: str) -> int | None:
 def _first_sentence(blocks: Sequence[Block]) -> str:
     for block in blocks:
         if block.text.strip():
-            lang = "zh" if contains_cjk(block.text) else "en"
-            return split_sentences(block.text, lang)[0]
+            return split_sentences(block.text, family_of_text(block.text))[0]
     return ""
 
 
@@ -325,7 +322,7 @@ def _reads_like_navigation(items: list[str], page: Page) -> bool:
         return True
     if sum(_reads_like_link_title(item, page.lang) for item in items) > majority:
         return True
-    if contains_cjk("".join(items)):
+    if contains_spaceless("".join(items)):  # no words to count (rule 3 of transforms/text.py)
         return (
             statistics.median(len(normalize_for_compare(item)) for item in items) < MIN_MEDIAN_STEP_CHARS_CJK
         )

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from resiliparse.extract.html2text import extract_plain_text
 
 from transforms.mine.blocks import Page
-from transforms.records import Candidate
-from transforms.records import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE
 from transforms.mine.schema_org import type_names
+from transforms.records import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE, Candidate
+from transforms.text import language_family
 
 MINER = "markup"
 
@@ -57,7 +57,7 @@ _END_PUNCTUATION = "?？.。!！:：;； "
 
 def mine_markup(page: Page) -> Iterator[Candidate]:
     """Every pair the page's schema.org items spell out, in item order."""
-    zh = page.lang.lower().startswith("zh")
+    zh = language_family(page.lang) == "zh"
     seen: set[tuple[str, str, str, str]] = set()
     for item in page.markup:
         if not isinstance(item, dict):

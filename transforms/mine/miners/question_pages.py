@@ -41,18 +41,16 @@ from collections.abc import Iterator, Sequence
 from templates import load_yaml
 from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, render_blocks
 from transforms.mine.miners.faq_sections import is_link_row
-from transforms.records import Candidate
 from transforms.questions import (
     compile_phrase,
-    contains_cjk,
     is_question,
-    lang_family,
     matches_any,
     normalize_for_compare,
     strip_qa_prefix,
     strip_site_suffix,
 )
-from transforms.records import KIND_QA
+from transforms.records import KIND_QA, Candidate
+from transforms.text import contains_cjk, contains_han, rules_family
 
 MINER = "question_pages"
 
@@ -193,6 +191,7 @@ def _cueless_pair(page: Page, question: str, question_index: int) -> Candidate |
         return None
     output = render_blocks(answer)
     prose = sum(len(b.text) for b in answer if b.kind in _PROSE_KINDS)
+    # Dense scripts (rule 2 of transforms/text.py) say as much in fewer characters.
     if prose < (MIN_PROSE_CHARS_CJK if contains_cjk(output) else MIN_PROSE_CHARS):
         return None
     return _pair(question, render_blocks(body), output, confidence)
@@ -233,7 +232,7 @@ def _looks_like_qa_url(url: str) -> bool:
 
 
 def _is_first_person(question: str, lang: str) -> bool:
-    if lang_family(lang) == "zh" or contains_cjk(question):
+    if rules_family(lang) == "zh" or contains_han(question):
         return any(word in question for word in _FIRST_PERSON_ZH)
     lowered = " ".join(question.lower().replace("’", "'").split())
     return lowered.startswith(_FIRST_PERSON_EN)

@@ -16,17 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from transforms.mine.blocks import PARAGRAPH, Page
-from transforms.records import Candidate
 from transforms.questions import (
-    contains_cjk,
     ends_with_question_mark,
     is_interrogative_form,
     normalize_for_compare,
     split_qa_prefix,
-    split_sentences,
     strip_discourse_opener,
 )
-from transforms.records import KIND_QUESTION_SENTENCE
+from transforms.records import KIND_QUESTION_SENTENCE, Candidate
+from transforms.text import contains_cjk, contains_han, split_sentences, word_joiner
 
 MINER = "question_sentences"
 
@@ -78,7 +76,7 @@ def mine_question_sentences(page: Page) -> Iterator[Candidate]:
 def _is_asked_question(sentence: str) -> bool:
     if not ends_with_question_mark(sentence) or sentence.startswith(_QUOTE_OR_ASIDE):
         return False
-    if contains_cjk(sentence):
+    if contains_han(sentence):
         # An ASCII "?" inside Chinese is often a mis-encoded "·" in a name
         # ("斯蒂芬妮?席尔霍尔茨"); trust it only with an interrogative word.
         if sentence.rstrip().endswith("?") and not is_interrogative_form(sentence, "zh"):
@@ -93,10 +91,10 @@ def _pair(question: str, following: list[str], lang: str) -> Candidate | None:
         if "?" in sentence or "？" in sentence:  # asks back, or quotes a question: '"Why?" she said.'
             break
         answer_sentences.append(sentence)
-    cjk = contains_cjk(question)
-    answer = ("" if cjk else " ").join(answer_sentences)
+    answer = word_joiner(question).join(answer_sentences)
     letters = sum(ch.isalpha() for ch in answer)
-    if letters < (MIN_ANSWER_LETTERS_CJK if cjk else MIN_ANSWER_LETTERS):
+    # Dense scripts (rule 2 of transforms/text.py) say as much in fewer letters.
+    if letters < (MIN_ANSWER_LETTERS_CJK if contains_cjk(question) else MIN_ANSWER_LETTERS):
         return None
     question = strip_discourse_opener(question)
     confidence = CONFIDENCE_INTERROGATIVE if is_interrogative_form(question, lang) else CONFIDENCE_MARK_ONLY
