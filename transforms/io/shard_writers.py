@@ -10,12 +10,18 @@ format loads without conversion:
     root/parquet/README.md                              dataset card (`configs:` block)
     root/megatron/part-00000.bin + .idx                 IndexedDataset(prefix) ("MMIDIDX")
 
-Each file is written under a hidden temporary name in its final folder
-(`.part-00000.jsonl.zst.tmp`: a leading "." so Hugging Face, pyarrow and
-Spark skip it, and no glob for final names matches it) and renamed to its
-final name only in `close()`, so a final name always means a complete file.
-Nothing time- or host-dependent goes into a file: the same documents give
-byte-identical shards, which is what the mixer's sha256 manifest promises.
+`root` is a local folder or any fsspec URL (`s3://bucket/mix`, `gs://…`,
+`hdfs://…`; `storage_options` as the config gives them). Every format is
+written as a local file first (Parquet's footer and Megatron's index are
+written after the data, and zstd streams best to a local file), then
+published by `StagedFile`: on local disk it is written under a hidden
+temporary name in its final folder (`.part-00000.jsonl.zst.tmp`: a leading
+"." so Hugging Face, pyarrow and Spark skip it, and no glob for final names
+matches it) and renamed in `close()`; on an object store it is written in the
+local temp folder and uploaded in one `put_file`, which makes the object
+appear whole or not at all. Either way a final name always means a complete
+file. Nothing time- or host-dependent goes into a file: the same documents
+give byte-identical shards, which is what the mixer's sha256 manifest promises.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ import hashlib
 import json
 import os
 import struct
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
+from fsspec.implementations.local import LocalFileSystem
 
 from transforms.records import MIXED_DOC_SCHEMA
 
@@ -42,10 +51,14 @@ __all__ = [
     "MegatronShardWriter",
     "ParquetShardWriter",
     "ShardWriter",
+    "StagedFile",
     "WrittenFile",
     "megatron_token_dtype",
+    "shard_file_paths",
     "write_parquet_dataset_card",
 ]
+
+DATASET_CARD = "parquet/README.md"
 
 
 @dataclass
@@ -72,18 +85,31 @@ class ShardWriter(Protocol):
     def abort(self) -> None: ...
 
 
-class _StagedFile:
-    """A final output path and the hidden temporary name it is written under until published."""
+class StagedFile:
+    """A final output path under `root` (local or fsspec URL) and the local file it is written to until published.
 
-    def __init__(self, root: str, relpath: str) -> None:
+    `temp` is a local path the caller writes with ordinary file APIs. On local
+    disk it is the hidden `.NAME.tmp` beside the final file, renamed in
+    `publish()`; elsewhere it is a file in the local temp folder, uploaded in
+    `publish()` (an object store's PUT is atomic) and then deleted. The mixer's
+    work cache uses the same class for its token and unit files.
+    """
+
+    def __init__(self, root: str, relpath: str, storage_options: dict | None = None) -> None:
         self.relpath = relpath
-        self.final = os.path.join(root, *relpath.split("/"))
-        folder, name = os.path.split(self.final)
-        self.temp = os.path.join(folder, f".{name}.tmp")
-        os.makedirs(folder, exist_ok=True)
+        self.fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        self.final = "/".join([base.rstrip("/"), *relpath.split("/")])
+        folder, name = self.final.rsplit("/", 1)
+        self.local = isinstance(self.fs, LocalFileSystem)
+        if self.local:
+            self.temp = f"{folder}/.{name}.tmp"
+            os.makedirs(folder, exist_ok=True)
+        else:
+            fd, self.temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp")
+            os.close(fd)
 
     def publish(self) -> WrittenFile:
-        """Hash and fsync the finished temp file, then rename it to its final name."""
+        """Hash and fsync the finished temp file, then rename or upload it to its final name."""
         digest = hashlib.sha256()
         size = 0
         with open(self.temp, "rb") as f:
@@ -93,7 +119,14 @@ class _StagedFile:
             # Without this, a crash soon after the rename can leave a truncated file
             # under the final name, which a re-run would then take as finished.
             os.fsync(f.fileno())
-        os.replace(self.temp, self.final)
+        if self.local:
+            os.replace(self.temp, self.final)
+        else:
+            try:
+                self.fs.makedirs(self.final.rsplit("/", 1)[0], exist_ok=True)  # a no-op on object stores
+                self.fs.put_file(self.temp, self.final)
+            finally:
+                self.discard()
         return WrittenFile(path=self.relpath, bytes=size, sha256=digest.hexdigest())
 
     def discard(self) -> None:
@@ -135,10 +168,16 @@ class JsonlZstShardWriter(_Lifecycle):
     documents is one valid empty frame.
     """
 
-    def __init__(self, root: str, shard: int, level: int = 3) -> None:
+    FORMAT = "jsonl.zst"
+
+    @staticmethod
+    def relpaths(shard: int, num_shards: int | None = None) -> list[str]:
+        return [f"jsonl.zst/part-{shard:05d}.jsonl.zst"]
+
+    def __init__(self, root: str, shard: int, level: int = 3, storage_options: dict | None = None) -> None:
         _check_shard(shard)
         self.shard = int(shard)
-        self._out = _StagedFile(root, f"jsonl.zst/part-{self.shard:05d}.jsonl.zst")
+        self._out = StagedFile(root, self.relpaths(self.shard)[0], storage_options)
         self._raw = open(self._out.temp, "wb")  # noqa: SIM115 - open across add() calls until close()
         compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
         self._zst = compressor.stream_writer(self._raw, closefd=False)
@@ -186,13 +225,22 @@ class ParquetShardWriter(_Lifecycle):
     no documents is a valid file with the schema and 0 rows.
     """
 
-    def __init__(self, root: str, shard: int, num_shards: int, row_group_rows: int = 10_000) -> None:
+    FORMAT = "parquet"
+
+    @staticmethod
+    def relpaths(shard: int, num_shards: int) -> list[str]:
+        return [f"parquet/data/train-{shard:05d}-of-{num_shards:05d}.parquet"]
+
+    def __init__(
+        self, root: str, shard: int, num_shards: int, row_group_rows: int = 10_000,
+        storage_options: dict | None = None,
+    ) -> None:
         _check_shard(shard, num_shards)
         if row_group_rows < 1:
             raise ValueError(f"row_group_rows must be >= 1, got {row_group_rows}")
         self.shard = int(shard)
         self.row_group_rows = row_group_rows
-        self._out = _StagedFile(root, f"parquet/data/train-{self.shard:05d}-of-{num_shards:05d}.parquet")
+        self._out = StagedFile(root, self.relpaths(self.shard, num_shards)[0], storage_options)
         self._writer = pq.ParquetWriter(self._out.temp, PARQUET_SCHEMA, compression="zstd")
         self._ids: list[str] = []
         self._texts: list[str] = []
@@ -239,7 +287,9 @@ def _card_cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def write_parquet_dataset_card(root: str, num_shards: int, summary: dict) -> WrittenFile:
+def write_parquet_dataset_card(
+    root: str, num_shards: int, summary: dict, storage_options: dict | None = None
+) -> WrittenFile:
     """Write `root/parquet/README.md`, the dataset card `datasets.load_dataset(root/parquet)` reads.
 
     Its `configs:` block maps split `train` to `data/train-*`, so the Hub and
@@ -247,7 +297,7 @@ def write_parquet_dataset_card(root: str, num_shards: int, summary: dict) -> Wri
     The summary (target and realized ratio, documents, tokens, ...) is
     rendered as given, in the given order; nothing is computed here.
     """
-    staged = _StagedFile(root, "parquet/README.md")
+    staged = StagedFile(root, DATASET_CARD, storage_options)
     lines = [
         "---",
         "configs:",
@@ -316,16 +366,22 @@ class MegatronShardWriter(_Lifecycle):
     passed to a trainer's `--data-path`.
     """
 
-    def __init__(self, root: str, shard: int, vocab_size: int) -> None:
+    FORMAT = "megatron"
+
+    @staticmethod
+    def relpaths(shard: int, num_shards: int | None = None) -> list[str]:
+        return [f"megatron/part-{shard:05d}.bin", f"megatron/part-{shard:05d}.idx"]
+
+    def __init__(self, root: str, shard: int, vocab_size: int, storage_options: dict | None = None) -> None:
         _check_shard(shard)
         if not isinstance(vocab_size, (int, np.integer)) or not 0 < vocab_size <= _INT32_MAX + 1:
             raise ValueError(f"vocab_size must be an integer in [1, 2**31], got {vocab_size!r}")
         self.shard = int(shard)
         self.vocab_size = int(vocab_size)
         self.dtype = megatron_token_dtype(self.vocab_size).newbyteorder("<")
-        prefix = f"megatron/part-{self.shard:05d}"
-        self._bin = _StagedFile(root, f"{prefix}.bin")
-        self._idx = _StagedFile(root, f"{prefix}.idx")
+        bin_path, idx_path = self.relpaths(self.shard)
+        self._bin = StagedFile(root, bin_path, storage_options)
+        self._idx = StagedFile(root, idx_path, storage_options)
         self._bin_file = open(self._bin.temp, "wb")  # noqa: SIM115 - open across add() calls until close()
         self._lengths = array.array("i")
         assert self._lengths.itemsize == 4, "array('i') must be int32 for the .idx sequence lengths"
@@ -391,3 +447,16 @@ class MegatronShardWriter(_Lifecycle):
             self._bin_file.close()
         self._bin.discard()
         self._idx.discard()
+
+
+_WRITERS = {w.FORMAT: w for w in (JsonlZstShardWriter, ParquetShardWriter, MegatronShardWriter)}
+
+
+def shard_file_paths(formats: list[str], num_shards: int) -> list[str]:
+    """Every file the writers of `formats` publish for `num_shards` shards, the card included.
+
+    The mixer records this list before it writes, so a run killed halfway
+    still knows which files in its output are its own.
+    """
+    paths = [p for shard in range(num_shards) for fmt in formats for p in _WRITERS[fmt].relpaths(shard, num_shards)]
+    return paths + ([DATASET_CARD] if "parquet" in formats else [])
