@@ -116,6 +116,10 @@ def test_mixing_summary_gives_each_shard_its_deviation_and_each_source_its_share
     assert [(s["name"], s["weight"], s["token_share"], s["documents_used"]) for s in m["sources"]] == [
         ("mined", 0.7, 0.75, 3), ("alpaca.v2", 0.3, 0.25, 2)]
     assert m["sources"][1]["repeats"] == 2
+    # The mixer writes "alpaca.v2" as `mix.instructions.alpaca_v2.*`: matched to the manifest's name.
+    underscored = {k.replace("alpaca.v2", "alpaca_v2"): v for k, v in MIX_COUNTERS.items()}
+    assert [(s["name"], s["tokens_used"]) for s in mixing_summary(underscored, MANIFEST)["sources"]] == [
+        ("mined", 30), ("alpaca.v2", 10)]
 
 
 def test_a_shard_without_a_ratio_gets_it_from_its_tokens():

@@ -237,7 +237,11 @@ def mixing_summary(counters: Mapping[str, int], manifest: Mapping | None = None)
                        "deviation": ratio - target})
     counted = mix_sources(counters)
     described = {str(s.get("name")): s for s in manifest.get("instructions", []) if isinstance(s, Mapping)}
-    names = [*described, *(n for n in counted if n not in described)]  # the config's order first
+    # The mixer writes a source named "alpaca.v2" as `mix.instructions.alpaca_v2.*`.
+    counted.update({name: counted[name.replace(".", "_")] for name in described
+                    if name not in counted and name.replace(".", "_") in counted})
+    names = [*described, *(n for n in counted if n not in described and n not in
+                           {d.replace(".", "_") for d in described})]  # the config's order first
     used = sum(c.get("tokens_used", 0) for c in counted.values())
     tokens = counters.get("mix.output.tokens", 0)
     instruction_tokens = counters.get("mix.output.instruction_tokens", 0)
