@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from templates import load_yaml
 from transforms.questions import ends_with_question_mark
 from transforms.synth.instruction_templates import (
     SLOT_TYPES,
@@ -44,6 +45,11 @@ SENTENCE_CHARS = {"en": (40, 250), "zh": (12, 100)}
 REVIEW_CHARS = {"en": (20, 300), "zh": (6, 90)}
 
 ENTITY_KINDS = ("person", "place", "organization", "other")
+
+# The word lists below (function words, titles, professions, org and place
+# heads, countries, Chinese surnames and suffixes, sentiment cues) are data a
+# user may extend: templates/slot_fillers.yaml.
+WORD_LISTS = "slot_fillers.yaml"
 
 # Languages a sentence may be translated into, for the `language` slot. A
 # document is never asked to be translated into its own language.
@@ -115,9 +121,28 @@ class FilledInstruction:
     extractive_answer: str = ""
 
 
-def _words(text: str) -> frozenset[str]:
-    """A word list written as one whitespace-separated string, as a set."""
-    return frozenset(text.split())
+def _words(key: str) -> frozenset[str]:
+    """A word list of templates/slot_fillers.yaml (a whitespace-separated string), as a set."""
+    value = load_yaml(WORD_LISTS, key)
+    if not isinstance(value, str):
+        raise ValueError(f"templates/{WORD_LISTS}: {key} must be a string of whitespace-separated words")  # noqa: TRY004
+    return frozenset(value.split())
+
+
+def _phrases(key: str) -> tuple[str, ...]:
+    """A list of phrases (or regular expressions) of templates/slot_fillers.yaml, in order."""
+    value = load_yaml(WORD_LISTS, key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"templates/{WORD_LISTS}: {key} must be a list of strings; quote no/yes/on/off")
+    return tuple(value)
+
+
+def _chars(key: str) -> str:
+    """A string of single characters of templates/slot_fillers.yaml."""
+    value = load_yaml(WORD_LISTS, key)
+    if not isinstance(value, str):
+        raise ValueError(f"templates/{WORD_LISTS}: {key} must be a string of characters")  # noqa: TRY004
+    return value
 
 
 def _sentences_of(text: str, lang: str) -> list[str]:
@@ -134,64 +159,17 @@ def _document_sentences(text: str, family: str) -> tuple[str, ...]:
 
 # =========================================================================== English word lists
 
-# Words that start a clause, or a sentence, rather than a name or a term.
-_EN_FUNCTION_WORDS = _words(
-    """
-    a an the this that these those it its it's he she they we i you me him her us them my your our their his
-    hers there here what which who whom whose when where why how if because although though while as since so
-    but and or nor not no yes also then than too very just only even still all some any each every many much
-    more most few several such one ones other another both either neither is are was were be been being am
-    have has had do does did can could will would shall should may might must to of in on at by for with from
-    into onto about over under after before during between through without within against among up down out
-    off again further once today tomorrow yesterday now however therefore thus hence meanwhile moreover
-    furthermore instead indeed perhaps maybe according like unlike via per never always often usually
-    sometimes thanks please hello hi hey welcome dear ok okay oh wow well yet later soon afterwards tonight
-    """
-)
-# Heads that make "X is a/the …" a judgement rather than a definition
-# ("The problem is a lack of sleep", "The best way is the …").
-_EN_GENERIC_HEADS = _words(
-    """
-    result results problem problems answer answers reason reasons idea ideas goal goals point points question
-    questions truth key way ways thing things rest difference purpose aim solution issue issues fact facts
-    reality trick secret secrets news challenge challenges risk risks benefit benefits advantage advantages
-    downside catch plan option options choice step steps part parts end beginning first last best worst main
-    only next same following above below case example lesson outcome effect effects consequence consequences
-    cause word words term terms name
-    """
-)
-# Ordinals and superlatives open a ranking ("The first club was …"), not a term.
-_EN_RANKING_WORDS = _words(
-    """
-    first second third fourth fifth last next only best worst main largest biggest oldest highest greatest
-    longest smallest youngest earliest latest most least top
-    """
-)
-_EN_DEFINITION_OPENERS_TO_REJECT = (
-    "the case", "the same", "a lot", "a must", "a good idea", "a bad idea", "a bit", "the best", "the worst",
-    "the only", "a problem", "the problem", "the reason", "the key", "the answer", "a great way", "a good way",
-    "a fact", "a waste", "a sign", "a matter", "a shame", "a pity", "a joke", "a myth", "the one",
-)  # fmt: skip
-_EN_TITLES = _words(
-    """
-    Mr Mrs Ms Miss Dr Prof Professor Sir Dame Lord Lady President King Queen Prince Princess Pope Saint
-    Senator Governor General Captain Emperor Empress Chancellor Judge Rev Reverend
-    """
-)
+_EN_FUNCTION_WORDS = _words("en.function_words")
+_EN_GENERIC_HEADS = _words("en.generic_heads")
+_EN_RANKING_WORDS = _words("en.ranking_words")
+_EN_DEFINITION_OPENERS_TO_REJECT = _phrases("en.definition_openers_to_reject")
+_EN_TITLES = _words("en.titles")
 _EN_PERSON_VERBS = re.compile(
     r"^(?:'s\s+|’s\s+)?,?\s*(?:said|says|wrote|writes|argued|argues|explained|founded|co-founded|invented|"
     r"discovered|painted|composed|married|died|was\s+born|is\s+born|who\s+(?:was|is|had|has|became|won|"
     r"wrote|founded|invented|discovered|led|served))\b"
 )
-_EN_PROFESSIONS = sorted(
-    _words(
-        """scientist physicist chemist biologist astronomer mathematician economist historian philosopher
-        writer author novelist poet playwright journalist painter artist sculptor composer musician singer
-        actor actress director politician statesman president king queen emperor general explorer inventor
-        engineer architect professor teacher doctor physician surgeon lawyer entrepreneur businessman
-        businesswoman founder leader activist athlete player coach"""
-    )
-)
+_EN_PROFESSIONS = sorted(_words("en.professions"))
 _EN_PROFESSION_AFTER = re.compile(
     r"^,\s+(?:a|an|the)\s+(?:[A-Za-z\-]+\s+){0,3}?(?:" + "|".join(_EN_PROFESSIONS) + r")s?\b"
 )
@@ -205,22 +183,9 @@ _EN_BY_PERSON = re.compile(
     r"\b(?:written|painted|composed|invented|discovered|founded|directed|designed|developed|created|"
     r"proposed|described|coined|led)\s+by\s+$"
 )
-_EN_ORG_HEADS = _words(
-    """
-    University College Institute Institution Company Corporation Corp Inc Ltd LLC Association Society
-    Foundation Agency Museum Bank Council Ministry Department Organization Organisation Group Academy
-    Laboratory Laboratories Hospital School Library Party Commission Bureau Committee Union Airlines Press
-    Federation Fund Trust Club Church Board Authority Service Office Centre Center
-    """
-)
-_EN_ORG_OPENERS = _words("University Institute Bank Museum College Academy Ministry Department")
-_EN_PLACE_HEADS = _words(
-    """
-    City River Mountains Mountain Mount Lake Ocean Sea Island Islands County Province Valley Desert Bay
-    Peninsula Park Coast Canyon Falls Street Avenue Square Gulf Strait Region District Forest Hills Plateau
-    Plain Plains
-    """
-)
+_EN_ORG_HEADS = _words("en.org_heads")
+_EN_ORG_OPENERS = _words("en.org_openers")
+_EN_PLACE_HEADS = _words("en.place_heads")
 # "to" only after a word of motion: "wrote to John Judge" names no place.
 _EN_PLACE_CUE = re.compile(
     r"\b(?:[Ii]n|[Aa]t|[Nn]ear|[Aa]cross|[Tt]hroughout|[Vv]isited|[Vv]isiting|[Vv]isit|[Aa]round|"
@@ -232,29 +197,8 @@ _EN_PLACE_AFTER = re.compile(r"^,\s+[A-Z][a-z]+")
 _EN_PLACE_BEFORE = re.compile(r"\b(?:city|town|village|capital|province|state|region|island|port)\s+of\s+$")
 # Adjectives of nationality after "in"/"from" are not places ("from Swiss …" is a typo at best).
 _EN_NATIONALITY = re.compile(r"(?:ish|ese|ian|ean|can|Swiss|Dutch|Thai)$")
-_EN_NOT_NAMES = _words(
-    """
-    January February March April May June July August September October November December Monday Tuesday
-    Wednesday Thursday Friday Saturday Sunday English French German Spanish Chinese Japanese Italian
-    Portuguese Russian Arabic Korean Latin Greek Hindi Dutch Swedish Polish Turkish God Internet Web Figure
-    Table Chapter Section Step Part Page Note Image Photo Source
-    """
-)
-_EN_COUNTRIES = _words(
-    """
-    Afghanistan Albania Algeria Argentina Armenia Australia Austria Bangladesh Belarus Belgium Bolivia Brazil
-    Bulgaria Cambodia Cameroon Canada Chile China Colombia Croatia Cuba Cyprus Denmark Ecuador Egypt Estonia
-    Ethiopia Finland France Georgia Germany Ghana Greece Hungary Iceland India Indonesia Iran Iraq Ireland
-    Israel Italy Jamaica Japan Jordan Kazakhstan Kenya Laos Latvia Lebanon Libya Lithuania Luxembourg
-    Madagascar Malaysia Mexico Mongolia Morocco Mozambique Myanmar Nepal Netherlands Nigeria Norway Pakistan
-    Panama Paraguay Peru Philippines Poland Portugal Qatar Romania Russia Rwanda Serbia Singapore Slovakia
-    Slovenia Somalia Spain Sudan Sweden Switzerland Syria Taiwan Tanzania Thailand Tunisia Turkey Uganda
-    Ukraine Uruguay Uzbekistan Venezuela Vietnam Yemen Zambia Zimbabwe
-    """
-) | frozenset(
-    ["New Zealand", "North Korea", "South Korea", "South Africa", "Saudi Arabia", "Sri Lanka", "Costa Rica",
-     "Czech Republic", "United Kingdom", "United States", "United Arab Emirates", "Dominican Republic"]
-)  # fmt: skip
+_EN_NOT_NAMES = _words("en.not_names")
+_EN_COUNTRIES = _words("en.countries_words") | frozenset(_phrases("en.countries_multiword"))
 
 _UPPER = "A-ZÀ-ÖØ-Þ"
 _LOWER = "a-zß-öø-ÿā-ž"
@@ -271,76 +215,24 @@ _EN_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
 # =========================================================================== Chinese word lists
 
 _ZH_CJK_RUN = rf"[{HAN}]"
-# Characters that end the word before them: particles, prepositions, pronouns,
-# common verbs. A suffix match ("…大学") is cut after the last of these in
-# its prefix, so "他毕业于清华大学" gives 清华大学.
-_ZH_BOUNDARY_CHARS = frozenset(
-    "的了在是和与及或到从于对把被向往给由将让跟同据自经而并也都就还又很最更其这那此该每各我你他她它们说称去来着过吗呢吧啊归這"
-)
-# Words that end the word before them too; "为" only inside these, since it
-# is also part of names (华为).
-_ZH_BOUNDARY_WORDS = ("成为", "作为", "认为", "因为", "以为", "加入", "进入", "来自", "位于", "收购", "访问", "参观",
-                      "前往", "担任", "缓解", "损害", "影响", "帮助", "支持", "推动", "通过", "包括", "成立", "创办",
-                      "创立", "投资", "合作", "联合", "联系", "起诉", "宣布", "发布", "表示", "旗下", "回到", "要回",
-                      "这家", "那家", "一家", "这所", "那所", "一所", "某家", "每家", "各家")  # fmt: skip
+_ZH_BOUNDARY_CHARS = frozenset(_chars("zh.boundary_chars"))
+_ZH_BOUNDARY_WORDS = _phrases("zh.boundary_words")
 _ZH_LAST_BOUNDARY = re.compile(
     ".*(?:" + "|".join(_ZH_BOUNDARY_WORDS) + "|[" + "".join(sorted(_ZH_BOUNDARY_CHARS)) + "])", re.DOTALL
 )
-_ZH_PRONOUN_STARTS = (
-    "这", "這", "那", "他", "她", "它", "我", "你", "您", "咱", "谁", "哪", "其", "此", "该", "每", "各", "某", "有",
-    "没", "也", "都", "就", "还", "但", "而", "如果", "因为", "所以", "虽然", "雖然", "今天", "明天", "昨天", "现在",
-    "当时", "最", "很", "非常", "一个", "一种", "一些", "不", "几", "由于", "以下", "以上", "注意", "原本", "向来",
-    "只要", "或者", "尤其", "又名", "人家", "第", "和", "与", "及", "从", "对", "在", "把", "被", "让", "给", "向",
-    "如", "若", "当", "今年", "去年", "明年", "近年", "目前", "求", "本", "上面", "下面", "前面", "后面", "总之",
-    "因此", "于是", "然后", "另外", "此外", "同时", "其实", "可见", "只", "才", "又", "即", "便", "可有", "完全",
-)  # fmt: skip
-# A term never ends in an adverb: "知识产权也是…", "贝尔曼公式不是…" give no term.
-_ZH_TERM_BAD_ENDS = (
-    "只", "也", "还", "又", "很", "最", "不", "已", "曾", "仍", "皆", "亦", "乃", "即", "便", "必", "该", "可能",
-    "主要", "一般", "通常", "其实", "确实", "应该", "一定", "往往", "常常", "总是", "已经", "正在", "可以", "不会",
-    "你", "我", "他", "她", "它",
-)  # fmt: skip
-# 会 ends a term only as a noun (社会, 委员会); elsewhere it is "will" ("男朋友会是…").
-_ZH_NOUNS_IN_HUI = ("社会", "协会", "大会", "机会", "学会", "晚会", "博览会", "运动会", "委员会", "研讨会", "音乐会",
-                    "展览会", "奥运会", "联合会", "理事会", "议会", "国会", "教会", "商会", "工会", "峰会", "年会", "都会",
-                    "聚会", "宴会", "庙会")  # fmt: skip
-_ZH_GENERIC_TERMS = _words(
-    """
-    今天 明天 昨天 问题 原因 答案 目的 结果 重点 关键 方法 办法 好处 缺点 优点 目标 事实 真相 区别 不同 第一
-    最后 其中 主要 唯一 下面 以下 上面 以上 原则 核心 前提 特点 本质 意思 作用 意义 理由 秘诀 标准 情况 结论
-    问题所在 首先 其次 然后 最终 总之 当然 事实上 实际上 可见 内容 方面 整体 部分 因素 方式 途径 类型 种类
-    形式 东西 事情 领域 过程 步骤 重要 可能 任务 变化 时候 地方 人们 大家 我们 东西 一切
-    """
-)
-_ZH_NOT_IN_TERM = frozenset('的了着过吗呢吧啊在把被得，,。：:“”"「」')
+_ZH_PRONOUN_STARTS = _phrases("zh.pronoun_starts")
+_ZH_TERM_BAD_ENDS = _phrases("zh.term_bad_ends")
+_ZH_NOUNS_IN_HUI = _phrases("zh.nouns_in_hui")
+_ZH_GENERIC_TERMS = _words("zh.generic_terms")
+_ZH_NOT_IN_TERM = frozenset(_chars("zh.not_in_term"))
 _ZH_DEFINITION_CLASSIFIERS = "种个类门位座家款项部本条名支所只套组批件"
-_ZH_SURNAMES_COMPOUND = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "司徒", "慕容", "令狐", "尉迟", "长孙", "公孙", "夏侯")  # fmt: skip
-_ZH_SURNAMES = frozenset(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
-    "谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛"
-    "邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆"
-    "蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗"
-    "瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
-)
-_ZH_PERSON_TITLES = ("先生", "女士", "教授", "博士", "院士", "老师", "医生", "总统", "主席", "总理", "首相", "国王",
-                     "女王", "皇帝", "将军", "大使", "校长", "董事长", "总裁", "同志")  # fmt: skip
-_ZH_PERSON_VERBS = ("是一位", "是一名", "是著名的", "出生于", "生于", "发明了", "创立了", "创办了", "提出了", "写道",
-                    "说：", "说:", "表示，", "指出，", "认为，")  # fmt: skip
-_ZH_ORG_SUFFIXES = (
-    "有限责任公司", "股份有限公司", "有限公司", "研究中心", "科学院", "研究院", "研究所", "委员会", "博物馆", "图书馆",
-    "出版社", "电视台", "基金会", "实验室", "联合会", "交易所", "联合国", "集团", "公司", "大学", "学院", "医院", "银行",
-    "协会", "法院",
-)  # fmt: skip
-# Prefixes that make "…公司" a kind of company, not a name.
-_ZH_GENERIC_ORG_PREFIXES = _words(
-    """
-    科技 互联网 外国 国外 国内 大型 小型 中小 上市 私营 国有 民营 保险 跨国 这些 那些 许多 很多 一些 各家
-    各个 两家 多家 知名 著名 本地 当地 一家 一所 这家 那家 这所 那所 其他 其它 所有 不少 综合 重点 普通 公立
-    私立 全国 世界 人工智能 资管 金融 投资 咨询 物流 快递 外卖 游戏 电商 网络 软件 媒体 广告 制药 汽车 能源
-    航空 地产 房地产 证券 贸易 建筑 商业 传统 中外 外资 合资 独资 家族 创业 初创 大小
-    """
-)
-_ZH_PLACE_SUFFIXES = ("特别行政区", "自治区", "自治州", "共和国", "省", "市", "县", "州", "镇", "村", "岛", "国")  # fmt: skip
+_ZH_SURNAMES_COMPOUND = _phrases("zh.surnames_compound")
+_ZH_SURNAMES = frozenset(_chars("zh.surnames"))
+_ZH_PERSON_TITLES = _phrases("zh.person_titles")
+_ZH_PERSON_VERBS = _phrases("zh.person_verbs")
+_ZH_ORG_SUFFIXES = _phrases("zh.org_suffixes")
+_ZH_GENERIC_ORG_PREFIXES = _words("zh.generic_org_prefixes")
+_ZH_PLACE_SUFFIXES = _phrases("zh.place_suffixes")
 # Longest name before each suffix (黑龙江省, 乌鲁木齐市, 新疆维吾尔自治区): a longer
 # prefix means the cut is wrong ("条件断点可以节省"), so the match is dropped.
 _ZH_PLACE_PREFIX_CHARS = {"省": (2, 3), "市": (2, 4), "县": (2, 4), "州": (1, 3), "镇": (2, 4), "村": (2, 4),
@@ -352,29 +244,9 @@ _ZH_NOT_PLACE_BEFORE = {"市": "股城超都上夜街闹楼车菜门黑早", "�
 _ZH_NOT_PLACE_NEXT = {"市": "场值面价盈销况", "省": "份钱时力去略事心电油下", "国": "家际内外民王籍旗土企产有立度务情学画语债",
                       "州": "长", "岛": "屿"}  # fmt: skip
 _ZH_NOT_PLACES = frozenset(["联合国"])
-# Names whose 国 does not make a country ("全国", "各国", "我国").
-_ZH_NOT_COUNTRY_PREFIXES = frozenset("全我各外本出回两祖强大小该此他其万诸邻敌盟王爱报建治救卖归异中之")
-_ZH_COUNTRIES = _words(
-    """
-    中国 美国 英国 法国 德国 日本 韩国 朝鲜 俄罗斯 印度 巴西 加拿大 澳大利亚 意大利 西班牙 葡萄牙 荷兰
-    比利时 瑞士 瑞典 挪威 丹麦 芬兰 冰岛 波兰 希腊 土耳其 埃及 南非 尼日利亚 肯尼亚 埃塞俄比亚 墨西哥 阿根廷
-    智利 秘鲁 哥伦比亚 古巴 泰国 越南 老挝 柬埔寨 缅甸 马来西亚 新加坡 印度尼西亚 菲律宾 蒙古 哈萨克斯坦
-    巴基斯坦 阿富汗 伊朗 伊拉克 以色列 沙特阿拉伯 新西兰 乌克兰 奥地利 匈牙利 捷克 爱尔兰 尼泊尔 孟加拉国
-    斯里兰卡 中华人民共和国
-    """
-)
-# Multi-character words that separate topic phrases in Chinese running text.
-_ZH_PHRASE_BREAKER_WORDS = _words(
-    """
-    可以 因为 所以 但是 而且 如果 通过 进行 我们 他们 她们 它们 你们 一个 一种 一些 这个 那个 这些 那些 非常
-    已经 没有 就是 还是 或者 以及 其中 之一 主要 能够 需要 使用 具有 成为 作为 由于 对于 关于 其他 许多 很多
-    什么 如何 怎么 为什么 不是 也是 都是 只是 还有 可能 应该 一定 例如 比如 包括 不同 同时 然后 之后 之前
-    以后 以前 目前 现在 一般 通常 大家 人们 这样 那样 这种 那种 每个 各种 一样 特别 其实 甚至 而是 不仅 而不
-    提供 展示 描述 发现 选择 出现 表示 然而 喜欢 知道 觉得 需要 实现 执行 开始 完成 发布 收起 显示 全部 点击
-    设置 创建 修改 支持 包含 增加 减少 导致 影响 变成 得到 获得 看到 听到 告诉 希望 感觉 不要 不能 可是 来说
-    所有 只有 如此 然后 还是 或是 就会 不会 一起 自己 时候 东西 事情 问题 这里 那里
-    """
-)
+_ZH_NOT_COUNTRY_PREFIXES = frozenset(_chars("zh.not_country_prefixes"))
+_ZH_COUNTRIES = _words("zh.countries")
+_ZH_PHRASE_BREAKER_WORDS = _words("zh.phrase_breaker_words")
 _ZH_PHRASE_BREAKERS = re.compile(
     "|".join(sorted(_ZH_PHRASE_BREAKER_WORDS, key=len, reverse=True))
     + f"|[^{HAN}]|[的了在是和与及或到从于对把被向往为给由将让跟同也都就还又很最更其这那此该每各我你他她它说着过吗呢吧啊中上下里有个]"
@@ -581,21 +453,11 @@ _EN_DETERMINER_PHRASE = re.compile(
     r"\b(?:the|a|an|its|their|our|his|her|my|your)\s+"
     r"(?P<words>[a-z][a-z\-]+(?:\s+[a-z][a-z\-]+){0,4})(?P<next>\s*[^\sa-z]|$)?"
 )
-_EN_NOT_HEADS = _words(
-    """
-    important different same other following best first last next whole entire main only new old good great
-    big small large certain various several possible available common known used called based such own way
-    ways time times thing things lot kind kinds type types number part parts
-    """
-)
+_EN_NOT_HEADS = _words("en.not_heads")
 
 
-# Words that follow a noun phrase rather than a verb: "the water cycle is",
-# "the process of". A phrase stopped by anything else must recur on the page.
-_EN_NOUN_PHRASE_ENDERS = _words(
-    "of is are was were has have had can could will would should may might must that which who"
-)
-_EN_ARTICLES = _words("the a an his her their its our my your this that these those")
+_EN_NOUN_PHRASE_ENDERS = _words("en.noun_phrase_enders")
+_EN_ARTICLES = _words("en.articles")
 
 
 def _en_noun_phrase(words: list[str], ended: bool) -> tuple[str, str]:
@@ -915,22 +777,8 @@ _ZH_BEFORE_FOREIGN_NAME = re.compile(
     ".*(?:教授|博士|院士|先生|女士|总统|主席|总理|首相|国王|女王|[家者员师长人手官生])"
 )
 _ZH_DOT_NAME = re.compile(rf"[{HAN}]{{1,8}}(?:·[{HAN}]{{1,8}}){{1,2}}(?![·{HAN}]*·)")
-# Characters of transliterated Western names. "·" also separates list items
-# ("理性·果断") and book chapters ("庄子·庚桑楚"); a name is mostly these.
-_ZH_TRANSLITERATION = frozenset(
-    "阿埃艾爱安奥巴拜班贝本比彼毕波伯博布查达戴丹德迪蒂杜多厄恩法菲费芬弗福盖戈格古哈海汉豪赫亨胡霍基吉加杰金卡凯坎"
-    "康科克肯库拉莱兰朗劳勒雷里利莉林琳隆卢鲁路伦罗洛马玛迈麦曼梅门米摩莫穆纳娜内尼妮纽诺欧帕佩皮普齐奇乔琼萨塞桑"
-    "瑟森沙莎圣施史斯苏索塔泰汤唐特汀托瓦威韦维温沃乌西希谢辛休亚扬耶伊英尤约詹泽扎兹夫尔顿姆茨奈茜丝思薇蕾露黛"
-    "默赛瑞蒙尚让保得翰文尼娃琪妮科迪因坦琴珀丘彻撒恺拿破仑多扎肖邦伽略顿"
-)
-# Words before a title that are no name: 荣誉教授 (emeritus), 客座教授, 首席医生.
-_ZH_NOT_NAMES = _words(
-    """
-    荣誉 名誉 客座 终身 特聘 兼职 首席 助理 常务 执行 高级 资深 特级 石油 黄金 金融 高度 方面 方法 周期 安全
-    平安 明天 文化 和平 程序 史上 江湖 华人 全体 白衣 高校 任何 成员 包括 老师 同学 学生 医生 主任 大学 中学
-    小学
-    """
-)
+_ZH_TRANSLITERATION = frozenset(_chars("zh.transliteration"))
+_ZH_NOT_NAMES = _words("zh.not_names")
 
 
 def _zh_people(sentence: str) -> list[tuple[str, int]]:
@@ -974,9 +822,7 @@ _EN_LIST_INTRO = re.compile(
     r"^\s*(?:,?\s*(?:are|include|includes|including|is)\s*:?\s+|\s*:\s*)(?P<items>[^.;!?()]+)"
 )
 _EN_ITEM_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
-_EN_IRREGULAR_PLURALS = _words(
-    "people children species series media data fish sheep deer bacteria fungi cacti"
-)
+_EN_IRREGULAR_PLURALS = _words("en.irregular_plurals")
 _ZH_INCLUDES = re.compile(
     rf"(?P<category>[{HAN}]{{2,12}}?)(?:的种类|的类型|的品种)?(?:主要)?(?:包括|包含|分为)(?:：|:)?(?P<items>[^。；;！？!?\n]+)"
 )
@@ -1058,7 +904,7 @@ def _looks_plural(name: str) -> bool:
     return head in _EN_IRREGULAR_PLURALS or (head.endswith("s") and not head.endswith(("ss", "us", "is")))
 
 
-_EN_PREPOSITIONS = _words("on in to for with from at by about into onto over under")
+_EN_PREPOSITIONS = _words("en.prepositions")
 
 
 def _en_items(raw: str) -> tuple[str, ...]:
@@ -1200,26 +1046,9 @@ def sentences(text: str, lang: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-# Cue words of sentiment. Small on purpose: a review slot needs a clear,
-# one-sided sentiment, and these are the words reviews lean on.
-_EN_POSITIVE = _words(
-    """
-    good great excellent amazing awesome wonderful fantastic love loved loves lovely perfect best happy
-    pleased delighted recommend recommended enjoy enjoyed enjoyable beautiful comfortable friendly helpful
-    reliable impressive impressed easy delicious brilliant superb outstanding satisfied worth nice favorite
-    favourite fun pleasant smooth clean charming fabulous terrific incredible gorgeous tasty spotless
-    attentive generous affordable
-    """
-)
-_EN_NEGATIVE = _words(
-    """
-    bad terrible awful horrible poor worst hate hated disappointing disappointed disappointment broken useless
-    waste wasted rude dirty slow boring annoying unhappy unreliable overpriced uncomfortable mediocre faulty
-    defective noisy stale bland filthy unfriendly unhelpful frustrating frustrated regret refund complaint
-    complained disgusting cheaply flimsy leaking leaked
-    """
-)
-_EN_NEGATORS = _words("not no never hardly barely nothing neither nor without")
+_EN_POSITIVE = _words("en.positive")
+_EN_NEGATIVE = _words("en.negative")
+_EN_NEGATORS = _words("en.negators")
 _EN_OPINION_MARKERS = re.compile(
     r"\b(?:I|I'm|I've|I'd|my|we|our|us|me|you|staff|service|product|price|quality|food|room|hotel|delivery|"
     r"experience|movie|film|book|app|restaurant|seller|customer|purchase|bought|ordered|stayed)\b|!",
@@ -1231,16 +1060,8 @@ _EN_INTENSIFIERS = re.compile(
     re.IGNORECASE,
 )
 _EN_TOKEN = re.compile(r"[a-z]+(?:['’][a-z]+)?")
-_ZH_POSITIVE = (
-    "物超所值", "非常好", "很满意", "好吃", "好用", "好看", "好评", "不错", "满意", "喜欢", "推荐", "漂亮", "舒服", "舒适",
-    "方便", "实惠", "划算", "值得", "优秀", "完美", "惊喜", "开心", "干净", "热情", "周到", "耐心", "精致", "流畅",
-    "给力", "很快", "清晰", "新鲜", "美味", "贴心", "超值", "棒", "赞", "好",
-)  # fmt: skip
-_ZH_NEGATIVE = (
-    "态度恶劣", "不满", "很差", "太差", "糟糕", "失望", "难吃", "难用", "难看", "垃圾", "后悔", "投诉", "退货", "差评",
-    "敷衍", "浪费", "卡顿", "太吵", "恶心", "太贵", "很贵", "太慢", "很慢", "坑人", "上当", "破损", "坏了", "烂",
-    "差",
-)  # fmt: skip
+_ZH_POSITIVE = _phrases("zh.positive")
+_ZH_NEGATIVE = _phrases("zh.negative")
 _ZH_CUE = re.compile(
     "|".join(
         re.escape(w) if w != "好" else "好(?![像几多久些在让的处友转])"
