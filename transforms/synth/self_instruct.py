@@ -34,6 +34,7 @@ import string
 import unicodedata
 from collections.abc import Sequence
 
+from templates import load_yaml
 from transforms.text import count_chars_and_words, is_spaceless_dominant
 
 INSTRUCTION_REASONS = (
@@ -180,49 +181,13 @@ def _clean_instruction(text: str) -> str:
 
 # --- 3. instruction filter -------------------------------------------------------
 
-# The paper's list, matched as whole words, case-insensitive. Word edges are
-# ASCII letters/digits rather than \b, so "CSV file并统计" matches too (a Han
-# character counts as a word character for \b).
+# The paper's keyword list and its Chinese equivalents (regular expressions):
+# templates/self_instruct.yaml. English matches as whole words, case-insensitive,
+# with ASCII word edges (a Han character is a word character for \b).
+EN_BLACKLIST = tuple(load_yaml("self_instruct.yaml", "blacklist.en"))
+ZH_BLACKLIST = tuple(load_yaml("self_instruct.yaml", "blacklist.zh"))
 _EN_BLACKLIST = re.compile(
-    r"(?<![A-Za-z0-9_])(?:images?|graphs?|pictures?|files?|maps?|draw|plot|go\s+to)(?![A-Za-z0-9_])",
-    re.IGNORECASE,
-)
-# Chinese equivalents (regular expressions). Only compounds or verb uses: a bare 图 is also in 意图
-# (intent), 试图 (try), 图书 (books); a bare 画 in 漫画, 动画, 画家, 刻画
-# (portray in words), 用户画像 (user persona). 前往 ("go to" a place) is left
-# out: "如何前往机场" is an ordinary question, while the paper's "go to" targets
-# navigating to a page, i.e. 转到 / 跳转到.
-ZH_BLACKLIST = (
-    "图片",
-    "图像",
-    "照片",
-    "相片",
-    "插图",
-    "截图",
-    "图画",  # image(s), picture(s)
-    "图表",
-    "统计图",
-    "柱状图",
-    "条形图",
-    "饼图",
-    "折线图",
-    "散点图",
-    "曲线图",  # graph(s), plot
-    "示意图",
-    "流程图",
-    "思维导图",
-    "绘图",
-    "作图",
-    "画图",
-    "绘制",  # draw, plot
-    # draw as a verb (画一幅, 画出, 请画), not 刻画一个人物 (portray), 漫画一部 …
-    "(?<![刻漫动油国版壁字书描绘图])画(?=[一个张幅出])",
-    "(?<=[请来帮])画",
-    "文件",
-    "附件",  # file(s)
-    "地图",  # map(s)
-    "转到",
-    "跳转",  # go to
+    r"(?<![A-Za-z0-9_])(?:" + "|".join(EN_BLACKLIST) + r")(?![A-Za-z0-9_])", re.IGNORECASE
 )
 _ZH_BLACKLIST = re.compile("|".join(ZH_BLACKLIST))
 # The paper drops instructions starting with "Write a program" (the model kept
