@@ -22,6 +22,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from templates import load_yaml
 from transforms.text import (
     count_chars_and_words,
     is_cjk_dominant,
@@ -52,6 +53,8 @@ REASONS = (
 # importlib.resources, not __file__: on a Spark cluster this package is imported
 # from a shipped zip, where a Path next to the module does not exist.
 WORDLIST_DIR = resources.files("templates") / "wordlists"
+# Boilerplate phrases and menu words (templates/filters.yaml).
+FILTER_PHRASES = "filters.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,45 +251,11 @@ def check_answer_is_question(
     return None
 
 
-# Phrases that mark page furniture wherever they occur. Kept to phrasings
-# that do not occur in ordinary answers: "cookie" alone would hit recipes,
-# "下一篇" tutorials ("在下一篇文章中"), "扫一扫" and "分享到朋友圈" WeChat how-tos;
-# such words count only as standalone menu segments (below).
-# Each pattern comes with a literal every match contains (lower case): a plain
-# substring test on that literal skips the regex for almost every text, which
-# is 5x faster than one big alternation (Python's re does not factor those).
-_BOILERPLATE_PHRASES: tuple[tuple[str, str], ...] = (
-    ("cookie", r"\bwe use cookies\b"),
-    ("cookie", r"\b(?:this|our) (?:web)?site uses cookies\b"),
-    ("cookie", r"\baccept (?:all )?cookies\b"),
-    ("cookie", r"\bcookie (?:policy|settings|preferences|consent)\b"),
-    ("cookie", r"本(?:站|网站)使用\s*cookie"),
-    ("all rights reserved", r"\ball rights reserved\b"),
-    ("click here", r"\bclick here\b"),
-    ("javascript", r"\b(?:please )?enable javascript\b"),
-    ("javascript", r"\bjavascript is (?:disabled|required)\b"),
-    ("skip to", r"\bskip to (?:main )?content\b"),
-    ("back to top", r"\bback to top\b"),
-    ("powered by", r"\bpowered by (?:wordpress|discuz|shopify)\b"),
-    ("©", r"©\s*(?:19|20)\d\d\b"),
-    ("(c)", r"\(c\)\s*(?:19|20)\d\d\b"),
-    ("copyright", r"\bcopyright\s*(?:©\s*)?(?:19|20)\d\d\b"),
-    ("share ", r"\bshare (?:this|on) (?:article|post|page|facebook|twitter)\b"),
-    ("follow us on", r"\bfollow us on\b"),
-    ("404", r"\b404\b.{0,20}\bnot found\b"),
-    # Not "版权所有者" (copyright holder), which answers about copyright use.
-    ("所有", r"版[权權]所有(?![者人方])"),
-    ("一篇", r"[上下]一篇\s*[:：]"),
-    ("点击这里", "点击这里"),
-    ("點擊這裡", "點擊這裡"),
-    ("点击此处", "点击此处"),
-    ("点击查看", r"点击查看(?:更多|详情|全文|原文)"),
-    ("阅读全文", "阅读全文"),
-    ("阅读原文", "阅读原文"),
-    ("返回顶部", "返回顶部"),
-    ("扫码关注", "扫码关注"),
-    ("分享到", r"分享到\s*[:：]"),
-    ("icp", r"icp[备證证]"),
+# Phrases that mark page furniture wherever they occur, each with a literal
+# anchor that every match contains (a substring test skips the regex for almost
+# every text): templates/filters.yaml, which says why each is safe.
+_BOILERPLATE_PHRASES: tuple[tuple[str, str], ...] = tuple(
+    (anchor, pattern) for anchor, pattern in load_yaml(FILTER_PHRASES, "boilerplate_phrases")
 )
 _BOILERPLATE = tuple((anchor, re.compile(pattern)) for anchor, pattern in _BOILERPLATE_PHRASES)
 
@@ -302,21 +271,9 @@ def boilerplate_phrase(text: str) -> str | None:
     return None
 
 
-# Navigation words that are fine inside a sentence ("sign in to your account
-# and ...") but mark a menu or link bar when they stand alone as a line or
-# between separators ("登录 | 注册", "Home › Products › FAQ").
-_NAV_SEGMENTS = frozenset(
-    [
-        "sign in", "sign up", "log in", "login", "log out", "logout", "register", "subscribe",
-        "unsubscribe", "read more", "more", "home", "homepage", "contact", "contact us", "about",
-        "about us", "privacy", "privacy policy", "terms", "terms of use", "terms of service", "share",
-        "view all", "see all", "show more", "load more", "see more",
-        "tweet", "menu", "search", "next", "previous", "prev", "newsletter", "sitemap",
-        "登录", "登陆", "注册", "退出", "订阅", "首页", "主页", "联系我们", "关于我们", "隐私政策",
-        "用户协议", "分享", "搜索", "更多", "查看更多", "收藏", "返回", "返回首页", "加入收藏", "设为首页",
-        "网站导航", "网站地图", "帮助中心", "上一篇", "下一篇", "上一页", "下一页",
-    ]
-)  # fmt: skip
+# Words that mark a menu or link bar when they stand alone as a line or between
+# separators ("登录 | 注册", "Home › Products › FAQ"): templates/filters.yaml.
+_NAV_SEGMENTS = frozenset(load_yaml(FILTER_PHRASES, "nav_segments"))
 # Separators of menus and breadcrumbs. "/" and ">" count only between spaces,
 # so paths ("/home/user") and comparisons ("a>b") are not split.
 _NAV_SPLIT = re.compile(r"\n|\s*[|·•»›]\s*|\s+[/>]\s+|\s{3,}")
