@@ -507,3 +507,18 @@ def test_slot_values_is_fast_enough_for_a_corpus():
     slot_values(big, "en")
     slot_values((ZH_DOC + "\n") * 40, "zh")
     assert time.perf_counter() - start < 3.0
+
+
+def test_slot_filler_word_lists_are_data_with_clear_errors(monkeypatch):
+    import transforms.synth.slot_fillers as sf
+
+    assert (
+        "Einstein" not in sf._EN_TITLES and "Professor" in sf._EN_TITLES
+    )  # read from templates/slot_fillers.yaml
+    monkeypatch.setattr(sf, "load_yaml", lambda name, key: ["a", True])
+    with pytest.raises(
+        ValueError, match=r"templates/slot_fillers.yaml: zh.x must be a list of strings; quote"
+    ):
+        sf._phrases("zh.x")
+    with pytest.raises(ValueError, match=r"zh.y must be a string of whitespace-separated words"):
+        sf._words("zh.y")

@@ -159,3 +159,14 @@ def test_sentence_pieces_give_the_text_back():
     assert "".join(pieces) == text
     assert [p.strip() for p in pieces if p.strip()] == split_sentences(text)
     assert split_sentences(text) == ["Hello there.", "How are you?", "你好。", "再见！", "Last one"]
+
+
+def test_word_lists_are_data_and_a_yaml_boolean_is_refused(monkeypatch):
+    from transforms import text
+
+    # `no` unquoted in YAML is False: the loader names the file and the fix.
+    monkeypatch.setattr(text, "load_yaml", lambda name, key: ["dr", False])
+    with pytest.raises(
+        ValueError, match=r"templates/text.yaml: sentences.en.x: \[False\] are not words; .*quote no"
+    ):
+        text._word_list("sentences.en.x")

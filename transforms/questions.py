@@ -261,6 +261,7 @@ def strip_site_suffix(title: str) -> str:
 def _looks_like_site_name(segment: str, separator: str) -> bool:
     if not segment or ends_with_question_mark(segment):
         return False
+    # Dense scripts (rule 2 of transforms/text.py) are measured in characters.
     if separator.strip() == "_":
         return contains_cjk(segment) and len(segment) <= _MAX_SITE_NAME_CHARS_CJK
     if contains_cjk(segment):
