@@ -555,8 +555,7 @@ def _expand_sources(config: MixConfig) -> tuple[list[dict], list[dict]]:
         try:
             return expand_paths([path], storage_options=config.storage_options, endings=endings)
         except (OSError, ValueError) as err:
-            raise MixError(f"{kind}[{index}] ({name}): {_one_line(err)}; fix its path or glob "
-                           f"in the config ({path})") from err
+            raise MixError(f"{kind}[{index}] ({name}): {_one_line(err)}; fix its path or glob in the config") from err
 
     pretrain_files = []
     for i, src in enumerate(config.pretrain):

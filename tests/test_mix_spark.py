@@ -18,9 +18,10 @@ import zstandard
 from resiliparse.extract.html2text import extract_plain_text
 
 from jobs.config import ConfigError, MixConfig, validate_config
-from jobs.mine import run_mine
 from jobs.errors import MixError
+from jobs.mine import run_mine
 from jobs.mix import MANIFEST_FILE, WORK_DIR, run_mix
+from jobs.workdir import STATS_FILE
 from tests.conftest import REPO, SAMPLES
 
 pytestmark = pytest.mark.spark
@@ -97,12 +98,12 @@ def test_every_shard_and_the_whole_output_meet_the_token_ratio(mixed):
         assert shard["ratio"] == pytest.approx(shard["instruction_tokens"] / shard["tokens"])
     assert abs(manifest["realized_ratio"] - 0.05) <= 0.001
     assert json.loads((out / MANIFEST_FILE).read_text()) == manifest
-    assert not (out / WORK_DIR).exists()
+    assert not (out / WORK_DIR).exists() and not (out / "_lock.json").exists()
 
 
 def test_manifest_reports_sources_repeats_and_files(mixed):
     out, manifest = mixed
-    assert manifest["seed"] == 1234 and manifest["target_ratio"] == 0.05 and len(manifest["config_sha256"]) == 64
+    assert manifest["seed"] == 1234 and manifest["target_ratio"] == 0.05 and len(manifest["fingerprint"]) == 64
     by_name = {s["name"]: s for s in manifest["instructions"]}
     used = by_name["mined"]["tokens_used"] + by_name["alpaca"]["tokens_used"]
     assert used == sum(s["instruction_tokens"] for s in manifest["shards"])
@@ -112,9 +113,25 @@ def test_manifest_reports_sources_repeats_and_files(mixed):
         for f in shard["files"]:
             data = (out / f["path"]).read_bytes()
             assert len(data) == f["bytes"] and hashlib.sha256(data).hexdigest() == f["sha256"]
-    assert manifest["pretrain"]["skipped_rows"] == {"skip:bad_json": 1, "skip:missing_field": 2} or (
-        sum(manifest["pretrain"]["skipped_rows"].values()) == 3
-    ), manifest["pretrain"]["skipped_rows"]
+
+
+def test_stats_hold_the_counters_and_every_file_the_run_published(mixed):
+    from transforms.stats import group
+
+    out, manifest = mixed
+    stats = json.loads((out / STATS_FILE).read_text())
+    assert stats["stage"] == "mix" and stats["fingerprint"] == manifest["fingerprint"]
+    counters = stats["counters"]
+    # One broken JSON line and two rows without a usable `text` in web-1 (the corpus fixture).
+    assert group(counters, "mix.pretrain.skip") == {"bad_json": 1, "missing_field": 2}
+    assert counters["mix.pretrain.files"] == 3 and counters["mix.pretrain.tokens"] == manifest["pretrain"]["tokens"]
+    assert counters["mix.output.tokens"] == manifest["tokens"] and counters["mix.output.documents"] == manifest["docs"]
+    assert counters["mix.output.instruction_tokens"] == sum(s["instruction_tokens"] for s in manifest["shards"])
+    for source in manifest["instructions"]:
+        assert counters[f"mix.instructions.{source['name']}.tokens_used"] == source["tokens_used"]
+    published = {f["path"] for s in manifest["shards"] for f in s["files"]} | {"parquet/README.md", MANIFEST_FILE}
+    assert set(stats["outputs"]) == published
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == published | {STATS_FILE}
 
 
 def test_jsonl_parquet_and_megatron_hold_the_same_documents(mixed):
