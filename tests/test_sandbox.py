@@ -39,6 +39,14 @@ def test_ordinary_templates_render_unchanged():
         "ababab 0,1,2 00042    7"
     )
     assert _render("{{ '-' * 20 }}{{ 'x'|center(9) }}") == "-" * 20 + "    x    "
+    # Guarded loops keep everything `loop` offers, `else` and recursion.
+    loops = "{% for x in xs %}{{ loop.index }}/{{ loop.length }}{{ ',' if not loop.last }}{% else %}none{% endfor %}"
+    assert _render(loops, xs=["a", "b", "c"]) == "1/3,2/3,3/3"
+    assert _render(loops, xs=[]) == "none"
+    tree = (
+        "{% for n in nodes recursive %}{{ n.name }}{% if n.kids %}({{ loop(n.kids) }}){% endif %}{% endfor %}"
+    )
+    assert _render(tree, nodes=[{"name": "a", "kids": [{"name": "b", "kids": []}]}]) == "a(b)"
 
 
 @pytest.mark.parametrize(
@@ -94,6 +102,7 @@ def test_huge_strings_are_refused_before_they_are_built(source, match):
 def test_a_huge_range_and_endless_recursion_are_refused():
     _refused("{% for i in range(10000000) %}{% endfor %}", r"range\(\) of 10,000,000 items .* \(max_range\)")
     _refused("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", r"nested deeper than the limit of 100")
+    _refused("{% for n in [1] recursive %}{{ loop([n]) }}{% endfor %}", r"nested deeper than the limit of 100")
 
 
 def test_output_limit_applies_to_the_whole_render():
