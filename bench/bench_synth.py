@@ -198,6 +198,7 @@ def bench_diversity(tmp: Path) -> dict:
 
     from jobs.config import SynthConfig
     from jobs.synth import run_synth
+    from transforms.stats import group
     from transforms.synth.seed_tasks import load_seed_tasks
 
     docs = tmp / "docs" / "pages-00000.jsonl"
@@ -224,10 +225,10 @@ def bench_diversity(tmp: Path) -> dict:
     out = {
         "documents": n_docs,
         "template_only_seconds": round(synth_s, 2),
-        "template_only_written": stats["written"],
+        "template_only_written": stats["counters"]["synth.records.written"],
         "unique_instructions": len(set(instructions)),
         "templates_used": len({r["template_id"] for r in rows}),
-        "by_language": stats["by_language"],
+        "by_language": group(stats["counters"], "synth.records.lang"),
         "task_types": dict(Counter(r["task_type"] for r in rows).most_common()),
         "root_verbs": {lang: {"distinct": len(c), "top": dict(c.most_common(15))} for lang, c in verbs.items() if c},
         "rouge_l_vs_our_seeds": rouge_histogram(instructions, seed_texts),
