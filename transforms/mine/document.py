@@ -11,17 +11,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from transforms import filters, pii
+from transforms.langid import get_language_identifier
 from transforms.mine import dedup
 from transforms.mine.blocks import Page
 from transforms.mine.html_blocks import html_to_page
-from transforms.langid import get_language_identifier
 from transforms.mine.miners.faq_sections import mine_faq_sections
 from transforms.mine.miners.howto import mine_howto
 from transforms.mine.miners.markup import mine_markup
 from transforms.mine.miners.question_pages import mine_question_pages
 from transforms.mine.miners.question_sentences import mine_question_sentences
-from transforms.records import Candidate, pair_id
 from transforms.mine.text_blocks import text_to_page
+from transforms.records import Candidate, pair_id
 
 MINERS: dict[str, Callable[[Page], Iterable[Candidate]]] = {
     "markup": mine_markup,
