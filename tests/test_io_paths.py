@@ -14,6 +14,7 @@ import collections
 import io
 import json
 import uuid
+from typing import ClassVar
 
 import fsspec
 import pyarrow as pa
@@ -22,7 +23,12 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from transforms.io.documents import expand_inputs, iter_documents
-from transforms.io.mix_inputs import PRETRAIN_ENDINGS, expand_paths, iter_instruction_records, iter_pretrain_docs
+from transforms.io.mix_inputs import (
+    PRETRAIN_ENDINGS,
+    expand_paths,
+    iter_instruction_records,
+    iter_pretrain_docs,
+)
 from transforms.io.paths import NoInputError, UnsupportedInputError, read_input
 
 # --------------------------------------------------------------------------- one expansion rule
@@ -35,7 +41,9 @@ def touch(path, data: bytes = b"x"):
 
 
 def test_every_stage_expands_a_folder_by_the_same_rule(tmp_path):
-    shared = [touch(tmp_path / "d" / n) for n in ("a.jsonl", "sub/b.jsonl.zst", "c.json.gz", "sub/deep/d.parquet")]
+    shared = [
+        touch(tmp_path / "d" / n) for n in ("a.jsonl", "sub/b.jsonl.zst", "c.json.gz", "sub/deep/d.parquet")
+    ]
     warc = touch(tmp_path / "d" / "e.warc.gz")
     alpaca = touch(tmp_path / "d" / "f.json")
     for left_out in ("_SUCCESS", "_stats.json", "_temporary/0/part-0.parquet", ".part-0.parquet.crc",
@@ -90,14 +98,12 @@ class FlakyFileSystem(MemoryFileSystem):
     """
 
     protocol = ("flaky",)
-    FAIL_AT: dict[str, tuple[int, int]] = {}
-    SIZE_FAILS: set[str] = set()
+    FAIL_AT: ClassVar[dict[str, tuple[int, int]]] = {}
+    SIZE_FAILS: ClassVar[set[str]] = set()
 
     @classmethod
     def _strip_protocol(cls, path):
-        if path.startswith("flaky://"):
-            path = path[len("flaky://") :]
-        return super()._strip_protocol(path)
+        return super()._strip_protocol(path.removeprefix("flaky://"))
 
     def size(self, path):
         if self._strip_protocol(path) in self.SIZE_FAILS:
@@ -170,7 +176,10 @@ def test_a_connection_dropped_in_the_first_read_is_a_counted_skip_in_every_reade
 
 def test_a_connection_dropped_after_the_first_chunk_keeps_that_chunk(flaky_root):
     filler = "x" * 2000
-    records = [{"instruction": f"q{i}", "output": f"doc {i} {filler}", "text": f"doc {i} {filler}"} for i in range(80)]
+    records = [
+        {"instruction": f"q{i}", "output": f"doc {i} {filler}", "text": f"doc {i} {filler}"}
+        for i in range(80)
+    ]
     url, offsets = jsonl_file(flaky_root, "big.jsonl", records)
     FlakyFileSystem.FAIL_AT[url.removeprefix("flaky://")] = (1 << 16, 1 << 30)  # the second 64 KiB read fails
     counters = collections.defaultdict(collections.Counter)

@@ -36,18 +36,23 @@ def test_response_without_warc_content_type_is_parsed_as_http(tmp_path, compress
     html = "<html><body><p>café without a WARC type</p></body></html>"
     bare_lf = b"HTTP/1.0 200 OK\nContent-Type: text/html\n\n<html><p>bare LF head</p></html>"
     chunked_gzip = http_response(
-        b"%x\r\n%s\r\n0\r\n\r\n" % (len(gz := gzip.compress(page(3).replace(b"Page 3", b"Coded"), mtime=0)), gz),
+        b"%x\r\n%s\r\n0\r\n\r\n"
+        % (len(gz := gzip.compress(page(3).replace(b"Page 3", b"Coded"), mtime=0)), gz),
         headers=["Transfer-Encoding: chunked", "Content-Encoding: gzip"],
     )
     records = [
-        unlabelled("http://a.example/", http_response(html.encode("latin-1"), "text/html; charset=ISO-8859-1")),
+        unlabelled(
+            "http://a.example/", http_response(html.encode("latin-1"), "text/html; charset=ISO-8859-1")
+        ),
         unlabelled("http://b.example/", bare_lf),
         unlabelled("http://c.example/", http_response(b"<html>x</html>"), content_type="text/html"),
         unlabelled("http://d.example/", chunked_gzip),
         unlabelled("http://e.example/", http_response(b"<!DOCTYPE html><title>untyped</title>", None)),
         unlabelled("http://f.example/gone", http_response(b"<html>gone</html>", status=404)),
         unlabelled("http://g.example/logo.png", http_response(b"\x89PNG" + bytes(50), "image/png")),
-        unlabelled("dns:h.example", b"20250101000000\nh.example. 300 IN A 192.0.2.1\n", content_type="text/dns"),
+        unlabelled(
+            "dns:h.example", b"20250101000000\nh.example. 300 IN A 192.0.2.1\n", content_type="text/dns"
+        ),
         unlabelled("http://i.example/empty", b""),
         response("http://j.example/", page(9)),  # a labelled one after them all is still read
     ]
@@ -93,9 +98,13 @@ def test_file_cut_inside_an_unlabelled_record(tmp_path, cut_at):
 
 
 def test_unparseable_http_head_is_a_bad_record(tmp_path):
-    many_headers = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n<html></html>"
+    many_headers = (
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n<html></html>"
+    )
     path = tmp_path / "bad.warc"
-    path.write_bytes(unlabelled("http://bad.example/", many_headers) + response("http://next.example/", page(1)))
+    path.write_bytes(
+        unlabelled("http://bad.example/", many_headers) + response("http://next.example/", page(1))
+    )
     docs, counters = read_all(path)
     assert [d.url for d in docs] == ["http://next.example/"]
     assert skips(counters) == {"skip:bad_record": 1}

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from tests.conftest import SAMPLES, WEBDATA
 from transforms.io.mix_inputs import (
     PRETRAIN_ENDINGS,
     InstructionRecord,
@@ -18,7 +19,6 @@ from transforms.io.mix_inputs import (
     iter_instruction_records,
     iter_pretrain_docs,
 )
-from tests.conftest import SAMPLES, WEBDATA
 from transforms.records import PAIR_SCHEMA
 
 # --------------------------------------------------------------------------- pretraining documents

@@ -25,10 +25,10 @@ import zstandard
 from fastwarc.stream_io import BrotliWriter, Lz4Writer
 from resiliparse.parse.html import HTMLTree
 
+from tests.conftest import WEBDATA
 from transforms.io import documents as sources
 from transforms.io.documents import RawDocument, expand_inputs, file_kind, iter_documents
 from transforms.io.jsonl import split_lines
-from tests.conftest import WEBDATA
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"

@@ -121,7 +121,9 @@ def iter_documents(
         yield doc
 
 
-def _page_columns(counters: collections.Counter, source_file: str) -> Callable[[pq.ParquetFile], list[str] | None]:
+def _page_columns(
+    counters: collections.Counter, source_file: str
+) -> Callable[[pq.ParquetFile], list[str] | None]:
     def columns_of(parquet: pq.ParquetFile) -> list[str] | None:
         schema = parquet.schema_arrow
         names = set(schema.names)

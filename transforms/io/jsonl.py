@@ -32,6 +32,7 @@ from transforms.io.paths import JSON_ENDINGS
 
 logger = logging.getLogger(__name__)
 
+
 def max_line_bytes(max_page_bytes: int) -> int:
     """The longest JSON line parsed. A line is parsed whole and escaping can grow a
     page sixfold (\\uXXXX for each CJK character), so the cap sits well above

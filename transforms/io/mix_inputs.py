@@ -95,7 +95,10 @@ class InstructionRecord:
 
 
 def expand_paths(
-    patterns: list[str], storage_options: dict | None = None, *, endings: tuple[str, ...] = INSTRUCTION_ENDINGS
+    patterns: list[str],
+    storage_options: dict | None = None,
+    *,
+    endings: tuple[str, ...] = INSTRUCTION_ENDINGS,
 ) -> list[str]:
     """`transforms.io.paths.expand_paths`, by default over the instruction side's endings
     (`.json` included, WARC not); pass `PRETRAIN_ENDINGS` for pretraining sources."""
@@ -128,10 +131,18 @@ def iter_pretrain_docs(
         if text is None:
             return []
         index += 1
-        return [PretrainDoc(index=index - 1, text=text, url=url_from_fields(obj),
-                            provenance={"file": path, "record": locator})]
+        return [
+            PretrainDoc(
+                index=index - 1,
+                text=text,
+                url=url_from_fields(obj),
+                provenance={"file": path, "record": locator},
+            )
+        ]
 
-    records = iter_field_records(path, counters, parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options)
+    records = iter_field_records(
+        path, counters, parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options
+    )
     yield from _built_or_explained(path, records, build, f"has a non-empty string {text_field!r}")
 
 

@@ -84,8 +84,9 @@ def file_format(path: str, endings: tuple[str, ...]) -> str:
     )
 
 
-def expand_paths(patterns: list[str] | str, storage_options: dict | None = None, *,
-                 endings: tuple[str, ...]) -> list[str]:
+def expand_paths(
+    patterns: list[str] | str, storage_options: dict | None = None, *, endings: tuple[str, ...]
+) -> list[str]:
     """Input files for `patterns`: sorted, without duplicates.
 
     Each pattern is a local path or any fsspec URL (`s3://bucket/crawl/*.warc.gz`,
@@ -241,6 +242,6 @@ def read_input(
     except OSError as exc:  # the filesystem failed while reading; what was given out stays
         counters["skip:unreadable_file"] += 1
         logger.warning("%s: read failed, the rest of the file is skipped: %r", path, exc)
-    except Exception:  # noqa: BLE001 - one odd file must not fail a whole job
+    except Exception:  # one odd file must not fail a whole job
         counters["skip:reader_error"] += 1
         logger.exception("unexpected error reading %s; the rest of the file is skipped", path)

@@ -461,4 +461,3 @@ _CONTENT_DECODERS: dict[str, Callable[[bytes, int], bytes | None]] = {
     "br": _unbrotli,
     "zstd": _unzstd,
 }
-
