@@ -21,7 +21,9 @@ class MixError(UserError):
 
 # Errors a task raises about its inputs that the user fixes, not us.
 _TASK_USER_ERRORS = ("UserError", "MixError", "ConfigError", "FileNotFoundError", "PermissionError",
-                     "NotADirectoryError", "IsADirectoryError", "FileExistsError")
+                     "NotADirectoryError", "IsADirectoryError", "FileExistsError",
+                     # a user template stopped by the sandbox (transforms/sandbox.py)
+                     "TemplateLimitError", "SecurityError")
 _WRAPPED = re.compile(
     r"^(?:[\w.]+\.)?(" + "|".join(_TASK_USER_ERRORS) + r"): (.+?)\s*$", re.MULTILINE)
 
