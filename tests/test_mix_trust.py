@@ -264,7 +264,8 @@ def test_an_error_inside_a_spark_task_reaches_the_user_as_one_line(spark, corpus
 
     formats = tmp_path / "formats.yaml"
     formats.write_text(yaml.safe_dump({"formats": [{"id": "huge", "langs": ["any"], "template": (
-        "{% if 'PROBE' in instruction %}{{ instruction }} {{ output }}"
+        "{% if 'PROBE' in instruction %}{{ system }} {% for u, a in history %}{{ u }} {{ a }} {% endfor %}"
+        "{{ instruction }} {{ input }} {{ output }}"
         "{% else %}{{ instruction ~ (output * 3000000) }}{% endif %}")}]}))
     path = tmp_path / "mix.yaml"
     path.write_text(yaml.safe_dump(_data(corpus, str(tmp_path / "out"), formats_file=str(formats))))
