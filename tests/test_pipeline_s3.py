@@ -1,7 +1,7 @@
 """The whole pipeline on object storage: `instructmix run` on the demo config with its run
 directory in a bucket of a real S3 API server on 127.0.0.1 (moto's ThreadedMotoServer, as
 s3fs's own tests use), then every output read back from the bucket by its real reader:
-pyarrow for the mined and synthesized pairs, Hugging Face `datasets` for the Parquet shards,
+pyarrow for the mined and synthesized pairs and the Parquet shards (and Hugging Face `datasets`),
 zstandard + json for the JSON Lines shards, Megatron's IndexedDataset for .bin/.idx, the
 report page and its numbers.
 
@@ -88,10 +88,16 @@ def test_the_demo_pipeline_runs_with_its_run_directory_on_s3(s3_bucket, s3_serve
     assert any(r["metadata"]["is_instruction"] for r in lines) and not all(r["metadata"]["is_instruction"]
                                                                             for r in lines)
 
+    shards_table = ds.dataset(f"{run}/mixed/parquet/data".removeprefix("s3://"), format="parquet",
+                              filesystem=fs).to_table()
+    assert sorted(shards_table.column("id").to_pylist()) == sorted(r["id"] for r in lines)
+    # Hugging Face `datasets` refuses every remote URL in offline mode (this machine has no
+    # network), so its reader gets the folder fetched from the bucket, dataset card included.
     from datasets import load_dataset
 
-    parquet = load_dataset("parquet", data_files=f"{run}/mixed/parquet/data/*.parquet", split="train",
-                           storage_options=options, cache_dir=str(hf_home / "datasets"))
+    fs.get(f"{run}/mixed/parquet/", str(tmp_path / "parquet"), recursive=True)
+    parquet = load_dataset("parquet", data_dir=str(tmp_path / "parquet"), split="train",
+                           cache_dir=str(hf_home / "datasets"))
     assert [r["id"] for r in parquet] == [r["id"] for r in lines]
 
     assert sum(s["tokens"] for s in manifest["shards"]) == manifest["tokens"]
