@@ -120,7 +120,7 @@ def bench_spark(files: list[Path], raw_mb: float, tmp: Path) -> dict:
         spark.stop()
         out[f"spark_local{cores}_seconds"] = round(secs, 2)
         out[f"spark_local{cores}_MBps"] = round(raw_mb / secs, 2)
-        out[f"spark_local{cores}_pairs"] = stats["pairs"]["written"]
+        out[f"spark_local{cores}_pairs"] = stats["counters"]["mine.pairs.written"]
     out["local2_speedup_vs_local1"] = round(out["spark_local1_seconds"] / out["spark_local2_seconds"], 2)
     return out
 

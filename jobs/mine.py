@@ -1,13 +1,26 @@
 """The Spark mining job: raw web shards -> deduplicated instruction-response pairs.
 
-Phases, data flowing one way:
+Before any task starts, the driver checks what it can (every input pattern
+matches a file, the output is a folder it may write, no other run holds it, it
+holds no file another tool or the user put there and overlaps no input), and
+holds the output's lock (`jobs.workdir.StageOutput`) for the whole run.
+
+Phases, data flowing one way; every byte is read and written through fsspec
+with the config's `storage_options`, by the driver and the tasks alike, so
+the same run works on local disk and on object stores (Spark's own Hadoop
+filesystems are never used):
+
 1. extract: one Spark task per input file runs transforms.mine.document over
-   its records (mapInArrow) and writes a checkpoint Parquet per file; a re-run
-   after a kill finds finished checkpoints and skips those files.
+   its records and writes a checkpoint Parquet per file under
+   `OUTPUT/_work/<fingerprint[:16]>/extract/`; a re-run after a kill finds
+   finished checkpoints and skips those files.
 2. dedup: exact (normalised question+answer) and MinHash-LSH near-duplicate
    removal across the whole job, as Spark shuffles on the keys computed in 1.
-3. write: the surviving pairs, sorted by id within each part, as Parquet under the output
-   directory, plus `_stats.json`.
+3. write: one task per output partition writes its pairs, sorted by id, as a
+   Parquet part in the work dir and returns what it wrote (rows per miner, kind
+   and language); the driver moves the parts into the output, removes the
+   previous run's parts that were not rewritten, and writes `_stats.json`
+   (transforms/stats.py) listing exactly the published parts.
 """
 
 from __future__ import annotations
@@ -19,27 +32,30 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 from jobs.config import MineConfig
+from jobs.errors import UserError
+from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.io.documents import expand_inputs, iter_documents
-from transforms.records import PAIR_COLUMNS, PAIR_SCHEMA
+from transforms.records import PAIR_SCHEMA
+from transforms.stats import counter_name, stats_document
 
-__all__ = ["STATS_FILE", "WORK_SCHEMA", "run_mine"]
+__all__ = ["STATS_FILE", "WORK_DIR", "WORK_SCHEMA", "mine_fingerprint", "run_mine"]
 
 logger = logging.getLogger("instructmix.mine")
 
-# Written next to the Parquet parts. Its name starts with "_" because
-# pyarrow.dataset.dataset(DIR, format="parquet") opens every other file in DIR
-# as Parquet (and fails on a .json); "_" files are skipped by pyarrow and Spark.
-STATS_FILE = "_stats.json"
-WORK_DIR = "_work"
+STAGE = "mine"
 STATS_METADATA_KEY = b"instructmix.stats"
+# Written in the work dir before parts move into the output and removed after
+# `_stats.json` lists them: a run killed between the two still recognises the
+# parts it published as its own on the re-run.
+PUBLISHING_FILE = "publishing.json"
 
 # Checkpoint rows: the pair columns plus the dedup keys the shuffle needs.
 WORK_SCHEMA = PAIR_SCHEMA.append(pa.field("exact_key", pa.string(), nullable=False)).append(
@@ -49,24 +65,35 @@ STATUS_DDL = "path string, docs long, pairs long, stats string, resumed boolean"
 STATUS_SCHEMA = pa.schema(
     [("path", pa.string()), ("docs", pa.int64()), ("pairs", pa.int64()), ("stats", pa.string()), ("resumed", pa.bool_())]
 )
-# Rows buffered before a checkpoint row group is flushed; bounds executor memory per file.
+PART_DDL = "part string, rows long, groups string"
+PART_STATUS_SCHEMA = pa.schema([("part", pa.string()), ("rows", pa.int64()), ("groups", pa.string())])
+# Rows buffered before a Parquet row group is flushed; bounds executor memory per file or part.
 CHECKPOINT_ROWS_PER_GROUP = 4096
+PART_ROWS_PER_GROUP = 65_536
+# Config keys that say where bytes live and how Spark is tuned, never which rows come
+# out: left out of the fingerprint, so rotating a credential keeps the checkpoints.
+_NOT_IN_FINGERPRINT = {"storage_options", "spark_conf"}
 
 
-def config_fingerprint(config: MineConfig) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        code_version = version("instructmix")
-    except PackageNotFoundError:
-        code_version = "unknown"
-    payload = json.dumps({"config": config.model_dump(mode="json"), "version": code_version}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+def mine_fingerprint(config: MineConfig) -> str:
+    """The work-dir key of a mining run: the resolved config and the code version."""
+    return fingerprint(STAGE, config.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT))
 
 
 def checkpoint_path(work_dir: str, input_path: str) -> str:
     name = hashlib.sha1(input_path.encode("utf-8")).hexdigest()[:24]
     return f"{work_dir}/extract/{name}.parquet"
+
+
+def _nullable(schema: pa.Schema) -> pa.Schema:
+    # Spark hands Arrow batches back with every column nullable.
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+def _spark_schema(schema: pa.Schema):
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(_nullable(schema))
 
 
 _WORKER_MINERS: dict[str, Any] = {}
@@ -93,6 +120,8 @@ def _worker_miner(config_json: str):
     return miner
 
 
+# --- phase 1: one task per input file ------------------------------------------------------------
+
 def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str) -> dict:
     """Mine one input file into its checkpoint, or reuse the checkpoint a finished run left."""
     target = checkpoint_path(work_dir, path)
@@ -108,6 +137,7 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
     counters: Counter = Counter()
     parent = fs_target.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
+    # A temporary name, renamed when complete: a checkpoint exists only whole.
     tmp = f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
     buffer: list[dict] = []
     pairs = 0
@@ -141,6 +171,19 @@ def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work
             yield pa.RecordBatch.from_pylist([status], schema=STATUS_SCHEMA)
 
 
+def _read_checkpoints(batches: Iterator[pa.RecordBatch], storage_options: dict) -> Iterator[pa.RecordBatch]:
+    """The rows of the checkpoints named in `batches`, read through fsspec."""
+    schema = _nullable(WORK_SCHEMA)
+    for batch in batches:
+        for url in batch.column("path").to_pylist():
+            fs, path = fsspec.core.url_to_fs(url, **storage_options)
+            with fs.open(path, "rb") as f:
+                for rows in pq.ParquetFile(f).iter_batches(batch_size=CHECKPOINT_ROWS_PER_GROUP):
+                    yield pa.RecordBatch.from_arrays(rows.columns, schema=schema)
+
+
+# --- phase 2: dedup across the whole job ----------------------------------------------------------
+
 def deduplicate(df, exact: bool, near: bool):
     """Keep one pair per exact key and per LSH bucket, preferring (confidence desc, id asc).
 
@@ -170,53 +213,145 @@ def deduplicate(df, exact: bool, near: bool):
     return df
 
 
-def _merge_stats(statuses: list, written: dict, totals: dict, files: list[str], elapsed: float, fingerprint: str) -> dict:
-    counters: Counter = Counter()
+# --- phase 3: one task per output part --------------------------------------------------------------
+
+def _write_part(batches: Iterator[pa.RecordBatch], parts_dir: str, storage_options: dict) -> Iterator[pa.RecordBatch]:
+    """Write this partition's pairs (already sorted by id) as one Parquet part through fsspec.
+
+    Returns one row: the part's URL, its row count and its rows per miner/kind/lang,
+    so the driver's stats count what was written, never what it later finds in a
+    folder another process may also be writing into. An empty partition writes nothing.
+    """
+    from pyspark import TaskContext
+
+    fs, parent = fsspec.core.url_to_fs(parts_dir, **storage_options)
+    name = f"part-{TaskContext.get().partitionId():05d}.parquet"
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
+    groups: Counter = Counter()
+    rows = 0
+    writer = f = None
+    buffer: list[pa.RecordBatch] = []
+
+    def flush() -> None:
+        nonlocal writer, f
+        table = pa.Table.from_batches(buffer).select(PAIR_SCHEMA.names).cast(PAIR_SCHEMA)
+        buffer.clear()
+        if writer is None:
+            fs.makedirs(parent, exist_ok=True)
+            f = fs.open(tmp, "wb")
+            writer = pq.ParquetWriter(f, PAIR_SCHEMA, compression="zstd")
+        writer.write_table(table)
+        for row in table.group_by(["miner", "kind", "lang"]).aggregate([("id", "count")]).to_pylist():
+            groups["\t".join((row["miner"], row["kind"], row["lang"]))] += row["id_count"]
+
+    try:
+        for batch in batches:
+            if batch.num_rows:
+                buffer.append(batch)
+                rows += batch.num_rows
+                if sum(b.num_rows for b in buffer) >= PART_ROWS_PER_GROUP:
+                    flush()
+        if buffer:
+            flush()
+    finally:
+        if writer is not None:
+            writer.close()
+            f.close()
+    if rows:
+        fs.mv(tmp, f"{parent}/{name}")
+        yield pa.RecordBatch.from_pylist(
+            [{"part": f"{parts_dir}/{name}", "rows": rows, "groups": json.dumps(dict(groups))}],
+            schema=PART_STATUS_SCHEMA)
+
+
+def _publish(out: StageOutput, parts: list[str], previous: set[str]) -> list[str]:
+    """Move the new parts into the output as part-00000.parquet …, then remove the previous
+    run's parts that were not rewritten. Only files in `previous` are ever deleted."""
+    names = [f"part-{i:05d}.parquet" for i in range(len(parts))]
+    out.write_json(f"{WORK_DIR}/{PUBLISHING_FILE}", names)
+    for src, name in zip(parts, names):
+        _, src_path = fsspec.core.url_to_fs(src, **out.storage_options)
+        out.fs.mv(src_path, out.path(name))
+    if not parts:
+        # No pair survived: one empty part still tells every reader the columns.
+        buf = pa.BufferOutputStream()
+        pq.write_table(PAIR_SCHEMA.empty_table(), buf)
+        names = ["part-00000.parquet"]
+        out.write_bytes(names[0], buf.getvalue().to_pybytes())
+    removed = out.remove_stale(names, previous)
+    if removed:
+        logger.info("mine: removed %d part(s) of the previous run: %s", len(removed), removed)
+    return names
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+def _check_output(out: StageOutput) -> None:
+    """The output is a folder this process can write; one line naming the fix otherwise."""
+    if out.fs.isfile(out.root):
+        raise UserError(f"output {out.url} is a file, not a folder; give a folder path for --output")
+    marker = f".instructmix-write-check-{out.run_id}"
+    try:
+        out.write_bytes(marker, b"")
+        out.fs.rm(out.path(marker))
+    except OSError as err:
+        raise UserError(f"output {out.url} is not writable ({type(err).__name__}: {err}); "
+                        "choose a folder you can write to, or fix its permissions") from None
+
+
+def _journal(out: StageOutput) -> list[str]:
+    """The parts a run killed while publishing had moved into the output (see PUBLISHING_FILE)."""
+    names = out.read_json(WORK_DIR, PUBLISHING_FILE)
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def _check_models(config: MineConfig) -> None:
+    """Load the classifier once on the driver when it can see the file, so a wrong or corrupt
+    model stops the run before any task. A path the driver cannot see is left to the tasks:
+    on a cluster it names a file on the executors (in local mode the first task fails with
+    one line naming the path)."""
+    if config.classifier is None or not Path(config.classifier.model).is_file():
+        return
+    from transforms.mine.instruction_classifier import InstructionClassifier
+
+    try:
+        InstructionClassifier(config.classifier.model)
+    except ValueError as err:
+        raise UserError(f"classifier.model: {err}; train one with `instructmix train-classifier`") from None
+
+
+def _counters(statuses: list[dict], written_groups: Counter, totals: dict, files: list[str]) -> Counter:
+    """The per-file counters of the miner and the readers, named as transforms/stats.py lists."""
+    out: Counter = Counter()
     for s in statuses:
-        counters.update(json.loads(s["stats"]))
-    skipped = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("skip:")}
-    truncated = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("truncated:")}
-    drops = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("drop:")}
-    drops["exact_duplicate"] = totals["mined"] - totals["after_exact"]
-    drops["near_duplicate"] = totals["after_exact"] - totals["written"]
-    mined_by = Counter()
-    for k, v in counters.items():
-        if k.startswith("mined:"):
-            mined_by[k.split(":", 1)[1].replace(":", "/")] += v
-    return {
-        "config_sha256": fingerprint,
-        "inputs": {"files": len(files), "files_resumed": sum(1 for s in statuses if s["resumed"])},
-        "documents": {
-            "read": counters["docs_read"],
-            "by_language": {k.split(":", 1)[1]: v for k, v in sorted(counters.items()) if k.startswith("lang:")},
-            "skipped": dict(sorted(skipped.items())),
-            "truncated": dict(sorted(truncated.items())),
-        },
-        "pairs": {
-            "candidates_kept_by_filters": totals["mined"],
-            "written": totals["written"],
-            "before_dedup_by_miner_kind": dict(sorted(mined_by.items())),
-            **written,
-        },
-        "drops": dict(sorted(drops.items())),
-        "pii_scrubbed": counters["pii_scrubbed"],
-        "elapsed_seconds": round(elapsed, 2),
-    }
-
-
-def _publish(work_output: str, output: str, storage_options: dict) -> list[str]:
-    """Replace the Parquet parts in `output` with the new ones from `work_output`."""
-    fs, out = fsspec.core.url_to_fs(output, **storage_options)
-    _, src = fsspec.core.url_to_fs(work_output, **storage_options)
-    for old in fs.glob(f"{out}/part-*.parquet"):
-        fs.rm(old)
-    published = []
-    for i, part in enumerate(sorted(fs.glob(f"{src}/part-*.parquet"))):
-        dest = f"{out}/part-{i:05d}.parquet"
-        fs.mv(part, dest)
-        # fsspec strips the protocol ("s3a://b/k" -> "b/k"); Spark needs it back to read the part.
-        published.append(dest if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(dest))
-    return published
+        for key, count in json.loads(s["stats"]).items():
+            kind, _, rest = key.partition(":")
+            if key == "docs_read":
+                name = counter_name(STAGE, "documents", "read")
+            elif kind in ("skip", "truncated", "lang") and rest:
+                name = counter_name(STAGE, "documents", kind, rest.replace(":", "."))
+            elif kind == "drop" and rest:
+                name = counter_name(STAGE, "pairs", "drop", rest)
+            elif kind == "mined" and rest:
+                name = counter_name(STAGE, "pairs", "mined", rest.replace(":", "/"))
+            elif key == "pii_scrubbed":
+                name = counter_name(STAGE, "pairs", "pii_scrubbed")
+            else:  # a counter this driver does not know yet still reaches the stats
+                name = counter_name(STAGE, "other", key.replace(":", "."))
+            out[name] += count
+    out[counter_name(STAGE, "files", "read")] = len(files)
+    out[counter_name(STAGE, "files", "resumed")] = sum(1 for s in statuses if s["resumed"])
+    out[counter_name(STAGE, "pairs", "candidates")] = totals["candidates"]
+    out[counter_name(STAGE, "pairs", "written")] = totals["written"]
+    out[counter_name(STAGE, "pairs", "drop", "exact_duplicate")] = totals["candidates"] - totals["after_exact"]
+    out[counter_name(STAGE, "pairs", "drop", "near_duplicate")] = totals["after_exact"] - totals["written"]
+    for key, count in written_groups.items():
+        miner, kind, lang = key.split("\t")
+        out[counter_name(STAGE, "pairs", "miner", miner)] += count
+        out[counter_name(STAGE, "pairs", "kind", kind)] += count
+        out[counter_name(STAGE, "pairs", "miner_kind", f"{miner}/{kind}")] += count
+        out[counter_name(STAGE, "pairs", "lang", lang)] += count
+    return out
 
 
 def run_mine(
@@ -226,69 +361,92 @@ def run_mine(
     config: MineConfig | None = None,
     keep_work: bool = False,
     spark=None,
+    overwrite: bool = False,
 ) -> dict:
-    """Mine `inputs` into Parquet under `output`; returns the stats also written to `_stats.json`."""
+    """Mine `inputs` into Parquet under `output`; returns the `_stats.json` document it wrote.
+
+    `overwrite`: replace whatever the output holds (files this stage did not write
+    included) instead of refusing; an output that overlaps an input is refused anyway.
+    """
     from jobs.progress import log, spark_task_progress
-    from jobs.engines.spark import spark_session
 
     config = config or MineConfig()
     started = time.time()
+    out = StageOutput(STAGE, output, config.storage_options)
     files = expand_inputs(inputs, storage_options=config.storage_options)
-    log(f"mine: {len(files)} input file(s) -> {output}")
-    fingerprint = config_fingerprint(config)
-    output = output.rstrip("/")
-    work_dir = f"{output}/{WORK_DIR}/{fingerprint[:16]}"
-    spark = spark or spark_session(master, "instructmix-mine", config.spark_conf)
-    config_json = config.model_dump_json()
+    _check_models(config)
+    # Checked once before anything is written (an output inside an input folder must not
+    # even be created), and again under the lock, where the answer is final.
+    out.claim(inputs, overwrite=overwrite, own=_journal(out))
+    _check_output(out)
+    with out.lock():
+        journal = _journal(out)
+        out.claim(inputs, overwrite=overwrite, own=journal)
+        previous = set(out.previous_outputs() or []) | set(journal)
+        if overwrite:
+            previous |= set(out.listing())
+        log(f"mine: {len(files)} input file(s) -> {out.url}")
+        digest = mine_fingerprint(config)
+        work_dir = out.work_dir(digest)
 
-    paths = spark.sparkContext.parallelize([(f,) for f in files], max(1, min(len(files), 10_000))).toDF("path string")
-    with spark_task_progress(spark, "extract + mine"):
-        statuses = [
-            r.asDict()
-            for r in paths.mapInArrow(
-                lambda it: _extract_partition(it, config_json, work_dir), STATUS_DDL
-            ).collect()
-        ]
-    errors = Counter()
-    for s in statuses:
-        errors.update({k: v for k, v in json.loads(s["stats"]).items() if k.startswith("skip:mining_error")})
-    if errors:
-        log(f"[yellow]mine: {sum(errors.values())} document(s) failed inside the miner and were skipped: "
-            f"{dict(errors)} (executor logs have the tracebacks)")
-    resumed = sum(1 for s in statuses if s["resumed"])
-    log(f"mine: {sum(s['docs'] for s in statuses)} documents, {sum(s['pairs'] for s in statuses)} candidate pairs"
-        + (f" ({resumed} file(s) resumed from checkpoints)" if resumed else ""))
+        from jobs.engines.spark import spark_session
 
-    candidates = spark.read.parquet(*[checkpoint_path(work_dir, f) for f in files])
-    with spark_task_progress(spark, "dedup + write"):
-        exact_kept = deduplicate(candidates, exact=config.dedup.exact, near=False).persist()
-        kept = deduplicate(exact_kept, exact=False, near=config.dedup.near)
-        work_output = f"{work_dir}/output"
-        out_partitions = max(1, spark.sparkContext.defaultParallelism)
-        (kept.select(*PAIR_COLUMNS).repartition(out_partitions, "id").sortWithinPartitions("id")
-         .write.mode("overwrite").parquet(work_output))
-        totals = {"mined": sum(s["pairs"] for s in statuses), "after_exact": exact_kept.count()}
-        exact_kept.unpersist()
-    published = _publish(work_output, output, config.storage_options)
-    # One aggregation over what was written gives every breakdown in the stats.
-    groups = (
-        spark.read.parquet(*published).groupBy("miner", "kind", "lang").count().collect() if published else []
-    )
-    totals["written"] = sum(r["count"] for r in groups)
+        spark = spark or spark_session(master, "instructmix-mine", config.spark_conf)
+        config_json = config.model_dump_json()
+        storage_options = dict(config.storage_options)
 
-    def breakdown(*cols: str) -> dict:
-        counts: Counter = Counter()
-        for r in groups:
-            counts["/".join(str(r[c]) for c in cols)] += r["count"]
-        return dict(sorted(counts.items()))
+        paths = spark.sparkContext.parallelize([(f,) for f in files], max(1, min(len(files), 10_000))).toDF("path string")
+        with spark_task_progress(spark, "extract + mine"):
+            statuses = [
+                r.asDict()
+                for r in paths.mapInArrow(lambda it: _extract_partition(it, config_json, work_dir), STATUS_DDL).collect()
+            ]
+        errors = Counter()
+        for s in statuses:
+            errors.update({k: v for k, v in json.loads(s["stats"]).items() if k.startswith("skip:mining_error")})
+        if errors:
+            log(f"[yellow]mine: {sum(errors.values())} document(s) failed inside the miner and were skipped: "
+                f"{dict(errors)} (executor logs have the tracebacks)")
+        resumed = sum(1 for s in statuses if s["resumed"])
+        log(f"mine: {sum(s['docs'] for s in statuses)} documents, {sum(s['pairs'] for s in statuses)} candidate pairs"
+            + (f" ({resumed} file(s) resumed from checkpoints)" if resumed else ""))
 
-    written = {"by_miner": breakdown("miner"), "by_kind": breakdown("kind"),
-               "by_miner_kind": breakdown("miner", "kind"), "by_language": breakdown("lang")}
-    stats = _merge_stats(statuses, written, totals, files, time.time() - started, fingerprint)
-    fs, out = fsspec.core.url_to_fs(output, **config.storage_options)
-    with fs.open(f"{out}/{STATS_FILE}", "w") as f:
-        json.dump(stats, f, indent=2, ensure_ascii=False)
-    if not keep_work:
-        fs.rm(f"{out}/{WORK_DIR}", recursive=True)
-    log(f"mine: wrote {totals['written']} pairs to {output} (stats: {output}/{STATS_FILE})")
+        checkpoints = [checkpoint_path(work_dir, f) for f in files]
+        candidates = (
+            spark.sparkContext.parallelize([(c,) for c in checkpoints], max(1, min(len(checkpoints), 10_000)))
+            .toDF("path string")
+            .mapInArrow(lambda it: _read_checkpoints(it, storage_options), _spark_schema(WORK_SCHEMA))
+        )
+        parts_dir = f"{work_dir}/output"
+        fs_work, parts_path = fsspec.core.url_to_fs(parts_dir, **storage_options)
+        if fs_work.exists(parts_path):  # parts of an attempt killed before it published
+            fs_work.rm(parts_path, recursive=True)
+        with spark_task_progress(spark, "dedup + write"):
+            exact_kept = deduplicate(candidates, exact=config.dedup.exact, near=False).persist()
+            kept = deduplicate(exact_kept, exact=False, near=config.dedup.near)
+            out_partitions = max(1, spark.sparkContext.defaultParallelism)
+            written = (
+                kept.select(*PAIR_SCHEMA.names).repartition(out_partitions, "id").sortWithinPartitions("id")
+                .mapInArrow(lambda it: _write_part(it, parts_dir, storage_options), PART_DDL).collect()
+            )
+            totals = {"candidates": sum(s["pairs"] for s in statuses), "after_exact": exact_kept.count()}
+            exact_kept.unpersist()
+        written = sorted((r.asDict() for r in written), key=lambda r: r["part"])
+        totals["written"] = sum(r["rows"] for r in written)
+        groups: Counter = Counter()
+        for r in written:
+            groups.update(json.loads(r["groups"]))
+
+        published = _publish(out, [r["part"] for r in written], previous)
+        stats = stats_document(
+            STAGE, _counters(statuses, groups, totals, files), run_id=out.run_id, fingerprint=digest,
+            elapsed_seconds=time.time() - started, outputs=published,
+            details={"inputs": list(inputs), "dedup": config.dedup.model_dump(mode="json")},
+        )
+        out.write_json(STATS_FILE, stats)
+        if keep_work:
+            out.fs.rm(out.path(WORK_DIR, PUBLISHING_FILE))
+        else:
+            out.remove_work()
+    log(f"mine: wrote {totals['written']} pairs to {out.url} (stats: {out.url}/{STATS_FILE})")
     return stats

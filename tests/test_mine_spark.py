@@ -15,6 +15,7 @@ import pytest
 from jobs.config import MineConfig
 from jobs.mine import STATS_FILE, WORK_DIR, run_mine
 from tests.conftest import SAMPLES
+from transforms.stats import group
 
 pytestmark = pytest.mark.spark
 
@@ -55,7 +56,8 @@ def test_output_is_one_parquet_dataset_with_the_contract_columns(mined_samples):
     for name in ("id", "instruction", "input", "output", "kind", "lang", "source_url", "miner"):
         assert str(table.schema.field(name).type) == "string"
     assert str(table.schema.field("confidence").type) in ("float", "double")
-    assert table.num_rows == stats["pairs"]["written"] > 0
+    assert table.num_rows == stats["counters"]["mine.pairs.written"] > 0
+    assert sorted(stats["outputs"]) == sorted(p.name for p in out.glob("*.parquet"))
     ids = table.column("id").to_pylist()
     assert len(ids) == len(set(ids))
 
@@ -73,11 +75,18 @@ def test_stats_report_documents_languages_miners_and_drop_reasons(mined_samples)
     out, stats = mined_samples
     on_disk = json.loads((out / STATS_FILE).read_text())
     assert on_disk == stats
-    assert stats["documents"]["read"] > 0
-    assert {"en", "zh"} <= set(stats["documents"]["by_language"])
-    assert sum(stats["pairs"]["by_miner"].values()) == stats["pairs"]["written"]
-    assert sum(stats["pairs"]["by_kind"].values()) == stats["pairs"]["written"]
-    assert stats["drops"], "the samples contain pages that must be filtered"
+    assert stats["stage"] == "mine" and stats["run_id"] and len(stats["fingerprint"]) == 64
+    counters = stats["counters"]
+    assert counters["mine.documents.read"] > 0
+    assert counters["mine.files.read"] == 3 and counters["mine.files.resumed"] == 0
+    assert {"en", "zh"} <= set(group(counters, "mine.documents.lang"))
+    written = counters["mine.pairs.written"]
+    for breakdown in ("miner", "kind", "miner_kind", "lang"):
+        assert sum(group(counters, f"mine.pairs.{breakdown}").values()) == written, breakdown
+    assert sum(group(counters, "mine.pairs.mined").values()) == counters["mine.pairs.candidates"]
+    drops = group(counters, "mine.pairs.drop")
+    assert counters["mine.pairs.candidates"] == written + drops["exact_duplicate"] + drops["near_duplicate"]
+    assert set(drops) - {"exact_duplicate", "near_duplicate"}, "the samples contain pages that must be filtered"
     assert not (out / WORK_DIR).exists()
 
 
@@ -97,7 +106,7 @@ def test_dedup_is_across_the_whole_job_not_per_file(spark, tmp_path):
     rows = _read(tmp_path / "out").to_pylist()
     questions = [r["instruction"] for r in rows]
     assert questions.count("How long does shipping take to Europe?") == 1
-    assert stats["drops"]["exact_duplicate"] >= 2
+    assert stats["counters"]["mine.pairs.drop.exact_duplicate"] >= 2
 
 
 def test_resume_skips_finished_files_and_gives_the_same_rows(spark, tmp_path):
@@ -116,24 +125,26 @@ def test_resume_skips_finished_files_and_gives_the_same_rows(spark, tmp_path):
         part.unlink()
     (out / STATS_FILE).unlink()
     resumed = run_mine([str(src)], str(out), spark=spark)
-    assert resumed["inputs"]["files_resumed"] == 2
+    assert resumed["counters"]["mine.files.resumed"] == 2
     assert sorted(r["id"] for r in _read(out).to_pylist()) == expected
-    assert resumed["documents"] == full["documents"]
+    assert group(resumed["counters"], "mine.documents") == group(full["counters"], "mine.documents")
 
 
 def test_bad_files_are_counted_and_good_records_kept(spark, tmp_path):
-    good = _jsonl_gz(tmp_path / "good.jsonl.gz", [{"url": "https://ok.example/faq", "html": FAQ_PAGE.format(title="Help")}])
-    empty = tmp_path / "empty.warc.gz"
+    src = tmp_path / "in"
+    src.mkdir()
+    good = _jsonl_gz(src / "good.jsonl.gz", [{"url": "https://ok.example/faq", "html": FAQ_PAGE.format(title="Help")}])
+    empty = src / "empty.warc.gz"
     empty.write_bytes(b"")
     whole = gzip.compress(b"".join((json.dumps({"url": f"https://t.example/{i}", "text": "x"}) + "\n").encode() for i in range(50)))
-    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated = src / "truncated.jsonl.gz"
     truncated.write_bytes(whole[: len(whole) // 2])
-    broken = tmp_path / "broken.jsonl"
+    broken = src / "broken.jsonl"
     broken.write_text('{"url": "https://b.example", "html": "<p>fine</p>"}\n{not json\n', encoding="utf-8")
-    stats = run_mine([str(tmp_path / "*")], str(tmp_path / "out"), spark=spark)
-    assert stats["pairs"]["written"] >= 2
+    stats = run_mine([str(src / "*")], str(tmp_path / "out"), spark=spark)
+    assert stats["counters"]["mine.pairs.written"] >= 2
     assert {r["source_file"] for r in _read(tmp_path / "out").to_pylist()} == {str(good)}
-    skipped = stats["documents"]["skipped"]
+    skipped = group(stats["counters"], "mine.documents.skip")
     assert skipped.get("empty_file") == 1 and skipped.get("bad_json") == 1, skipped
     assert skipped.get("truncated_archive", 0) + skipped.get("corrupt_archive", 0) >= 1, skipped
 
