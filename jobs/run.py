@@ -21,7 +21,6 @@ stage then receives.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from dataclasses import dataclass
@@ -226,17 +225,6 @@ def run_pipeline(config: PipelineConfig, from_stage: str | None = None, overwrit
     return summary
 
 
-def _call(function, *args, overwrite: bool, **kwargs):
-    """Call a stage's entry point, passing `overwrite` to those that take it."""
-    if "overwrite" in inspect.signature(function).parameters:
-        kwargs["overwrite"] = overwrite
-    elif overwrite:
-        from jobs.progress import log
-
-        log(f"[yellow]run: {function.__module__}.{function.__name__} takes no overwrite; not passed")
-    return function(*args, **kwargs)
-
-
 def run_stage(stage: str, section: dict, out: str, config: PipelineConfig, overwrite: bool = False) -> dict:
     """Run one stage with the engines the pipeline names; returns a short summary from its `_stats.json`."""
     resolved, section = section, dict(section)
@@ -244,21 +232,20 @@ def run_stage(stage: str, section: dict, out: str, config: PipelineConfig, overw
         from jobs.mine import run_mine
 
         inputs = section.pop("input")
-        result = _call(run_mine, inputs, out, master=config.spark.master,
-                       config=validate_config(section, MineConfig, "mine"), overwrite=overwrite)
+        run_mine(inputs, out, master=config.spark.master, config=validate_config(section, MineConfig, "mine"),
+                 overwrite=overwrite)
     elif stage == "synth":
         from jobs.synth import run_synth
 
         inputs, mode = section.pop("input"), section.pop("mode")
-        result = _call(run_synth, inputs, out, mode, validate_config(section, SynthConfig, "synth"),
-                       address=config.ray.address, overwrite=overwrite)
+        run_synth(inputs, out, mode, validate_config(section, SynthConfig, "synth"), address=config.ray.address,
+                  overwrite=overwrite)
     else:
         from jobs.mix import run_mix
 
-        result = _call(run_mix, validate_config(section, MixConfig, "mix"), master=config.spark.master,
-                       overwrite=overwrite)
+        run_mix(validate_config(section, MixConfig, "mix"), master=config.spark.master, overwrite=overwrite)
     stats = StageOutput(stage, out, section.get("storage_options")).read_json(STATS_FILE)
-    return stage_summary(stage, counters_of(stats, stage) or counters_of(result, stage), resolved)
+    return stage_summary(stage, counters_of(stats, stage), resolved)
 
 
 def stage_summary(stage: str, counters: dict[str, int], section: dict) -> dict:
