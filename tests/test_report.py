@@ -253,3 +253,15 @@ def test_the_report_reads_and_writes_a_run_on_s3(s3_bucket, s3_server):
     assert all(summary["stages"][s]["present"] for s in ("mine", "synth", "mix"))
     assert summary["mining"]["documents_read"] == 7 and summary["mixing"]["tokens"] == 1000
     assert fs.exists(f"{run}/report/mining.png") and not fs.exists(f"{run}/report/_lock.json")
+
+
+def test_the_report_command_gives_one_line_errors(tmp_path, capsys):
+    from jobs.cli import main
+
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"instructmix report: error: {tmp_path / 'nope'}: no such run directory "
+        "(the output folder of `instructmix run`)")
+    (tmp_path / "run").mkdir()
+    assert main(["report", str(tmp_path / "run"), "--storage-options", "{anon: true"]) == 2
+    assert capsys.readouterr().err.startswith("instructmix report: error: --storage-options: not JSON")
