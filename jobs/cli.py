@@ -87,6 +87,7 @@ def _train_classifier(args: argparse.Namespace) -> int:
         max_examples=args.max_examples,
         seed=args.seed,
         epoch=args.epoch,
+        overwrite=args.overwrite,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-examples", type=int, default=50_000, help="cap per class")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--epoch", type=int, default=25)
+    train.add_argument("--overwrite", action="store_true", help="replace an existing model file at --output")
     train.set_defaults(func=_train_classifier)
     return parser
 

@@ -245,12 +245,15 @@ def _write_part(batches: Iterator[pa.RecordBatch], parts_dir: str, storage_optio
             groups["\t".join((row["miner"], row["kind"], row["lang"]))] += row["id_count"]
 
     try:
+        buffered = 0
         for batch in batches:
             if batch.num_rows:
                 buffer.append(batch)
                 rows += batch.num_rows
-                if sum(b.num_rows for b in buffer) >= PART_ROWS_PER_GROUP:
+                buffered += batch.num_rows
+                if buffered >= PART_ROWS_PER_GROUP:
                     flush()
+                    buffered = 0
         if buffer:
             flush()
     finally:
