@@ -378,9 +378,10 @@ def run_mine(
     out = StageOutput(STAGE, output, config.storage_options)
     files = expand_inputs(inputs, storage_options=config.storage_options)
     _check_models(config)
-    # Checked once before anything is written (an output inside an input folder must not
-    # even be created), and again under the lock, where the answer is final.
-    out.claim(inputs, overwrite=overwrite, own=_journal(out))
+    # Overlap with an input is refused before anything is written (an output inside an
+    # input folder must not even be created); foreign files are judged under the lock,
+    # where a run publishing into the folder right now cannot be mistaken for a stranger.
+    out.claim(inputs, overwrite=True)
     _check_output(out)
     with out.lock():
         journal = _journal(out)
