@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections import Counter
@@ -308,6 +309,16 @@ def _journal(out: StageOutput) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
+def _legacy_parts(out: StageOutput) -> list[str]:
+    """The parts an instructmix before the one-shape `_stats.json` published: its stats had
+    `config_sha256` and nested `pairs` and no `outputs`, and its parts were always named
+    `part-NNNNN.parquet`. Recognised so an upgrade can re-run into its old output."""
+    stats = out.read_json(STATS_FILE)
+    if not isinstance(stats, dict) or "stage" in stats or not {"config_sha256", "pairs"} <= stats.keys():
+        return []
+    return [p for p in out.listing() if re.fullmatch(r"part-\d{5}\.parquet", p)]
+
+
 def _check_models(config: MineConfig) -> None:
     """Load the classifier once on the driver when it can see the file, so a wrong or corrupt
     model stops the run before any task. A path the driver cannot see is left to the tasks:
@@ -384,9 +395,9 @@ def run_mine(
     out.claim(inputs, overwrite=True)
     _check_output(out)
     with out.lock():
-        journal = _journal(out)
-        out.claim(inputs, overwrite=overwrite, own=journal)
-        previous = set(out.previous_outputs() or []) | set(journal)
+        own = _journal(out) + _legacy_parts(out)
+        out.claim(inputs, overwrite=overwrite, own=own)
+        previous = set(out.previous_outputs() or []) | set(own)
         if overwrite:
             previous |= set(out.listing())
         log(f"mine: {len(files)} input file(s) -> {out.url}")

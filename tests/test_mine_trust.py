@@ -220,6 +220,25 @@ def test_rerun_resumes_gives_the_same_rows_and_removes_only_its_own_stale_parts(
     assert group(again["counters"], "mine.pairs") == group(first["counters"], "mine.pairs")
 
 
+def test_an_output_of_the_previous_stats_shape_is_replaced_but_other_files_are_not(spark, tmp_path):
+    """An upgrade re-runs into an output written before the one-shape `_stats.json`: its
+    parts (part-NNNNN.parquet beside a stats file of the old shape) are mine's own."""
+    src = _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(3):
+        pq.write_table(pa.table({"text": [f"old part {i}"]}), out / f"part-{i:05d}.parquet")
+    (out / STATS_FILE).write_text(json.dumps({"config_sha256": "0" * 64, "documents": {"read": 3},
+                                              "pairs": {"written": 3}}))
+    (out / "mine-notes.parquet").write_bytes(b"the user's")
+    with pytest.raises(UserError, match="mine-notes.parquet"):
+        run_mine([str(src)], str(out), spark=spark)
+    (out / "mine-notes.parquet").unlink()
+    stats = run_mine([str(src)], str(out), spark=spark)
+    _assert_consistent(out, stats)
+    assert "old part" not in json.dumps(_rows(out))
+
+
 def test_a_killed_run_with_its_lock_left_behind_can_be_rerun(spark, tmp_path):
     src = _inputs(tmp_path / "in")
     out = tmp_path / "out"
