@@ -106,8 +106,8 @@ def bench_in_process(files: list[Path], raw_mb: float) -> dict:
 
 
 def bench_spark(files: list[Path], raw_mb: float, tmp: Path) -> dict:
-    from jobs.mine import run_mine
     from jobs.engines.spark import spark_session
+    from jobs.mine import run_mine
 
     out = {}
     for cores in (1, 2):
