@@ -6,7 +6,9 @@ status tracker from a thread gives one clean bar per phase instead.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 
@@ -18,6 +20,14 @@ console = Console(stderr=True)
 
 def log(message: str) -> None:
     console.log(message)
+
+
+def log_dir() -> str:
+    """Where tracebacks and engine logs go, so the terminal shows progress and one-line errors only:
+    $INSTRUCTMIX_LOG_DIR, else the system's temporary folder."""
+    path = os.environ.get("INSTRUCTMIX_LOG_DIR") or tempfile.gettempdir()
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 @contextmanager

@@ -32,9 +32,34 @@ def package_zip(dest_dir: str | None = None) -> str:
     return str(dest)
 
 
+# Embedded Spark logs to a file instead of the terminal: a failed task otherwise prints
+# ~150 lines of executor tracebacks before the one-line error the CLI gives for it.
+_LOG4J2_TO_FILE = """\
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+"""
+
+
+def _log_to_file_options() -> tuple[str, str]:
+    """JVM options pointing log4j2 at a file of this run; returns (options, log path)."""
+    from jobs.progress import log_dir
+
+    folder = log_dir()
+    log_path = os.path.join(folder, f"instructmix-spark-{os.getpid()}.log")
+    config_path = os.path.join(folder, f"instructmix-spark-{os.getpid()}.log4j2.properties")
+    with open(config_path, "w", encoding="utf-8") as f:
+        f.write(_LOG4J2_TO_FILE.format(path=log_path))
+    return f"-Dlog4j2.configurationFile=file:{config_path}", log_path
+
+
 def spark_session(master: str | None = None, app_name: str = "instructmix", conf: dict | None = None):
     """`master=None` keeps what spark-submit chose (spark-submit's own default is local[*])."""
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     # Executors must run the interpreter that has our dependencies installed.
@@ -61,10 +86,20 @@ def spark_session(master: str | None = None, app_name: str = "instructmix", conf
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", str(max(2, (os.cpu_count() or 2) * 2)))
         )
+    spark_log = None
+    starts_jvm = SparkContext._active_spark_context is None
+    if starts_jvm and is_local_master(effective_master) and "spark.driver.extraJavaOptions" not in (conf or {}):
+        java_options, spark_log = _log_to_file_options()
+        builder = builder.config("spark.driver.extraJavaOptions", java_options)
     for key, value in (conf or {}).items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    if spark_log is None:
+        spark.sparkContext.setLogLevel("WARN")
+    else:
+        from jobs.progress import log
+
+        log(f"spark: embedded {effective_master}, its log: {spark_log}")
     running_on = spark.sparkContext.master
     shipped_by_submit = spark.conf.get("spark.submit.pyFiles", "")
     if not is_local_master(running_on) and not shipped_by_submit:
