@@ -39,7 +39,8 @@ from jobs.config import (
     SynthConfig,
     validate_config,
 )
-from jobs.workdir import StageOutput, fingerprint
+from jobs.mix import MANIFEST_FILE
+from jobs.workdir import WORK_DIR, StageOutput, fingerprint
 from transforms.stats import STATS_FILE, counters_of
 
 
@@ -171,6 +172,34 @@ def _own_folders(config: PipelineConfig, steps: list[Step]) -> list[str]:
     return own
 
 
+def check_outputs(config: PipelineConfig, steps: list[Step], state: RunState, overwrite: bool) -> None:
+    """Before any stage starts, refuse an output a stage that will run may not write into
+    (files it did not write, an overlap with its inputs): a refused mix output costs no mining.
+
+    A folder with traces of a run this check cannot judge is left to the stage, which
+    recognises what of it it wrote: an interrupted run (`_work/`, or the stage recorded
+    as started) or one of an older version (`_stats.json` in another shape, a mixer's
+    `manifest.json` without `_stats.json`).
+    """
+    for step in steps:
+        out = StageOutput(step.stage, step.output, step.section["storage_options"])
+        if step.action == "start" and state.stages.get(step.stage, {}).get("state") != "started" \
+                and not _left_to_the_stage(out):
+            out.claim(stage_inputs(step.stage, step.section), overwrite=overwrite)
+    if config.report:
+        StageOutput("report", f"{config.output.rstrip('/')}/{REPORT_DIR}", config.storage_options).claim(
+            overwrite=overwrite)
+
+
+def _left_to_the_stage(out: StageOutput) -> bool:
+    if out.exists(WORK_DIR):
+        return True
+    if out.exists(STATS_FILE):
+        stats = out.read_json(STATS_FILE)
+        return not (isinstance(stats, dict) and stats.get("stage") == out.stage)
+    return out.exists(MANIFEST_FILE)
+
+
 def run_pipeline(config: PipelineConfig, from_stage: str | None = None, overwrite: bool = False) -> dict:
     """Run the listed stages in order; returns what each stage did (ran, resumed or skipped).
 
@@ -188,15 +217,7 @@ def run_pipeline(config: PipelineConfig, from_stage: str | None = None, overwrit
         state = RunState(run)
         steps = plan_run(config, sections, state, from_stage)
         run.claim(overwrite=overwrite, own=_own_folders(config, steps))
-        for step in steps:
-            if step.action == "start" and state.stages.get(step.stage, {}).get("state") != "started":
-                # Checked before any stage starts, so a refused mix output costs no mining.
-                # (A stage interrupted earlier decides itself what of its partial output it owns.)
-                StageOutput(step.stage, step.output, step.section["storage_options"]).claim(
-                    stage_inputs(step.stage, step.section), overwrite=overwrite)
-        if config.report:
-            StageOutput("report", f"{config.output.rstrip('/')}/{REPORT_DIR}", config.storage_options).claim(
-                overwrite=overwrite)
+        check_outputs(config, steps, state, overwrite)
         summary: dict[str, dict] = {}
         total = len(steps)
         for step in steps:

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from jobs.config import PipelineConfig, validate_config
-from jobs.run import RunState, plan_run, resolved_sections, stage_fingerprint, stage_output
+from jobs.errors import UserError
+from jobs.run import RunState, check_outputs, plan_run, resolved_sections, stage_fingerprint, stage_output
 from jobs.workdir import StageOutput
 from tests.conftest import REPO
 from transforms.stats import stats_document
@@ -160,3 +161,38 @@ def test_sections_without_storage_options_get_the_pipelines(tmp_path):
     assert sections["mine"]["storage_options"] == {"anon": True}
     assert sections["synth"]["storage_options"] == options == sections["mix"]["storage_options"]
     assert sections["mix"]["output"]["path"] == "s3://bucket/run/mixed"
+
+
+def test_the_early_check_leaves_an_older_or_interrupted_output_to_its_stage(tmp_path):
+    """An output of an older version (mine's stats without `stage`, a mixer's bare manifest) or
+    of an interrupted run (`_work/`) holds files only the stage itself can recognise as its own;
+    a folder without such traces is judged at once."""
+    config = validate_config(_config(tmp_path), PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    steps = plan_run(config, resolved_sections(config), state, None)
+    mined, mixed = tmp_path / "run" / "mined", tmp_path / "run" / "mixed"
+    for folder in (mined, mixed):
+        folder.mkdir(parents=True)
+        (folder / "part-00000.parquet").write_bytes(b"PAR1")
+    with pytest.raises(UserError, match=r"run/mined holds files this stage did not write \(part-00000"):
+        check_outputs(config, steps, state, overwrite=False)
+    (mined / "_stats.json").write_text(json.dumps({"config_sha256": "x", "pairs": {}}), encoding="utf-8")
+    with pytest.raises(UserError, match=r"run/mixed holds files"):
+        check_outputs(config, steps, state, overwrite=False)
+    (mixed / "manifest.json").write_text(json.dumps({"target_ratio": 0.05, "shards": []}), encoding="utf-8")
+    check_outputs(config, steps, state, overwrite=False)  # both left to their stages
+    (mixed / "manifest.json").unlink()
+    (mixed / "_work").mkdir()
+    check_outputs(config, steps, state, overwrite=False)
+    # A current _stats.json lists what the stage wrote: anything else is foreign, judged now.
+    (mined / "_stats.json").write_bytes(_stats_bytes("mine", ["part-00000.parquet"]))
+    (mined / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(UserError, match=r"notes\.txt"):
+        check_outputs(config, steps, state, overwrite=False)
+    check_outputs(config, steps, state, overwrite=True)
+    assert (mined / "notes.txt").exists()
+
+
+def _stats_bytes(stage: str, outputs: list[str]) -> bytes:
+    return json.dumps(stats_document(stage, {}, run_id="t", fingerprint="x", elapsed_seconds=0,
+                                     outputs=outputs)).encode()

@@ -27,10 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from jobs.config import PIPELINE_FILE, STAGE_DIRS
+from jobs.mix import MANIFEST_FILE
 from jobs.workdir import read_json
 from transforms.stats import STATS_FILE, counters_of
 
-MANIFEST_FILE = "manifest.json"  # written by `instructmix mix` beside its shards
 # Instructions whose length is measured per stage (a regex each, cheap).
 LENGTH_SAMPLE = 50_000
 
