@@ -187,8 +187,10 @@ def check_outputs(config: PipelineConfig, steps: list[Step], state: RunState, ov
                 and not _left_to_the_stage(out):
             out.claim(stage_inputs(step.stage, step.section), overwrite=overwrite)
     if config.report:
-        StageOutput("report", f"{config.output.rstrip('/')}/{REPORT_DIR}", config.storage_options).claim(
-            overwrite=overwrite)
+        from jobs.report.page import older_report_files
+
+        report = StageOutput("report", f"{config.output.rstrip('/')}/{REPORT_DIR}", config.storage_options)
+        report.claim(overwrite=overwrite, own=older_report_files(report))
 
 
 def _left_to_the_stage(out: StageOutput) -> bool:

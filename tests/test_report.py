@@ -230,6 +230,19 @@ def test_a_new_report_removes_its_old_plots_and_keeps_files_it_did_not_write(tmp
     assert (report / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
+def test_a_report_of_an_older_version_is_replaced_without_overwrite(tmp_path):
+    run = tmp_path / "run"
+    _write_stage(str(run / "synth"), _synth_files())
+    report = run / "report"
+    report.mkdir()
+    (report / "summary.json").write_text(json.dumps({"run_dir": str(run), "stages": {}}), encoding="utf-8")
+    for name in ("index.html", "mixing.png"):
+        (report / name).write_text("old", encoding="utf-8")
+    run_report(str(run))
+    assert not (report / "mixing.png").exists()  # the old plot without data now is gone
+    assert "template_only" in (report / "index.html").read_text(encoding="utf-8")
+
+
 def test_a_missing_run_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such run directory"):
         run_report(str(tmp_path / "nope"))

@@ -52,8 +52,9 @@ def write_report(out_dir: str, summary: Mapping, images: Mapping[str, bytes],
     started = time.time()
     out = StageOutput("report", out_dir, dict(storage_options or {}))
     with out.lock():
-        out.claim(overwrite=overwrite)
-        previous = out.previous_outputs()
+        older = older_report_files(out)
+        out.claim(overwrite=overwrite, own=older)
+        previous = out.previous_outputs() or older
         written = []
         for name, png in images.items():
             out.write_bytes(f"{name}.png", png)
@@ -66,3 +67,16 @@ def write_report(out_dir: str, summary: Mapping, images: Mapping[str, bytes],
             elapsed_seconds=time.time() - started, outputs=written, details={"plots": sorted(images)}))
         out.remove_stale(written, previous)
     return out.url_of(INDEX_FILE)
+
+
+def older_report_files(out: StageOutput) -> list[str]:
+    """The page, summary and plots of a report written before reports had a `_stats.json`
+    (its `summary.json` has the summary's keys): replaced like this version's own files, so
+    re-running an upgraded `make demo` needs no --overwrite."""
+    if out.exists(STATS_FILE):
+        return []
+    summary = out.read_json(SUMMARY_FILE)
+    if not isinstance(summary, dict) or not {"run_dir", "stages"} <= summary.keys():
+        return []
+    names = {INDEX_FILE, SUMMARY_FILE, *(f"{name}.png" for name in PLOT_NAMES)}
+    return [p for p in out.listing() if p in names]
