@@ -38,6 +38,7 @@ BELLE_SEEDS = WEBDATA / "instructions" / "belle-zh" / "zh_seed_tasks.json"
 
 from transforms.synth.novelty_index import NoveltyIndex
 from transforms.synth.rouge import rouge_l_f, rouge_tokens
+from transforms.text import HAN, contains_han
 
 # Words at which an English seed's object is cut into phrases (kept at the phrase start).
 _EN_CUT = re.compile(r"\s+(?=(?:of|for|about|in|with|from|that|and|into|to|based on|using|given|by)\b)", re.IGNORECASE)
@@ -98,7 +99,7 @@ def _instance_phrases_zh(tasks: list[dict]) -> list[str]:
     out: dict[str, None] = {}
     for task in tasks:
         for inst in task["instances"]:
-            for clause in re.split(r"[^\u4e00-\u9fff]+", inst["input"] + "\n" + inst["output"]):
+            for clause in re.split(f"[^{HAN}]+", inst["input"] + "\n" + inst["output"]):
                 if 3 <= len(clause) <= 12:
                     out[clause] = None
     return list(out)
@@ -142,7 +143,7 @@ class InstructionGenerator:
     def near_duplicate(self, text: str) -> str:
         """`text` with one word (en) or character (zh) dropped, replaced or inserted."""
         rng = self.rng
-        if re.search("[\u4e00-\u9fff]", text):
+        if contains_han(text):
             units, joiner = list(text), ""
             filler = rng.choice("的了很也再请将")
         else:

@@ -106,13 +106,14 @@ def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
     from transforms.langid import get_language_identifier
     from transforms.synth.instruction_templates import load_instruction_templates
     from transforms.synth.slot_fillers import fill_from_document
+    from transforms.text import RULE_LANGUAGES
 
     templates = load_instruction_templates(config.templates)
     lid = get_language_identifier()
     out = []
     for doc in batch:
         lang = lid.identify(doc["text"][:2000])[0]
-        if lang not in ("en", "zh"):
+        if lang not in RULE_LANGUAGES:  # the languages with instruction templates and rules
             counters["documents.skip.language"] += 1
             continue
         for filled in fill_from_document(templates, doc["text"], lang, config.seed, doc["id"],

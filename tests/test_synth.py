@@ -131,9 +131,10 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
 
     import ray
 
+    from jobs.engines.ray import init_ray
     from jobs.engines.vllm_actors import GeneratorPool
 
-    ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    init_ray()
     cfg = _llm_config(tiny_llm, sampling={"temperature": 0.7, "top_p": 0.95, "max_tokens": 160, "seed": 3})
     pool = GeneratorPool(cfg.model, cfg.engine.model_copy(update={"batch_size": 256}), cfg.sampling)
     try:
