@@ -257,8 +257,8 @@ def phase_timer(timings: dict):
 
 def bench_mixer(pretrain: Path, warm: Path, tokenizer_path: Path, raw_mb: float, tmp: Path) -> dict:
     from jobs.config import MixConfig
-    from jobs.mix import run_mix
     from jobs.engines.spark import spark_session
+    from jobs.mix import run_mix
 
     spark = spark_session("local[1]", "bench-mix-local1")
     try:

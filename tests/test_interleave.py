@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.mix.plan import plan_shards
 from transforms.mix.interleave import ShardInterleaver, SourcePicker
+from transforms.mix.plan import plan_shards
 
 
 def test_source_picker_follows_weights_exactly_with_equal_lengths():

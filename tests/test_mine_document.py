@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from transforms.mine.instruction_classifier import train_classifier, training_lines
 from transforms.mine.document import PairMiner
+from transforms.mine.instruction_classifier import train_classifier, training_lines
 from transforms.records import PAIR_COLUMNS
 
 FAQ_HTML = """<html><head><title>Library help</title></head><body>

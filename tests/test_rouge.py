@@ -3,7 +3,14 @@ import re
 
 import pytest
 
-from transforms.synth.rouge import lcs_length, lcs_length_masked, rouge_l, rouge_l_f, rouge_tokens, token_masks
+from transforms.synth.rouge import (
+    lcs_length,
+    lcs_length_masked,
+    rouge_l,
+    rouge_l_f,
+    rouge_tokens,
+    token_masks,
+)
 
 
 def dp_lcs(a, b) -> int:
