@@ -31,6 +31,7 @@ from pathlib import Path
 from jobs.config import ConfigError, ResourcesConfig, load_config
 from jobs.engines.spark import PACKAGE_ROOT, SHIPPED_PACKAGES, package_zip
 from jobs.errors import UserError
+from jobs.workdir import pid_alive
 
 SPARK_STAGES = ("mine", "mix")
 RAY_STAGES = ("synth",)
@@ -180,21 +181,6 @@ def _spark_record(job_id: str) -> tuple[Path, dict]:
     return job_dir, json.loads(path.read_text())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as finished.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def spark_status(job_id: str) -> str:
     job_dir, record = _spark_record(job_id)
     if "returncode" in record:
@@ -204,7 +190,7 @@ def spark_status(job_id: str) -> str:
         return "SUCCEEDED" if rc_file.read_text().strip() == "0" else "FAILED"
     if (job_dir / "stopped").is_file():
         return "STOPPED"
-    return "RUNNING" if _alive(record["pid"]) else "FAILED"
+    return "RUNNING" if pid_alive(record["pid"]) else "FAILED"
 
 
 def spark_logs(job_id: str) -> str:

@@ -88,14 +88,19 @@ def _is_local(fs) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this host still runs; a zombie (exited, not yet reaped) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _norm(fs, path: str) -> str:
@@ -187,7 +192,7 @@ class StageOutput:
         if holder.get("run_id") == self.run_id:
             return True
         pid = holder.get("pid")
-        return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid)
+        return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid)
 
     def release(self) -> None:
         if not self._locked:
