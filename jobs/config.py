@@ -11,7 +11,6 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from templates import read_user_yaml
 from transforms.filters import FilterConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -125,13 +125,9 @@ def load_config(path: str | Path | None, model: type[M]) -> M:
         return model()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        data = read_user_yaml(str(path), str(path), "config")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return validate_config(data, model, source=path.name)
 
 

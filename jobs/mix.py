@@ -575,6 +575,7 @@ def _surface_formats(config: MixConfig) -> tuple[str, list]:
     import yaml
     from jinja2.exceptions import TemplateError
 
+    from templates import read_user_yaml
     from transforms.mix.render import PACKAGED_FORMATS, load_formats, parse_formats
 
     path = config.formats_file
@@ -582,12 +583,7 @@ def _surface_formats(config: MixConfig) -> tuple[str, list]:
     try:
         if path is None or fsspec.utils.get_protocol(path) in ("file", "local"):
             return name, load_formats(path)
-        try:
-            with fsspec.open(path, "r", encoding="utf-8", **config.storage_options) as f:
-                text = f.read()
-        except OSError as err:
-            raise ValueError(f"{path}: cannot read the formats file: {err}") from None
-        return name, parse_formats(yaml.safe_load(text), path)
+        return name, parse_formats(read_user_yaml(path, path, "formats file", config.storage_options), path)
     except (ValueError, TemplateError, yaml.YAMLError) as err:
         raise MixError(f"formats_file: {_one_line(err)}; fix the file or leave formats_file out for the "
                        "packaged formats") from err

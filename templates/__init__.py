@@ -37,3 +37,29 @@ def load_yaml(name: str, key: str = "") -> Any:
             raise KeyError(f"templates/{name}: missing key '{'.'.join(walked)}'")
         value = value[part]
     return value
+
+
+def read_user_yaml(source: Any, name: str, what: str, storage_options: dict | None = None) -> Any:
+    """Parse a YAML file a user gave (formats, instruction templates, a config) with safe_load.
+
+    `source`: a local path, an fsspec URL (read with `storage_options`) or a packaged
+    file (importlib Traversable). Raises ValueError "`name`: cannot read the `what`: ..."
+    or "`name`: not valid YAML: ...", so every loader reports a bad file the same way.
+    """
+    try:
+        if isinstance(source, str) and "://" in source:
+            import fsspec
+
+            with fsspec.open(source, "r", encoding="utf-8", **(storage_options or {})) as f:
+                text = f.read()
+        elif isinstance(source, str):
+            with open(source, encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name}: cannot read the {what}: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}: not valid YAML: {exc}") from None

@@ -25,13 +25,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 
+from templates import read_user_yaml
 from transforms.sandbox import TemplateLimitError, compile_template, sandboxed_environment
 from transforms.text import language_family
 
@@ -108,19 +107,10 @@ def load_formats(path: str | None = None) -> list[SurfaceFormat]:
 @functools.lru_cache(maxsize=16)
 def _load_formats_cached(path: str | None) -> tuple[SurfaceFormat, ...]:
     if path is None:
-        source = resources.files("templates").joinpath(PACKAGED_FORMATS)
-        name = f"templates/{PACKAGED_FORMATS}"
-        text = source.read_text(encoding="utf-8")
+        source, name = resources.files("templates").joinpath(PACKAGED_FORMATS), f"templates/{PACKAGED_FORMATS}"
     else:
-        name = path
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{name}: cannot read the formats file: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{name}: not valid YAML: {exc}") from None
+        source, name = path, path
+    data = read_user_yaml(source, name, "formats file")
     return tuple(parse_formats(data, name))
 
 

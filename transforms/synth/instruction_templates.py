@@ -27,8 +27,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from templates import read_user_yaml
 from transforms.text import contains_han, language_family
 
 PACKAGED_FOLDER = "instructions"  # inside the `templates` package
@@ -156,14 +155,7 @@ def _load_cached(path: str | None) -> tuple[InstructionTemplate, ...]:
     templates: list[InstructionTemplate] = []
     first_seen: dict[str, str] = {}
     for name, source in named:
-        try:
-            text = source.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{name}: cannot read the template file: {exc}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{name}: not valid YAML: {exc}") from None
+        data = read_user_yaml(source, name, "template file")
         for template in parse_instruction_templates(data, name):
             if template.id in first_seen:
                 raise ValueError(
