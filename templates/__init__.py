@@ -6,6 +6,8 @@ the same way in a checkout, an installed wheel and a Spark `--py-files` zip.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -63,3 +65,25 @@ def read_user_yaml(source: Any, name: str, what: str, storage_options: dict | No
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{name}: not valid YAML: {exc}") from None
+
+
+# An id of an entry in a user's YAML list (a surface format, an instruction template).
+ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def checked_entry(entry: Any, name: str, noun: str, position: int, allowed: Sequence[str],
+                  expected: Sequence[str] | None = None) -> tuple[str, str]:
+    """The id of entry #`position` of a user's YAML list, and where it is ("FILE: NOUN 'id'") for
+    later messages. Raises ValueError when it is not a mapping, has no valid `id`, or has a key
+    outside `allowed`; `expected` are the keys the "not a mapping" message lists."""
+    where = f"{name}: {noun} #{position}"
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: expected a mapping with keys {', '.join(expected or allowed)}")  # noqa: TRY004
+    entry_id = entry.get("id")
+    if not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
+        raise ValueError(f"{where}: `id` must be a name of letters, digits, '_', '-' or '.', got {entry_id!r}")
+    where = f"{name}: {noun} {entry_id!r}"
+    unknown = sorted(set(map(str, entry)) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return entry_id, where

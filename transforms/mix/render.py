@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -30,7 +29,7 @@ from typing import Any
 import jinja2
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 
-from templates import read_user_yaml
+from templates import checked_entry, read_user_yaml
 from transforms.sandbox import TemplateLimitError, compile_template, sandboxed_environment
 from transforms.text import language_family
 
@@ -60,7 +59,6 @@ KNOWN_FORMAT_LANGS = (_LID176_LANGS - _FOLDED_LANGS) | {ANY_LANG}
 # as most pages separate Q&A items, and the horizontal rules of Markdown.
 PACK_SEPARATORS = ("\n\n", "\n\n\n", "\n\n---\n\n", "\n\n***\n\n", "\n\n* * *\n\n")
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FORMAT_KEYS = ("id", "langs", "template")
 
 
@@ -134,16 +132,7 @@ def parse_formats(data: Any, name: str) -> list[SurfaceFormat]:
 
 
 def _parse_format(entry: Any, name: str, position: int) -> SurfaceFormat:
-    where = f"{name}: format #{position}"
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected a mapping with keys {', '.join(_FORMAT_KEYS)}")  # noqa: TRY004
-    fmt_id = entry.get("id")
-    if not isinstance(fmt_id, str) or not _ID_PATTERN.match(fmt_id):
-        raise ValueError(f"{where}: `id` must be a name of letters, digits, '_', '-' or '.', got {fmt_id!r}")
-    where = f"{name}: format {fmt_id!r}"
-    unknown = sorted(set(map(str, entry)) - set(_FORMAT_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_FORMAT_KEYS)}")
+    fmt_id, where = checked_entry(entry, name, "format", position, _FORMAT_KEYS)
     langs = entry.get("langs")
     if not isinstance(langs, list) or not langs or not all(isinstance(lang, str) for lang in langs):
         raise ValueError(

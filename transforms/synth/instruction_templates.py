@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from templates import read_user_yaml
+from templates import checked_entry, read_user_yaml
 from transforms.text import contains_han, language_family
 
 PACKAGED_FOLDER = "instructions"  # inside the `templates` package
@@ -88,7 +87,6 @@ EXTRACTIVE_ANSWERS: dict[str, tuple[tuple[str, ...], ...]] = {
     "sentiment": (("review",),),  # positive / negative by cue words
 }
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEYS = ("id", "task_type", "lang", "template", "slots", "extractive_answer")
 _REQUIRED_KEYS = ("id", "task_type", "lang", "template", "slots")
 
@@ -194,18 +192,7 @@ def parse_instruction_templates(data: Any, name: str) -> list[InstructionTemplat
 
 
 def _parse_template(entry: Any, name: str, position: int) -> InstructionTemplate:
-    where = f"{name}: template #{position}"
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected a mapping with keys {', '.join(_REQUIRED_KEYS)}")  # noqa: TRY004
-    template_id = entry.get("id")
-    if not isinstance(template_id, str) or not _ID_PATTERN.match(template_id):
-        raise ValueError(
-            f"{where}: `id` must be a name of letters, digits, '_', '-' or '.', got {template_id!r}"
-        )
-    where = f"{name}: template {template_id!r}"
-    unknown = sorted(set(map(str, entry)) - set(_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_KEYS)}")
+    template_id, where = checked_entry(entry, name, "template", position, _KEYS, expected=_REQUIRED_KEYS)
     missing = [key for key in _REQUIRED_KEYS if key not in entry]
     if missing:
         raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
