@@ -32,7 +32,7 @@ MINE_COUNTERS = {
     "mine.pairs.drop.near_duplicate": 1,
 }
 SYNTH_COUNTERS = {"synth.documents.read": 4, "synth.documents.skip.language": 1, "synth.records.written": 1,
-                  "synth.records.drop.not_novel": 4}
+                  "synth.records.drop.not_novel": 4, "synth.instructions.drop.too_similar": 2}
 MIX_COUNTERS = {
     "mix.pretrain.files": 1, "mix.pretrain.documents": 9, "mix.pretrain.tokens": 950, "mix.pretrain.skip.bad_json": 3,
     "mix.instructions.mined.records": 3, "mix.instructions.mined.documents_used": 3,
@@ -133,6 +133,7 @@ def test_drop_reasons_cover_every_stage_from_the_counters():
         ("mine", "documents", "non_html", 2), ("mine", "documents truncated", "max_page_bytes", 1),
         ("mine", "pairs", "harmful", 1), ("mine", "pairs", "near_duplicate", 1),
         ("synth", "documents", "language", 1), ("synth", "pairs", "not_novel", 4),
+        ("synth", "instructions", "too_similar", 2),
         ("mix", "pretraining rows", "bad_json", 3), ("mix", "alpaca.v2 records", "missing_field", 2)}
 
 

@@ -108,8 +108,9 @@ def drop_reasons(counters: Mapping[str, int]) -> list[dict]:
 
     `counters` are the stages' counters together (their names carry the stage).
     Mine: documents skipped by the readers and truncated, pairs dropped by the
-    filters and the two dedup passes. Synth: documents skipped, records dropped
-    by its gate. Mix: unreadable pretraining rows and instruction records, per source.
+    filters and the two dedup passes. Synth: documents skipped, Self-Instruct
+    instructions refused before any instance, records dropped by its gate.
+    Mix: unreadable pretraining rows and instruction records, per source.
     """
     rows: list[dict] = []
 
@@ -121,6 +122,7 @@ def drop_reasons(counters: Mapping[str, int]) -> list[dict]:
     add("mine", "documents truncated", group(counters, "mine.documents.truncated"))
     add("mine", "pairs", group(counters, "mine.pairs.drop"))
     add("synth", "documents", group(counters, "synth.documents.skip"))
+    add("synth", "instructions", group(counters, "synth.instructions.drop"))
     add("synth", "pairs", group(counters, "synth.records.drop"))
     add("mix", "pretraining rows", group(counters, "mix.pretrain.skip"))
     for source, counts in mix_sources(counters).items():
