@@ -70,14 +70,14 @@ def bench_in_process(files: list[Path], raw_mb: float) -> dict:
     for f in files:
         docs.extend(iter_documents(str(f), Counter()))
     # Warm-up (model loads) outside the timed region.
-    list(miner.mine(docs[0].url, docs[0].html, docs[0].text, Counter(), {}))
+    list(miner.mine(docs[0].url, docs[0].html, docs[0].text, Counter()))
 
     t0 = time.perf_counter()
     counters: Counter = Counter()
     pairs = 0
     for f in files:
         for d in iter_documents(str(f), counters):
-            pairs += sum(1 for _ in miner.mine(d.url, d.html, d.text, counters, {}))
+            pairs += sum(1 for _ in miner.mine(d.url, d.html, d.text, counters))
     mine_s = time.perf_counter() - t0
 
     from transforms.mine.html_blocks import html_to_page

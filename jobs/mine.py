@@ -44,7 +44,7 @@ from jobs.config import MineConfig
 from jobs.errors import UserError
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.io.documents import expand_inputs, iter_documents
-from transforms.records import PAIR_SCHEMA
+from transforms.records import PAIR_SCHEMA, Provenance
 from transforms.stats import counter_name, stats_document
 
 __all__ = ["STATS_FILE", "WORK_DIR", "WORK_SCHEMA", "mine_fingerprint", "run_mine"]
@@ -144,7 +144,7 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
     pairs = 0
     with fs.open(tmp, "wb") as f, pq.ParquetWriter(f, WORK_SCHEMA, compression="zstd") as writer:
         for doc in iter_documents(path, counters, max_page_bytes=config.max_page_bytes, storage_options=config.storage_options):
-            provenance = {"source_file": doc.source_file, "source_record": doc.source_record}
+            provenance = Provenance(source_file=doc.source_file, source_record=doc.source_record)
             try:
                 buffer.extend(miner.mine(doc.url, doc.html, doc.text, counters, provenance))
             except Exception as err:  # one bad page must not end the file: count it, keep going

@@ -244,7 +244,8 @@ def _materialize_instruction_units(task: dict) -> dict:
             return render(fmt, {"instruction": r.instruction, "input": r.input, "output": r.output,
                                 "system": r.system, "history": r.history})
         except (ValueError, SecurityError) as err:  # a limit or a refusal of the sandbox on this record
-            raise MixError(f"{task['formats_name']}: {_one_line(err)} (record {r.provenance} of source "
+            where = f"{r.provenance.source_file} {r.provenance.source_record}"
+            raise MixError(f"{task['formats_name']}: {_one_line(err)} (record {where} of source "
                            f"{task['name']}); fix or remove that format") from err
 
     format_counts: Counter = Counter()
@@ -269,9 +270,9 @@ def _materialize_instruction_units(task: dict) -> dict:
                     group = [int(i) for i in order[start : start + size]]
                     texts = [render_record(i, str(epoch)) for i in group]
                     text = texts[0] if size == 1 else pack(texts, seed, f"{source}:{epoch}:{start}")
-                    provenance = dict(records[group[0]].provenance, key=records[group[0]].key)
+                    provenance = dict(records[group[0]].provenance.as_dict(), key=records[group[0]].key)
                     if size > 1:
-                        provenance["packed"] = [dict(records[i].provenance, key=records[i].key) for i in group]
+                        provenance["packed"] = [dict(records[i].provenance.as_dict(), key=records[i].key) for i in group]
                     rows.append({"unit": units, "epoch": epoch, "text": text, "records": len(group),
                                  "provenance": json.dumps(provenance, ensure_ascii=False)})
                     units += 1
@@ -340,7 +341,7 @@ def _attach_to_source_pages(task: dict, records: list, render_record, tokenizer)
         pos = int(np.searchsorted(sorted_keys, key))
         if pos < len(sorted_keys) and sorted_keys[pos] == key:
             target = order[pos]
-            provenance = dict(r.provenance, key=r.key)
+            provenance = dict(r.provenance.as_dict(), key=r.key)
             rows[i] = {"file": int(file_of[target]), "doc": int(doc_of[target]), "record": i,
                        "text": ATTACHED_SEPARATOR + render_record(i, "attached"),
                        "provenance": json.dumps(provenance, ensure_ascii=False)}
@@ -466,7 +467,7 @@ def _write_pretrain_run(task, readers, open_files, file_index, start, end, write
             continue
         ids = tokens.of(doc.index)
         text = doc.text
-        meta = {"source": f"pretrain:{source['name']}", "is_instruction": False, "provenance": doc.provenance}
+        meta = {"source": f"pretrain:{source['name']}", "is_instruction": False, "provenance": doc.provenance.as_dict()}
         if doc.index in attachments:
             rows = attachments[doc.index]
             text += "".join(r["text"] for r in rows)

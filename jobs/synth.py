@@ -136,15 +136,10 @@ def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[di
             continue
         rec = synth_record(filled.instruction, "", answer, lang=filled.lang, mode="template_only",
                            task_type=filled.task_type, template_id=filled.template_id, confidence=0.6,
-                           **_provenance(doc))
+                           provenance=doc["provenance"])
         if keep_record(rec, counters):
             records.append(rec)
     return records, counters
-
-
-def _provenance(doc: dict) -> dict:
-    return {"source_url": doc["url"], "source_file": doc["provenance"].get("file", ""),
-            "source_record": doc["provenance"].get("record", "")}
 
 
 def template_prompts(batch: list[dict], config: SynthConfig) -> tuple[list, list[str], Counter]:
@@ -171,7 +166,7 @@ def template_records(filled: list, prompts: list[str], outputs: list[dict], coun
             continue
         rec = synth_record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
                            template_id=f.template_id, model=config.model or "", sampling=sampling,
-                           prompt=prompt, **_provenance(doc))
+                           prompt=prompt, provenance=doc["provenance"])
         if keep_record(rec, counters):
             records.append(rec)
     return records
@@ -213,7 +208,7 @@ def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters
         lang = lid.identify(chunk[:2000])[0]
         for question, answer in pairs[:keep]:
             rec = synth_record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
-                               model=config.model or "", sampling=sampling, prompt=prompt, **_provenance(doc))
+                               model=config.model or "", sampling=sampling, prompt=prompt, provenance=doc["provenance"])
             if keep_record(rec, counters):
                 records.append(rec)
     return records
@@ -306,6 +301,15 @@ def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig)
 # --- the job ---------------------------------------------------------------------
 
 
+def _legacy_output(out: StageOutput) -> list[str]:
+    """The file an instructmix before the one-shape `_stats.json` published (its stats had
+    `mode` and `written` and no `stage`), so an upgrade can re-run into its old output."""
+    stats = out.read_json(STATS_FILE)
+    if not isinstance(stats, dict) or "stage" in stats or not {"mode", "written"} <= stats.keys():
+        return []
+    return [OUTPUT_FILE] if out.exists(OUTPUT_FILE) else []
+
+
 def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthConfig | None = None,
               address: str | None = None, overwrite: bool = False) -> dict:
     """Synthesize into `output`; returns the `_stats.json` document it wrote.
@@ -319,7 +323,7 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
     out = StageOutput("synth", output, config.storage_options)
     if out.fs.isfile(out.root):
         raise UserError(f"output {output} is a file, not a folder; give a folder path")
-    out.claim(inputs if mode != "self_instruct" else [], overwrite=overwrite)
+    out.claim(inputs if mode != "self_instruct" else [], overwrite=overwrite, own=_legacy_output(out))
     fp = work_fingerprint(mode, config, files)
     with out.lock():
         # What this run may replace: the previous run's outputs, or with --overwrite everything there.

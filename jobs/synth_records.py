@@ -15,7 +15,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.records import SYNTH_SCHEMA
+from transforms.records import SYNTH_SCHEMA, Provenance, pair_row
 
 # The batch's counters travel in the checkpoint's schema metadata, so a resumed
 # batch adds the same counts as the run that made it.
@@ -24,20 +24,16 @@ COUNTERS_METADATA_KEY = b"instructmix.stats"
 
 def synth_record(instruction: str, input_: str, output: str, *, lang: str, mode: str, task_type: str,
                  template_id: str = "", seed_ids: list[str] | None = None, model: str = "", sampling: str = "",
-                 prompt: str = "", source_url: str = "", source_file: str = "", source_record: str = "",
-                 confidence: float = 0.5) -> dict:
+                 prompt: str = "", provenance: Provenance | None = None, confidence: float = 0.5) -> dict:
+    """A row of SYNTH_SCHEMA: the pair columns (records.pair_row) plus how it was made."""
     from jobs.engines.vllm_actors import prompt_hash
-    from transforms.records import pair_id
 
-    return {
-        "id": pair_id(source_url or mode, f"synth_{mode}", instruction, input_, output),
-        "instruction": instruction, "input": input_, "output": output,
-        "kind": f"synth_{task_type}" if task_type else f"synth_{mode}", "miner": f"synth_{mode}",
-        "confidence": confidence, "lang": lang, "lang_score": 0.0, "source_url": source_url,
-        "source_file": source_file, "source_record": source_record, "title": "", "classifier_score": None,
-        "mode": mode, "task_type": task_type, "template_id": template_id, "seed_ids": seed_ids or [],
-        "model": model, "sampling": sampling, "prompt_hash": prompt_hash(prompt) if prompt else "",
-    }
+    row = pair_row(instruction=instruction, input_=input_, output=output,
+                   kind=f"synth_{task_type}" if task_type else f"synth_{mode}", miner=f"synth_{mode}",
+                   confidence=confidence, lang=lang, lang_score=0.0, provenance=provenance or Provenance(),
+                   id_scope=mode)
+    return {**row, "mode": mode, "task_type": task_type, "template_id": template_id, "seed_ids": seed_ids or [],
+            "model": model, "sampling": sampling, "prompt_hash": prompt_hash(prompt) if prompt else ""}
 
 
 def keep_record(record: dict, counters: Counter) -> bool:

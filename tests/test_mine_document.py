@@ -8,7 +8,7 @@ import pytest
 
 from transforms.mine.document import PairMiner
 from transforms.mine.instruction_classifier import train_classifier, training_lines
-from transforms.records import PAIR_COLUMNS
+from transforms.records import PAIR_COLUMNS, Provenance
 
 FAQ_HTML = """<html><head><title>Library help</title></head><body>
 <nav><a href="/">Home</a> <a href="/events">Events</a></nav>
@@ -44,7 +44,7 @@ def miner() -> PairMiner:
 
 def _mine(miner: PairMiner, html: str | None = None, text: str | None = None, url: str = "https://lib.example/faq"):
     counters: Counter = Counter()
-    rows = list(miner.mine(url, html, text, counters, {"source_file": "f.warc.gz", "source_record": "r1"}))
+    rows = list(miner.mine(url, html, text, counters, Provenance(source_file="f.warc.gz", source_record="r1")))
     return rows, counters
 
 

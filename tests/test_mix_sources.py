@@ -19,7 +19,7 @@ from transforms.io.mix_inputs import (
     iter_instruction_records,
     iter_pretrain_docs,
 )
-from transforms.records import PAIR_SCHEMA
+from transforms.records import PAIR_SCHEMA, Provenance
 
 # --------------------------------------------------------------------------- pretraining documents
 
@@ -74,7 +74,7 @@ def read_docs(path, text_field="text", **kwargs):
 
 
 def summary(docs):
-    return [(d.index, d.text, d.url, d.provenance["record"]) for d in docs]
+    return [(d.index, d.text, d.url, d.provenance.source_record) for d in docs]
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_json_lines_keep_good_docs_around_bad_ones(tmp_path, name):
     path = write_compressed(tmp_path / name, jsonl_bytes(PRETRAIN_LINES))
     docs, counters = read_docs(path)
     assert summary(docs) == EXPECTED_DOCS
-    assert all(d.provenance["file"] == path for d in docs)
+    assert all(d.provenance.source_file == path for d in docs)
     assert dict(counters) == PRETRAIN_SKIPS
 
 
@@ -211,7 +211,7 @@ def test_fsspec_urls(memory_root):
     paths = expand_paths([f"{memory_root}/pretrain"])
     assert paths == [f"{memory_root}/pretrain/docs.jsonl.zst", f"{memory_root}/pretrain/more.parquet"]
     docs, counters = read_docs(paths[0])
-    assert summary(docs) == EXPECTED_DOCS and docs[0].provenance["file"] == paths[0]
+    assert summary(docs) == EXPECTED_DOCS and docs[0].provenance.source_file == paths[0]
     assert counters == PRETRAIN_SKIPS
     docs, _ = read_docs(paths[1])
     assert summary(docs) == [(0, "parquet doc", "u", "row 0")]
@@ -294,8 +294,7 @@ def check_alpaca_records(records, path, first_number, locator):
         system="",
         history=[],
         lang="",
-        source_url="",
-        provenance={"file": str(path), "record": f"{locator} {first_number}"},
+        provenance=Provenance(source_file=str(path), source_record=f"{locator} {first_number}"),
     )
     assert last.key == f"{path}#{first_number + 11}"
     assert (last.input, last.system, last.history) == (
@@ -323,7 +322,7 @@ def test_alpaca_json_lines(tmp_path, name):
     )
     path = write_compressed(tmp_path / name, jsonl_bytes(lines))
     records, counters = read_records(path)
-    assert [r.provenance["record"] for r in records] == ["line 1", "line 13"]
+    assert [r.provenance.source_record for r in records] == ["line 1", "line 13"]
     assert [r.key for r in records] == [f"{path}#1", f"{path}#13"]
     assert dict(counters) == {**ALPACA_SKIPS, "skip:bad_json": 1}
 
@@ -344,7 +343,7 @@ def test_self_instruct_tasks_give_one_record_per_instance(tmp_path):
         (f"{path}#1.0", "hot", "cold"),
         (f"{path}#1.2", "big", "small"),
     ]
-    assert records[1].provenance == {"file": str(path), "record": "line 1", "instance": 2}
+    assert records[1].provenance == Provenance(source_file=str(path), source_record="line 1 instance 2")
     assert counters == {"skip:missing_output": 2}
 
 
@@ -385,12 +384,9 @@ def test_mined_parquet_folder_as_spark_writes_it(tmp_path):
     assert [r.key for r in records] == ["id-000", f"{part0}#1", "id-010", "id-011"]
     assert [r.lang for r in records] == ["en", "zh", "en", "zh"]
     assert records[0].source_url == "https://m.example/0"
-    assert records[0].provenance == {
-        "file": part0,
-        "record": "row 0",
-        "source_file": "/data/web-00000.warc.gz",
-        "source_record": "<urn:uuid:0>",
-    }
+    # A mined pair keeps its page's provenance; its key (the pair id) finds the mined row.
+    assert records[0].provenance == Provenance("https://m.example/0", "/data/web-00000.warc.gz", "<urn:uuid:0>")
+    assert records[1].provenance.source_record == "<urn:uuid:1>"
     assert counters == {"skip:missing_output": 1}
     assert read_records(out / "part-00000.parquet")[0] == records[:2]
 
@@ -458,5 +454,6 @@ def test_a_file_that_is_not_alpaca_is_counted_and_explained(webdata, caplog):
 
 
 def test_records_are_plain_slotted_dataclasses():
-    assert not hasattr(PretrainDoc(0, "t", "", {}), "__dict__")
-    assert not hasattr(InstructionRecord("k", "i", "", "o", "", [], "", "", {}), "__dict__")
+    assert not hasattr(PretrainDoc(0, "t", Provenance()), "__dict__")
+    assert not hasattr(InstructionRecord("k", "i", "", "o", "", [], "", Provenance()), "__dict__")
+    assert not hasattr(Provenance(), "__dict__")

@@ -146,7 +146,7 @@ def test_jsonl_parquet_and_megatron_hold_the_same_documents(mixed):
     assert len(rows) == manifest["docs"]
     assert {r["metadata"]["source"] for r in rows} == {"pretrain:web", "instructions:mined", "instructions:alpaca"}
     assert all(set(r["metadata"]) >= {"source", "is_instruction", "provenance"} for r in rows)
-    assert all(r["metadata"]["provenance"]["file"] for r in rows)
+    assert all(r["metadata"]["provenance"]["source_file"] for r in rows)
 
     ds = load_dataset("parquet", data_dir=str(out / "parquet"), split="train",
                       cache_dir=str(out.parent / "hf-cache"))

@@ -18,7 +18,7 @@ html = ("<html><body><main><h2>FAQ</h2><h3>How do I renew a library book online?
         "<p>Sign in to your account, open Loans and press Renew next to the book you want to keep longer.</p>"
         "</main></body></html>")
 counters = Counter()
-rows = list(PairMiner().mine("https://zip.example/faq", html, None, counters, {}))
+rows = list(PairMiner().mine("https://zip.example/faq", html, None, counters))
 print(json.dumps({"module": transforms.__file__, "rows": len(rows), "counters": counters}))
 """
 

@@ -12,7 +12,7 @@ import pytest
 from jobs.config import SynthConfig, validate_config
 from jobs.synth import OUTPUT_FILE, STATS_FILE, WORK_DIR, run_synth
 from tests.conftest import REPO
-from transforms.records import SYNTH_SCHEMA
+from transforms.records import SYNTH_SCHEMA, Provenance
 
 
 def _llm_config(model, **overrides) -> SynthConfig:
@@ -167,7 +167,7 @@ def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(sample_docume
     folder.mkdir()
     (folder / "grounded_answer.jinja").write_text(
         "PASSAGE<<{{ passage }}>> TASK<<{{ instruction }}>> or say {{ no_answer }}\n", encoding="utf-8")
-    batch = [json.loads(line) | {"id": str(i), "provenance": {}}
+    batch = [json.loads(line) | {"id": str(i), "provenance": Provenance()}
              for i, line in enumerate(sample_documents.read_text(encoding="utf-8").splitlines()[:6])]
     config = validate_config({"prompts": str(folder)}, SynthConfig, "synth.yaml")
     filled, prompts, _ = template_prompts(batch, config)

@@ -187,3 +187,17 @@ def test_template_only_reads_and_writes_the_local_s3_server(s3_server, s3_bucket
     assert table.column("output").to_pylist() == pq.read_table(tmp_path / "local" / OUTPUT_FILE).column(
         "output").to_pylist()
     assert local["counters"]["synth.records.written"] == table.num_rows
+
+
+def test_an_output_of_the_previous_stats_shape_is_replaced_but_other_files_are_not(sample_documents, tmp_path):
+    """An upgrade re-runs into the output an older instructmix wrote (stats without `stage`)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    pq.write_table(pa.table({"instruction": ["old"], "output": ["old"]}), out / OUTPUT_FILE)
+    (out / STATS_FILE).write_text(json.dumps({"mode": "template_only", "written": 1, "counters": {}}))
+    stats = run_synth([str(sample_documents)], str(out), "template_only")
+    assert stats["stage"] == "synth" and ds.dataset(out, format="parquet").count_rows() > 1
+    (out / STATS_FILE).write_text(json.dumps({"mode": "template_only", "written": 1, "counters": {}}))
+    (out / "notes.txt").write_text("a user's")
+    with pytest.raises(UserError, match="notes.txt"):
+        run_synth([str(sample_documents)], str(out), "template_only")

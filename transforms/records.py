@@ -32,6 +32,51 @@ PAIR_FIELDS: list[pa.Field] = [
 PAIR_SCHEMA = pa.schema(PAIR_FIELDS)
 PAIR_COLUMNS = [f.name for f in PAIR_FIELDS]
 
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a record came from: the same three fields in every stage and every output.
+
+    `source_url` is the page, `source_file` the input file and `source_record` the
+    record inside it ("line N", "row N", "item N", a WARC record id; "... instance K"
+    for the K-th instance of a Self-Instruct task). Pairs carry them as the columns of
+    the same names (PAIR_FIELDS); the mixer writes `as_dict()` into each document's
+    metadata. A pair read back from mined Parquet keeps its page's provenance.
+    """
+
+    source_url: str = ""
+    source_file: str = ""
+    source_record: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source_url": self.source_url, "source_file": self.source_file,
+                "source_record": self.source_record}
+
+
+def pair_row(*, instruction: str, input_: str, output: str, kind: str, miner: str, confidence: float,
+             lang: str, lang_score: float, provenance: Provenance, title: str = "",
+             classifier_score: float | None = None, id_scope: str = "") -> dict:
+    """A row of PAIR_SCHEMA, the one place a pair's columns are filled (mining and synthesis).
+
+    The id hashes the page (or `id_scope` when the pair has none) with the kind and text.
+    """
+    return {
+        "id": pair_id(provenance.source_url or id_scope, kind, instruction, input_, output),
+        "instruction": instruction,
+        "input": input_,
+        "output": output,
+        "kind": kind,
+        "miner": miner,
+        "confidence": float(confidence),
+        "lang": lang,
+        "lang_score": float(lang_score),
+        **provenance.as_dict(),
+        "title": title,
+        "classifier_score": classifier_score,
+    }
+
+
 # Pair kinds written by the miners.
 KIND_FAQ = "faq"
 KIND_QA = "qa"

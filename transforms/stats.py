@@ -22,8 +22,10 @@ The names each stage writes (the report reads exactly these):
         (filters' reasons plus exact_duplicate, near_duplicate) / .pii_scrubbed
     mine.pairs.mined.<miner>/<kind>  (before dedup)   mine.pairs.miner.<miner>  mine.pairs.kind.<kind>
     mine.pairs.miner_kind.<miner>/<kind>  mine.pairs.lang.<lang>  (written)
-    synth.documents.read / .skip.<reason>   synth.instructions.filled   synth.generations
-    synth.records.written / .drop.<reason> / .task_type.<type> / .lang.<lang>
+    synth.documents.read / .skip.<reason> / .repaired.<what>   synth.instructions.filled
+    synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance)
+    synth.generations   synth.records.accepted / .pii_scrubbed
+    synth.records.written / .drop.<reason> / .task_type.<type or none> / .lang.<lang>
     synth.batches.done / synth.batches.resumed
     mix.pretrain.files / .documents / .tokens / .skip.<reason>
     mix.instructions.<source>.records / .documents_used / .tokens_used / .skip.<reason>

@@ -32,7 +32,7 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -47,6 +47,7 @@ from transforms.io.paths import (  # noqa: F401 - re-exported: the names jobs/mi
 )
 from transforms.io.paths import expand_paths as _expand_paths
 from transforms.io.text_repair import decode_utf8, repair_lone_surrogates
+from transforms.records import Provenance
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +61,17 @@ class PretrainDoc:
     """One pretraining document.
 
     `index` is its 0-based position among the valid documents of its file,
-    the same on every read of the same bytes. `provenance` is
-    {"file": path, "record": "line N" (1-based) or "row N" (0-based)}.
+    the same on every read of the same bytes. Its `provenance` names the file and
+    "line N" (1-based) or "row N" (0-based), and the page URL when the record has one.
     """
 
     index: int
     text: str
-    url: str
-    provenance: dict
+    provenance: Provenance
+
+    @property
+    def url(self) -> str:
+        return self.provenance.source_url
 
 
 @dataclass(slots=True)
@@ -75,9 +79,10 @@ class InstructionRecord:
     """One instruction-response pair, from mined Parquet or an Alpaca file.
 
     `key` is stable across runs: the `id` column of mined Parquet, else
-    f"{file}#{n}" with n the "row N"/"line N"/"item N" number of
-    `provenance["record"]` (f"{file}#{n}.{k}" for the k-th instance of a
-    Self-Instruct task). `lang` is "" when the source does not say.
+    f"{file}#{n}" with n the "row N"/"line N"/"item N" number of the record
+    (f"{file}#{n}.{k}" for the k-th instance of a Self-Instruct task). `lang` is
+    "" when the source does not say. `provenance` is the page's for a mined pair,
+    else this file and record.
     """
 
     key: str
@@ -87,8 +92,11 @@ class InstructionRecord:
     system: str
     history: list[tuple[str, str]]
     lang: str
-    source_url: str
-    provenance: dict
+    provenance: Provenance
+
+    @property
+    def source_url(self) -> str:
+        return self.provenance.source_url
 
 
 # --------------------------------------------------------------------------- expanding inputs
@@ -135,8 +143,7 @@ def iter_pretrain_docs(
             PretrainDoc(
                 index=index - 1,
                 text=text,
-                url=url_from_fields(obj),
-                provenance={"file": path, "record": locator},
+                provenance=Provenance(source_url=url_from_fields(obj), source_file=path, source_record=locator),
             )
         ]
 
@@ -259,16 +266,19 @@ def _instruction_records(
     key = record_id if locator.startswith("row ") and isinstance(record_id, str) and record_id else None
     lang = obj.get("lang")
     url = obj.get("source_url") or obj.get("url")
-    provenance = {"file": file, "record": locator}
-    for origin in ("source_file", "source_record"):
-        if isinstance(obj.get(origin), str) and obj[origin]:
-            provenance[origin] = obj[origin]
+    # A pair mined from a page keeps that page's provenance; other records point at this file.
+    origin = {name: obj.get(name) for name in ("source_file", "source_record")}
+    provenance = Provenance(
+        source_url=url if isinstance(url, str) else "",
+        source_file=origin["source_file"] if isinstance(origin["source_file"], str) and origin["source_file"] else file,
+        source_record=origin["source_record"] if isinstance(origin["source_record"], str) and origin["source_record"]
+        else locator,
+    )
     common = {
         "instruction": instruction,
         "system": system,
         "history": history,
         "lang": lang.strip().lower() if isinstance(lang, str) else "",
-        "source_url": url if isinstance(url, str) else "",
     }
 
     instances = obj.get("instances")
@@ -285,7 +295,7 @@ def _instruction_records(
 
 
 def _self_instruct_records(
-    instances: list, key: str, provenance: dict, common: dict, counters: collections.Counter
+    instances: list, key: str, provenance: Provenance, common: dict, counters: collections.Counter
 ) -> list[InstructionRecord]:
     """A Self-Instruct task: one instruction, `instances` of {input, output}; one record each."""
     if not instances:
@@ -302,7 +312,7 @@ def _self_instruct_records(
                     key=f"{key}.{k}",
                     input=pair[0],
                     output=pair[1],
-                    provenance={**provenance, "instance": k},
+                    provenance=replace(provenance, source_record=f"{provenance.source_record} instance {k}"),
                     **common,
                 )
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transforms import filters, pii
 from transforms.langid import get_language_identifier
@@ -21,7 +21,7 @@ from transforms.mine.miners.markup import mine_markup
 from transforms.mine.miners.question_pages import mine_question_pages
 from transforms.mine.miners.question_sentences import mine_question_sentences
 from transforms.mine.text_blocks import text_to_page
-from transforms.records import Candidate, pair_id
+from transforms.records import Candidate, Provenance, pair_row
 
 MINERS: dict[str, Callable[[Page], Iterable[Candidate]]] = {
     "markup": mine_markup,
@@ -63,8 +63,11 @@ class PairMiner:
         return page
 
     def mine(
-        self, url: str, html: str | bytes | None, text: str | None, counters: Counter, provenance: dict
+        self, url: str, html: str | bytes | None, text: str | None, counters: Counter,
+        provenance: Provenance | None = None,
     ) -> Iterator[dict]:
+        """The kept pairs of one page; `provenance` locates the page in its input file."""
+        provenance = provenance or Provenance()
         page = self.page_of(url, html, text)
         if not page.blocks and not page.markup:
             counters["skip:no_content"] += 1
@@ -76,7 +79,7 @@ class PairMiner:
                 if row is not None:
                     yield row
 
-    def finish(self, c: Candidate, page: Page, counters: Counter, provenance: dict) -> dict | None:
+    def finish(self, c: Candidate, page: Page, counters: Counter, provenance: Provenance) -> dict | None:
         instruction, n1 = pii.scrub_pii(c.instruction.strip())
         input_, n2 = pii.scrub_pii(c.input.strip())
         output, n3 = pii.scrub_pii(c.output.strip())
@@ -103,21 +106,11 @@ class PairMiner:
             return None
         counters[f"mined:{c.miner}:{c.kind}"] += 1
         signature = dedup.minhash_signature(f"{instruction} {input_} {output}")
+        row = pair_row(instruction=instruction, input_=input_, output=output, kind=c.kind, miner=c.miner,
+                       confidence=c.confidence, lang=a_lang, lang_score=a_score, title=page.title,
+                       classifier_score=score, provenance=replace(provenance, source_url=page.url))
         return {
-            "id": pair_id(page.url, c.kind, instruction, input_, output),
-            "instruction": instruction,
-            "input": input_,
-            "output": output,
-            "kind": c.kind,
-            "miner": c.miner,
-            "confidence": float(c.confidence),
-            "lang": a_lang,
-            "lang_score": float(a_score),
-            "source_url": page.url,
-            "source_file": provenance.get("source_file", ""),
-            "source_record": provenance.get("source_record", ""),
-            "title": page.title,
-            "classifier_score": score,
+            **row,
             "exact_key": dedup.exact_key(instruction, input_, output),
             "band_keys": dedup.lsh_band_keys(signature),
         }
