@@ -180,9 +180,9 @@ def _log_traceback(command: str) -> str:
     import tempfile
     import traceback
 
-    log_dir = os.environ.get("INSTRUCTMIX_LOG_DIR") or tempfile.gettempdir()
-    os.makedirs(log_dir, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix=f"instructmix-{command}-", suffix=".log", dir=log_dir)
+    from jobs.progress import log_dir
+
+    fd, path = tempfile.mkstemp(prefix=f"instructmix-{command}-", suffix=".log", dir=log_dir())
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         traceback.print_exc(file=f)
     return path
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserError, FileNotFoundError, ValueError) as err:
         print(f"instructmix {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001 - an engine's wrapper around a task's user error
+    except Exception as err:  # an engine's wrapper around a task's user error
         message = wrapped_user_message(err)
         if message is None:
             raise
