@@ -147,15 +147,45 @@ def _check_shard(shard: int, num_shards: int | None = None) -> None:
 
 
 class _Lifecycle:
-    """open -> closed | aborted; `add`/`close` on a finished writer is a bug in the caller."""
+    """open -> closed | aborted; `add`/`close` on a finished writer is a bug in the caller.
+
+    A writer names its files in `_staged` (in publish order) and says how to finish
+    them (`_finish`) and how to let go of them after a failure (`_release`); closing
+    publishes every staged file, aborting discards them.
+    """
 
     _state = "open"
+    _staged: tuple[StagedFile, ...] = ()
 
     def _require_open(self, action: str) -> None:
         if self._state != "open":
             raise RuntimeError(
                 f"{type(self).__name__}: cannot {action} a writer that is already {self._state}"
             )
+
+    def _finish(self) -> None:
+        """Flush and close the open handles; the staged files are then complete."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Close the open handles after a failure; the task is already failing, so a close
+        error must not hide that, and the files are deleted anyway."""
+        raise NotImplementedError
+
+    def close(self) -> list[WrittenFile]:
+        self._require_open("close")
+        self._finish()
+        written = [staged.publish() for staged in self._staged]
+        self._state = "closed"
+        return written
+
+    def abort(self) -> None:
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        self._release()
+        for staged in self._staged:
+            staged.discard()
 
 
 class JsonlZstShardWriter(_Lifecycle):
@@ -178,6 +208,7 @@ class JsonlZstShardWriter(_Lifecycle):
         _check_shard(shard)
         self.shard = int(shard)
         self._out = StagedFile(root, self.relpaths(self.shard)[0], storage_options)
+        self._staged = (self._out,)
         self._raw = open(self._out.temp, "wb")  # noqa: SIM115 - open across add() calls until close()
         compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
         self._zst = compressor.stream_writer(self._raw, closefd=False)
@@ -191,22 +222,14 @@ class JsonlZstShardWriter(_Lifecycle):
         )
         self._zst.write(line.encode("utf-8") + b"\n")
 
-    def close(self) -> list[WrittenFile]:
-        self._require_open("close")
+    def _finish(self) -> None:
         self._zst.close()  # ends the frame; closefd=False leaves self._raw open
         self._raw.close()
-        written = [self._out.publish()]
-        self._state = "closed"
-        return written
 
-    def abort(self) -> None:
-        if self._state != "open":
-            return
-        self._state = "aborted"
-        # The frame is left unfinished: the file is deleted, and the task is already failing.
+    def _release(self) -> None:
+        # The frame is left unfinished: the file is deleted.
         with contextlib.suppress(OSError):
             self._raw.close()
-        self._out.discard()
 
 
 # The Parquet shard's columns. `is_instruction` lets a trainer or an analysis
@@ -241,6 +264,7 @@ class ParquetShardWriter(_Lifecycle):
         self.shard = int(shard)
         self.row_group_rows = row_group_rows
         self._out = StagedFile(root, self.relpaths(self.shard, num_shards)[0], storage_options)
+        self._staged = (self._out,)
         self._writer = pq.ParquetWriter(self._out.temp, PARQUET_SCHEMA, compression="zstd")
         self._ids: list[str] = []
         self._texts: list[str] = []
@@ -263,22 +287,13 @@ class ParquetShardWriter(_Lifecycle):
         self._writer.write_batch(batch, row_group_size=self.row_group_rows)
         self._ids, self._texts, self._flags = [], [], []
 
-    def close(self) -> list[WrittenFile]:
-        self._require_open("close")
+    def _finish(self) -> None:
         self._flush()
         self._writer.close()
-        written = [self._out.publish()]
-        self._state = "closed"
-        return written
 
-    def abort(self) -> None:
-        if self._state != "open":
-            return
-        self._state = "aborted"
-        # The task is already failing: a close error must not hide that, and the file is deleted anyway.
+    def _release(self) -> None:
         with contextlib.suppress(OSError, pa.ArrowException):
             self._writer.close()
-        self._out.discard()
 
 
 def _card_cell(value: Any) -> str:
@@ -382,6 +397,8 @@ class MegatronShardWriter(_Lifecycle):
         bin_path, idx_path = self.relpaths(self.shard)
         self._bin = StagedFile(root, bin_path, storage_options)
         self._idx = StagedFile(root, idx_path, storage_options)
+        # .idx last: a reader that sees the index can trust the .bin beside it.
+        self._staged = (self._bin, self._idx)
         self._bin_file = open(self._bin.temp, "wb")  # noqa: SIM115 - open across add() calls until close()
         self._lengths = array.array("i")
         assert self._lengths.itemsize == 4, "array('i') must be int32 for the .idx sequence lengths"
@@ -429,24 +446,14 @@ class MegatronShardWriter(_Lifecycle):
             document_indices.tobytes(),
         ]
 
-    def close(self) -> list[WrittenFile]:
-        self._require_open("close")
+    def _finish(self) -> None:
         self._bin_file.close()
         with open(self._idx.temp, "wb") as f:
             f.writelines(self._index_bytes())
-        # .idx last: a reader that sees the index can trust the .bin beside it.
-        written = [self._bin.publish(), self._idx.publish()]
-        self._state = "closed"
-        return written
 
-    def abort(self) -> None:
-        if self._state != "open":
-            return
-        self._state = "aborted"
+    def _release(self) -> None:
         with contextlib.suppress(OSError):
             self._bin_file.close()
-        self._bin.discard()
-        self._idx.discard()
 
 
 _WRITERS = {w.FORMAT: w for w in (JsonlZstShardWriter, ParquetShardWriter, MegatronShardWriter)}
