@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from jobs.progress import log
-from jobs.report.load import LENGTH_SAMPLE, display_path, load_run
+from jobs.report.load import LENGTH_SAMPLE, SECTIONED_STAGE, display_path, load_run
 from transforms.stats import group
 
 # Instructions scored against the seeds per stage: one ROUGE-L search each, so
@@ -35,6 +35,20 @@ CLOSEST_SHOWN = 5  # least novel instructions listed with their nearest seed
 TEXT_SHOWN = 160  # characters of an instruction shown in a table
 # What follows `mix.instructions.<source>.` in a source's counters (transforms/stats.py).
 SOURCE_COUNTS = ("records", "documents_used", "tokens_used")
+# A figure resting on fewer documents or pairs than this gets a caution beside it.
+# Below 30 one item moves a share by more than 3 points, and the 95 % interval of a
+# share near one half is wider than +-18 points (1.96 * sqrt(0.25 / 30) = 0.18):
+# bars that differ by less than that say nothing. 30 is also the usual rule of
+# thumb below which a normal approximation of a proportion is not trusted.
+FEW_DOCUMENTS = 30
+# Counter verbs that remove or shorten something (`<stage>.<what>.<verb>.<reason>`),
+# and how the report names the unit they apply to; any reason under them is shown.
+DROP_VERBS = {"skip": "", "drop": "", "truncated": " truncated", "cut": " cut"}
+# Units whose counter name is terse: (stage, what) -> what the report calls them.
+UNIT_NAMES = {("mix", "pretrain"): "pretraining rows", ("synth", "records"): "pairs"}
+STAGE_ORDER = ("mine", "synth", "mix")
+# Characters of an example's output and input shown (instructions get TEXT_SHOWN).
+EXAMPLE_TEXT_SHOWN = 300
 
 
 def mining_summary(mine: Mapping) -> dict:
@@ -77,12 +91,33 @@ def mining_summary(mine: Mapping) -> dict:
 
 
 def synth_summary(synth: Mapping) -> dict:
-    """Mode, model, records written and time of the synthesis run (`load_run(...)["synth"]`)."""
-    stats = synth.get("stats", {})
-    details = stats.get("details") or {}
-    return {"mode": details.get("mode"), "model": details.get("model"),
+    """Mode, model, records written and time of the synthesis run (`load_run(...)["synth"]`), and per section.
+
+    Synthesis run as several sections (one per mode, say) gives `sections`, one
+    row each; `mode` and `model` then list the distinct ones, comma-separated.
+    """
+    sections = [_synth_section(s) for s in synth.get("sections") or [synth]]
+    present = [s for s in sections if s["present"]]
+    modes = list(dict.fromkeys(s["mode"] for s in present if s["mode"]))
+    models = list(dict.fromkeys(s["model"] for s in present if s["model"]))
+    elapsed = [s["elapsed_seconds"] for s in present if s["elapsed_seconds"] is not None]
+    return {"mode": ", ".join(modes) or None, "model": ", ".join(models) or None,
             "written": synth.get("counters", {}).get("synth.records.written", 0),
-            "elapsed_seconds": stats.get("elapsed_seconds")}
+            "elapsed_seconds": round(sum(elapsed), 2) if elapsed else None,
+            "sections": sections}
+
+
+def _synth_section(entry: Mapping) -> dict:
+    stats = entry.get("stats", {})
+    details = stats.get("details") or {}
+    inputs = details.get("inputs")
+    return {"name": entry.get("name", SECTIONED_STAGE), "folder": display_path(entry.get("folder", "")),
+            "present": bool(entry.get("present")), "note": entry.get("note", ""),
+            "mode": details.get("mode"), "model": details.get("model"),
+            "written": entry.get("counters", {}).get("synth.records.written", 0),
+            "rows": entry.get("rows", 0), "elapsed_seconds": stats.get("elapsed_seconds"),
+            "inputs": [str(i) for i in inputs] if isinstance(inputs, list) else [],
+            "input_files": details.get("input_files")}
 
 
 def mix_sources(counters: Mapping[str, int]) -> dict[str, dict]:
@@ -103,38 +138,54 @@ def mix_sources(counters: Mapping[str, int]) -> dict[str, dict]:
     return sources
 
 
-def drop_reasons(counters: Mapping[str, int]) -> list[dict]:
-    """Everything a stage skipped or dropped, with why: rows of stage, unit, reason, count.
+def drop_reasons(counters: Mapping[str, int], source_labels: Mapping[str, str] | None = None,
+                 stage_label: str | None = None) -> list[dict]:
+    """Everything a stage skipped, dropped, truncated or cut, with why: rows of stage, unit, reason, count.
 
     `counters` are the stages' counters together (their names carry the stage).
-    Mine: documents skipped by the readers and truncated, pairs dropped by the
-    filters and the two dedup passes. Synth: documents skipped, Self-Instruct
-    instructions refused before any instance, records dropped by its gate.
-    Mix: unreadable pretraining rows and instruction records, per source.
+    Every counter `<stage>.<what>.<verb>.<reason>` with a verb of `DROP_VERBS`
+    is a row, so a reason a stage starts counting shows without a change here:
+    mine's skipped and truncated documents and dropped pairs, synth's skipped
+    documents, refused Self-Instruct instructions, dropped or cut prompts and
+    dropped pairs, mix's unreadable pretraining rows. A mix instruction
+    source's skips (`mix.instructions.<source>.skip.<reason>`, the source name
+    may hold dots) are named after `source_labels[source]` (its path) when given.
+    `stage_label` replaces the stage's name (a synthesis section: `synth/doc_qa`).
+    Rows come in the order mine, synth, mix, then by name.
     """
     rows: list[dict] = []
-
-    def add(stage: str, unit: str, counts: Mapping[str, int]) -> None:
-        rows.extend({"stage": stage, "unit": unit, "reason": reason, "count": int(n)}
-                    for reason, n in sorted(counts.items()) if n)
-
-    add("mine", "documents", group(counters, "mine.documents.skip"))
-    add("mine", "documents truncated", group(counters, "mine.documents.truncated"))
-    add("mine", "pairs", group(counters, "mine.pairs.drop"))
-    add("synth", "documents", group(counters, "synth.documents.skip"))
-    add("synth", "instructions", group(counters, "synth.instructions.drop"))
-    add("synth", "pairs", group(counters, "synth.records.drop"))
-    add("mix", "pretraining rows", group(counters, "mix.pretrain.skip"))
-    for source, counts in mix_sources(counters).items():
-        add("mix", f"{source} records", counts["skip"])
+    sources = mix_sources(counters)
+    for name, count in sorted(counters.items(), key=lambda kv: (_stage_rank(kv[0]), kv[0])):
+        parts = name.split(".", 3)
+        if len(parts) < 4 or not count:
+            continue
+        stage, what, verb, reason = parts
+        if stage == "mix" and what == "instructions" and verb not in DROP_VERBS:
+            continue  # a source's counters: below
+        if verb in DROP_VERBS:
+            unit = UNIT_NAMES.get((stage, what), what) + DROP_VERBS[verb]
+            rows.append({"stage": stage_label or stage, "unit": unit, "reason": reason, "count": int(count)})
+    for source, counts in sources.items():
+        label = (source_labels or {}).get(source, source)
+        rows.extend({"stage": stage_label or "mix", "unit": f"{label} records", "reason": reason, "count": int(n)}
+                    for reason, n in sorted(counts["skip"].items()) if n)
     return rows
 
 
+def _stage_rank(name: str) -> int:
+    stage = name.split(".", 1)[0]
+    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
 def task_types(mine: Mapping, synth: Mapping) -> dict[str, dict[str, int]]:
-    """Pairs per synthesized task type (synth `task_type`) and per mined miner/kind."""
+    """Pairs per synthesized mode/task type (synth `mode`, `task_type`) and per mined miner/kind.
+
+    An output without a `mode` column (an older synthesis) is keyed by task type alone.
+    """
     synth_counts: Counter = Counter()
     for g in synth.get("groups", []):
-        synth_counts[str(g.get("task_type", "?"))] += g["count"]
+        task = str(g.get("task_type", "?"))
+        synth_counts[f"{g['mode']}/{task}" if g.get("mode") else task] += g["count"]
     mined_counts: Counter = Counter()
     for g in mine.get("groups", []):
         mined_counts[f"{g.get('miner', '?')}/{g.get('kind', '?')}"] += g["count"]
@@ -260,6 +311,7 @@ def mixing_summary(counters: Mapping[str, int], manifest: Mapping | None = None)
         "max_abs_deviation": max((abs(s["deviation"]) for s in shards), default=0.0),
         "sources": [
             {"name": name, "path": described.get(name, {}).get("path", ""),
+             "label": source_label(name, described.get(name, {}).get("path", "")),
              "weight": described.get(name, {}).get("weight", 0.0),
              "repeats": described.get(name, {}).get("repeats", 0),
              **{what: counted.get(name, {}).get(what, 0) for what in SOURCE_COUNTS},
@@ -267,6 +319,123 @@ def mixing_summary(counters: Mapping[str, int], manifest: Mapping | None = None)
             for name in names
         ],
     }
+
+
+def source_label(name: str, path: str) -> str:
+    """How the report names an instruction source: its path, or its name when the manifest has no path.
+
+    The mixer names unnamed sources `instructions0`, `instructions1`, ... by
+    their place in the config, which says nothing to a reader; the path does.
+    """
+    return str(path) if path else str(name)
+
+
+def inputs_summary(run: Mapping) -> dict:
+    """What went in, as each stage recorded it.
+
+    Mine: the input files and patterns (`details.inputs` of its `_stats.json`).
+    Synth, per section: `details.inputs` when recorded, else only the number of
+    input files (`details.input_files`). Mix: each instruction source's name,
+    path and records read (manifest.json), and the pretraining sources'
+    paths when the manifest records them (`pretrain.sources`), else their
+    file, document and token counts only.
+    """
+    mine, synth, mix = run["mine"], run["synth"], run["mix"]
+    mine_inputs = (mine.get("stats", {}).get("details") or {}).get("inputs")
+    manifest = mix.get("manifest") or {}
+    pretrain = manifest.get("pretrain") if isinstance(manifest.get("pretrain"), Mapping) else {}
+    pretrain_sources = [
+        {"name": str(p.get("name", "")), "path": str(p.get("path", "")), "files": p.get("files")}
+        for p in pretrain.get("sources", []) if isinstance(p, Mapping)]
+    return {
+        "mine": {"present": mine["present"],
+                 "inputs": [str(i) for i in mine_inputs] if isinstance(mine_inputs, list) else []},
+        "synth": [{k: sec[k] for k in ("name", "present", "mode", "inputs", "input_files")}
+                  for sec in synth_summary(synth)["sections"]] if synth["present"] else [],
+        "mix": {"present": mix["present"],
+                "pretrain": pretrain_sources,
+                "pretrain_files": pretrain.get("files"), "pretrain_docs": pretrain.get("docs"),
+                "instructions": [
+                    {"name": str(src.get("name", "")), "path": str(src.get("path", "")),
+                     "label": source_label(src.get("name", ""), src.get("path", "")),
+                     "records": src.get("records"), "weight": src.get("weight")}
+                    for src in manifest.get("instructions", []) if isinstance(src, Mapping)]},
+    }
+
+
+def examples(entry: Mapping) -> dict[str, list[dict]]:
+    """A stage's example pairs (`load_run`'s `examples`) as shown: texts shortened, provenance kept.
+
+    `href` is the page's URL only when it is http(s), so a `javascript:` URL in
+    the data never becomes a link.
+    """
+    out = {}
+    for key, rows in entry.get("examples", {}).items():
+        out[key] = [{
+            "id": r.get("id", ""), "lang": r.get("lang") or "", "kind": r.get("kind") or "",
+            "miner": r.get("miner") or "", "mode": r.get("mode") or "", "task_type": r.get("task_type") or "",
+            "instruction": _shorten(r.get("instruction") or ""),
+            "input": _shorten(r.get("input") or "", EXAMPLE_TEXT_SHOWN),
+            "output": _shorten(r.get("output") or "", EXAMPLE_TEXT_SHOWN),
+            "source_url": r.get("source_url") or "", "source_file": r.get("source_file") or "",
+            "source_record": r.get("source_record") or "",
+            "href": r["source_url"] if str(r.get("source_url") or "").startswith(("http://", "https://")) else "",
+        } for r in rows]
+    return out
+
+
+def series_samples(run: Mapping) -> dict[str, list[dict]]:
+    """The instruction samples each length and novelty figure is drawn from.
+
+    "mine" and "synth"; with more than one synthesis mode also "synth/<mode>"
+    per mode, so the modes can be told apart.
+    """
+    out: dict[str, list[dict]] = {}
+    for stage in ("mine", "synth"):
+        if run[stage]["present"]:
+            out[stage] = list(run[stage].get("sample", []))
+    modes = sorted({str(r["mode"]) for r in out.get("synth", []) if r.get("mode")})
+    if len(modes) > 1:
+        for mode in modes:
+            out[f"{SECTIONED_STAGE}/{mode}"] = [r for r in out["synth"] if r.get("mode") == mode]
+    return out
+
+
+def cautions(summary: Mapping, few: int = FEW_DOCUMENTS) -> dict[str, list[str]]:
+    """{figure: sentences}: per figure, one sentence for each of its breakdowns with a part resting on
+    fewer than `few` documents or pairs, naming those parts and their counts."""
+    out: dict[str, list[str]] = {}
+
+    def note(figure: str, what: str, counts: Iterable[tuple[str, int]], unit: str) -> None:
+        small = [(label, n) for label, n in counts if n < few]
+        if small:
+            listed = ", ".join(f"{label}: {n}" for label, n in small)
+            out.setdefault(figure, []).append(
+                f"{what} rest on fewer than {few} {unit} ({listed}): read them as examples, not rates.")
+
+    mining = summary.get("mining")
+    if mining:
+        note("mining", "Documents read", [("in all", mining["documents_read"]),
+                                          *((row["lang"], row["documents"]) for row in mining["languages"]
+                                            if row["documents"])], "documents")
+        note("mining", "Pairs per miner", [(m["miner"], m["pages"]) for m in mining["miners"]], "source pages")
+    types = summary.get("task_types", {})
+    note("task_types", "The task-type and kind splits",
+         [(stage, sum(types[stage].values())) for stage in ("synth", "mined") if types.get(stage)], "pairs")
+    note("lengths", "Length distributions",
+         [(f"{name} {lang}", d["n"]) for name, data in summary.get("lengths", {}).get("stages", {}).items()
+          for lang, d in data["by_language"].items()], "instructions")
+    note("novelty", "Novelty histograms",
+         [(name, data["n"]) for name, data in summary.get("novelty", {}).get("stages", {}).items() if data["n"]],
+         "instructions")
+    mixing = summary.get("mixing")
+    if mixing and mixing["shards"]:
+        note("mixing", "Per-shard ratios", [(sh["name"], sh["instruction_docs"]) for sh in mixing["shards"]],
+             "instruction documents")
+        note("mixing", "Realized source shares",
+             [(src.get("label") or src["name"], src["documents_used"]) for src in mixing["sources"]],
+             "documents")
+    return out
 
 
 def summarize_run(run_dir: str, seeds: str | None = None, novelty_sample: int = NOVELTY_SAMPLE,
@@ -281,34 +450,56 @@ def summarize_run(run_dir: str, seeds: str | None = None, novelty_sample: int = 
     }
     stages["mine"]["rows"] = mine.get("rows", 0)
     stages["synth"]["rows"] = synth.get("rows", 0)
-    counters: dict[str, int] = {}
-    for entry in run.values():
-        counters.update(entry.get("counters", {}))
-    return {
+    sections = synth.get("sections", [])
+    if len(sections) > 1:
+        stages["synth"]["sections"] = [
+            {"name": sec["name"], "folder": sec["folder"], "present": sec["present"], "note": sec["note"],
+             "rows": sec.get("rows", 0)} for sec in sections]
+    manifest = mix.get("manifest") or {}
+    labels = {str(src.get("name")): source_label(src.get("name", ""), src.get("path", ""))
+              for src in manifest.get("instructions", []) if isinstance(src, Mapping)}
+    labels.update({name.replace(".", "_"): label for name, label in labels.items()})
+    drops = drop_reasons(mine.get("counters", {}))
+    if len(sections) > 1:
+        for sec in sections:
+            drops += drop_reasons(sec.get("counters", {}), stage_label=f"{SECTIONED_STAGE}/{sec['name']}")
+    else:
+        drops += drop_reasons(synth.get("counters", {}))
+    drops += drop_reasons(mix.get("counters", {}), labels)
+    series = series_samples(run)
+    summary = {
         "run_dir": display_path(run_dir),
         "stages": stages,
+        "inputs": inputs_summary(run),
         "mining": mining_summary(mine) if mine["present"] else None,
         "synth": synth_summary(synth) if synth["present"] else None,
-        "drops": drop_reasons(counters),
+        "drops": drops,
         "task_types": task_types(mine, synth),
         "languages": language_counts(mine, synth),
         "lengths": {
             "unit": "ROUGE tokens: words for English, one per Chinese character",
             "bins": length_bin_labels(),
-            "stages": {stage: {"sampled": len(run[stage].get("sample", [])), "rows": run[stage].get("rows", 0),
-                               "by_language": length_distribution(run[stage].get("sample", [])[:LENGTH_SAMPLE])}
-                       for stage in ("mine", "synth") if run[stage]["present"]},
+            "stages": {name: {"sampled": len(rows),
+                              "rows": run[name].get("rows", 0) if name in run else len(rows),
+                              "by_language": length_distribution(rows[:LENGTH_SAMPLE])}
+                       for name, rows in series.items()},
         },
-        "novelty": _novelty(run, seeds, novelty_sample),
+        "novelty": _novelty(series, seeds, novelty_sample, {s: run[s].get("rows", 0) for s in ("mine", "synth")}),
         "mixing": mixing_summary(mix.get("counters", {}), mix.get("manifest")) if mix["present"] else None,
+        "examples": {"mine": examples(mine) if mine["present"] else {},
+                     "synth": examples(synth) if synth["present"] else {}},
+        "few_documents": FEW_DOCUMENTS,
     }
+    summary["cautions"] = cautions(summary)
+    return summary
 
 
-def _novelty(run: Mapping, seeds: str | None, sample: int) -> dict:
+def _novelty(series: Mapping[str, list[dict]], seeds: str | None, sample: int, rows: Mapping[str, int]) -> dict:
+    """Each series' sample scored against the seeds: per-mode series reuse the synth scores."""
     from transforms.synth.seed_tasks import load_seed_tasks
 
     out: dict[str, Any] = {"threshold": NOVEL_BELOW, "sample": sample, "stages": {}, "note": ""}
-    if not any(run[stage]["present"] for stage in ("mine", "synth")):
+    if not series:
         return out
     try:
         seed_texts = [s.instruction for s in load_seed_tasks(seeds)]
@@ -317,15 +508,20 @@ def _novelty(run: Mapping, seeds: str | None, sample: int) -> dict:
         return out
     out["seeds"] = len(seed_texts)
     out["seed_source"] = seeds or "templates/seeds"
+    scored_by_id: dict[str, tuple[float, str | None]] = {}
     for stage in ("mine", "synth"):
-        if not run[stage]["present"]:
+        if stage not in series:
             continue
-        rows = run[stage].get("sample", [])[:sample]
-        log(f"report: scoring {len(rows)} {stage} instructions against {len(seed_texts)} seeds")
-        scored = novelty_scores([r["instruction"] for r in rows], seed_texts)
-        closest = sorted(zip(scored, rows), key=lambda x: (-x[0][0], x[1]["id"]))[:CLOSEST_SHOWN]
-        out["stages"][stage] = {
-            "rows": run[stage].get("rows", 0),
+        sampled = series[stage][:sample]
+        log(f"report: scoring {len(sampled)} {stage} instructions against {len(seed_texts)} seeds")
+        scored_by_id.update(zip((r["id"] for r in sampled), novelty_scores([r["instruction"] for r in sampled],
+                                                                           seed_texts)))
+    for name, all_rows in series.items():
+        sampled = [r for r in all_rows[:sample] if r["id"] in scored_by_id]
+        scored = [scored_by_id[r["id"]] for r in sampled]
+        closest = sorted(zip(scored, sampled), key=lambda x: (-x[0][0], x[1]["id"]))[:CLOSEST_SHOWN]
+        out["stages"][name] = {
+            "rows": rows.get(name, len(all_rows)),
             **novelty_histogram([s for s, _ in scored]),
             "closest": [{"score": round(s, 3), "instruction": _shorten(r["instruction"]), "lang": r["lang"],
                          "seed": _shorten(seed or "")} for (s, seed), r in closest],

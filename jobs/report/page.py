@@ -1,7 +1,9 @@
 """The report page: templates/report/report.html.jinja rendered in Jinja's sandbox, and its folder.
 
 The page is one self-contained file: the PNG plots are embedded as data URIs
-(and also written beside it, with `summary.json`, for reuse). The report
+(and also written beside it, with `summary.json`, for reuse), and so is the
+subset of the Chinese font holding exactly the page's Chinese characters
+(jobs/report/fonts.py), so Chinese shows as glyphs without a system font. The report
 folder is a stage output like any other (jobs/workdir.py): held by a lock while
 it is written, refused when it holds files a report did not write (unless
 `overwrite`), `index.html` written atomically and last, and a previous
@@ -17,6 +19,9 @@ import time
 from collections.abc import Mapping
 from importlib import resources
 
+from markupsafe import Markup
+
+from jobs.report.fonts import PAGE_FONT_FAMILY, font_face_css
 from jobs.report.plots import PLOT_NAMES
 from jobs.workdir import StageOutput, fingerprint
 from transforms.stats import STATS_FILE, stats_document
@@ -38,12 +43,20 @@ def page_environment():
 
 
 def render_html(summary: Mapping, images: Mapping[str, bytes]) -> str:
-    """The report page: `summary` in tables, `images` ({plot name: PNG bytes}) embedded as data URIs."""
+    """The report page: `summary` in tables, `images` ({plot name: PNG bytes}) embedded as data URIs.
+
+    Rendered twice: once to learn which characters the page shows, then with
+    an @font-face carrying the Chinese glyphs of exactly those characters.
+    """
     source = resources.files("templates").joinpath(*TEMPLATE).read_text(encoding="utf-8")
     uris = dict.fromkeys(PLOT_NAMES, "")  # a plot without data is left out of the page
     uris.update({name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
                  for name, png in images.items()})
-    return page_environment().from_string(source).render(s=summary, images=uris)
+    template = page_environment().from_string(source)
+    draft = template.render(s=summary, images=uris, font_css="", font_family=PAGE_FONT_FAMILY)
+    # Our own CSS: a base64 font and code points, nothing from the data as text.
+    css = Markup(font_face_css([draft]))
+    return template.render(s=summary, images=uris, font_css=css, font_family=PAGE_FONT_FAMILY)
 
 
 def write_report(out_dir: str, summary: Mapping, images: Mapping[str, bytes],

@@ -5,6 +5,10 @@ canvas, never through pyplot: no global backend switch and no GUI, which
 matplotlib recommends for servers and which keeps the calling CLI untouched.
 The PNG bytes are returned, not written: jobs/report/page.py writes them
 beside the page through fsspec and embeds them in it.
+
+Labels may be Chinese (a language, a kind, a source's path): Noto Sans SC
+(jobs/report/fonts.py) follows DejaVu Sans in `font.family`, and matplotlib
+takes each glyph from the first font that has it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+from jobs.report.fonts import font_covers, matplotlib_cjk_family
 from jobs.report.numbers import NOVEL_BELOW, NOVELTY_BINS
 
 PLOT_NAMES = ("mining", "drops", "task_types", "lengths", "novelty", "mixing")
@@ -30,7 +35,7 @@ def draw_plots(summary: Mapping) -> dict[str, bytes]:
                "lengths": _plot_lengths, "novelty": _plot_novelty, "mixing": _plot_mixing}
     assert set(drawers) == set(PLOT_NAMES)
     images = {}
-    with mpl.style.context("default"), mpl.rc_context(_RC):
+    with mpl.style.context("default"), mpl.rc_context(plot_rc()):
         for name, draw in drawers.items():
             fig = draw(summary)
             if fig is None:
@@ -41,17 +46,34 @@ def draw_plots(summary: Mapping) -> dict[str, bytes]:
             images[name] = buffer.getvalue()
     return images
 
-# DejaVu Sans ships with matplotlib, so every machine draws the same glyphs;
-# labels are ASCII (language codes, miner and task names), see `_label`.
+# DejaVu Sans ships with matplotlib and Noto Sans SC with a wheel (jobs/report/fonts.py),
+# so every machine draws the same glyphs.
 _RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10, "axes.spines.top": False,
        "axes.spines.right": False, "axes.grid": True, "axes.grid.axis": "y", "grid.alpha": 0.3,
        "figure.constrained_layout.use": True, "savefig.facecolor": "white", "figure.facecolor": "white"}
 
 
-def _label(text: Any) -> str:
-    """ASCII for plot labels: DejaVu Sans has no Chinese glyphs, and a user-chosen name may be Chinese."""
+# Characters of a label kept (a source's path is cut from the left: its end says most).
+LABEL_CHARS = 40
+
+
+def plot_rc() -> dict:
+    """The rc settings of every plot: `_RC`, with the CJK font after DejaVu Sans when installed."""
+    family = matplotlib_cjk_family()
+    return {**_RC, "font.family": ["DejaVu Sans", family] if family else ["DejaVu Sans"]}
+
+
+def _label(text: Any, limit: int = LABEL_CHARS) -> str:
+    """A plot label: as it is when the fonts have its glyphs, else with \\u escapes (never empty boxes).
+
+    Cut to `limit` characters from the left ("…" first), so a long path keeps its file name.
+    """
     text = str(text)
-    return text if text.isascii() else text.encode("ascii", "backslashreplace").decode("ascii")
+    if len(text) > limit:
+        text = "…" + text[-(limit - 1):]
+    if text.isascii() or font_covers(text):
+        return text
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -96,8 +118,9 @@ def _plot_drops(summary: Mapping):
     if not drops:
         return None
     fig, (ax,) = _figure(9, 0.6 + 0.28 * len(drops))
-    labels = [_label(f"{d['stage']}: {d['unit']}: {d['reason']}") for d in drops]
-    ax.barh(labels, [d["count"] for d in drops], color=[STAGE_COLOURS.get(d["stage"], PALETTE[7]) for d in drops])
+    labels = [_label(f"{d['stage']}: {d['unit']}: {d['reason']}", 2 * LABEL_CHARS) for d in drops]
+    colours = [STAGE_COLOURS.get(d["stage"].split("/", 1)[0], PALETTE[7]) for d in drops]
+    ax.barh(labels, [d["count"] for d in drops], color=colours)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     ax.grid(axis="y", visible=False)
@@ -107,7 +130,7 @@ def _plot_drops(summary: Mapping):
 
 def _plot_task_types(summary: Mapping):
     types = summary.get("task_types", {})
-    panels = [(title, counts) for title, counts in (("Synthesized pairs per task type", types.get("synth")),
+    panels = [(title, counts) for title, counts in (("Synthesized pairs per mode/task type", types.get("synth")),
                                                      ("Mined pairs per miner/kind", types.get("mined"))) if counts]
     if not panels:
         return None
@@ -193,7 +216,8 @@ def _plot_mixing(summary: Mapping):
         right.bar([i - 0.2 for i in xs], [s["weight"] for s in sources], width=0.4, color=PALETTE[5], label="weight")
         right.bar([i + 0.2 for i in xs], [s["token_share"] for s in sources], width=0.4, color=PALETTE[0],
                   label="realized token share")
-        right.set_xticks(list(xs), [_label(s["name"]) for s in sources])
+        right.set_xticks(list(xs), [_label(s.get("label") or s["name"], 24) for s in sources],
+                         rotation=20 if len(sources) > 2 else 0, ha="right" if len(sources) > 2 else "center")
         right.set_title("Instruction sources: weight vs realized share")
         right.legend(frameon=False)
     else:
