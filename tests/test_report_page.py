@@ -268,15 +268,15 @@ def _screenshot(chromium: str, page: Path, shot: Path, profile: Path, size: str)
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
 
 
-def _cells(chromium: str, html: str, tmp_path: Path, name: str) -> list:
-    """The screenshot's three 200x200 cells (LIGHT, DENSE, NO_GLYPH), in grey levels."""
+def _cells(chromium: str, html: str, tmp_path: Path, name: str) -> list[list]:
+    """The screenshot's two rows (body text, `<code>`) of three 200x200 cells (LIGHT, DENSE, NO_GLYPH)."""
     from matplotlib.image import imread
 
     page, shot = tmp_path / f"{name}.html", tmp_path / f"{name}.png"
     page.write_text(html, encoding="utf-8")
-    _screenshot(chromium, page, shot, tmp_path / "profile", "600,200")
+    _screenshot(chromium, page, shot, tmp_path / "profile", "600,400")
     gray = imread(str(shot))[..., :3].mean(axis=-1)
-    return [gray[10:190, x + 10:x + 190] for x in (0, 200, 400)]
+    return [[gray[y + 10:y + 190, x + 10:x + 190] for x in (0, 200, 400)] for y in (0, 200)]
 
 
 def _drawn_as_glyphs(cells: list) -> bool:
@@ -291,12 +291,15 @@ def _drawn_as_glyphs(cells: list) -> bool:
 
 
 def _probe(html: str) -> str:
-    """The report page with everything hidden but three cells in the page's own font: LIGHT, DENSE and
-    a private-use character no font has (the browser's missing-glyph box, for comparison)."""
+    """The report page with everything hidden but two rows of three cells, in the page's body font and
+    in its `<code>` font: LIGHT, DENSE and a private-use character no font has (the browser's
+    missing-glyph box, for comparison)."""
+    cells = f"<span>{LIGHT}</span><span>{DENSE}</span><span>{NO_GLYPH}</span>"
     probe = ('<style>body > *:not(#probe) { display: none !important; } body { margin: 0; padding: 0; }'
              '#probe span { display: inline-block; width: 200px; height: 200px; line-height: 200px;'
-             ' font-size: 120px; text-align: center; vertical-align: top; overflow: hidden; }</style>'
-             f'<div id="probe"><span>{LIGHT}</span><span>{DENSE}</span><span>{NO_GLYPH}</span></div>')
+             ' font-size: 120px; text-align: center; vertical-align: top; overflow: hidden; }'
+             '#probe div, #probe code { display: block; height: 200px; font-size: inherit; }</style>'
+             f'<div id="probe"><div>{cells}</div><code>{cells}</code></div>')
     return html.replace("</body>", probe + "</body>")
 
 
@@ -310,7 +313,8 @@ def test_chinese_on_the_page_renders_as_glyphs_in_headless_chromium(sectioned_ru
         pytest.skip("pylopdf-fonts-zh-cn is not installed")
     html = Path(run_report(str(sectioned_run))).read_text("utf-8")
     assert LIGHT in html and DENSE in html  # the characters are the page's own (so in its font subset)
-    assert _drawn_as_glyphs(_cells(chromium, _probe(html), tmp_path, "embedded"))
+    body, code = _cells(chromium, _probe(html), tmp_path, "embedded")
+    assert _drawn_as_glyphs(body) and _drawn_as_glyphs(code)
 
     # The control shows the check can fail: without the embedded font, on a machine without a
     # Chinese system font, the same cells are missing-glyph boxes.
@@ -319,7 +323,8 @@ def test_chinese_on_the_page_renders_as_glyphs_in_headless_chromium(sectioned_ru
         if fc_list else "unknown"
     if not system_zh:
         bare = re.sub(r"@font-face \{.*?\}", "", html, count=1, flags=re.DOTALL)
-        assert not _drawn_as_glyphs(_cells(chromium, _probe(bare), tmp_path, "bare"))
+        body, code = _cells(chromium, _probe(bare), tmp_path, "bare")
+        assert not _drawn_as_glyphs(body) and not _drawn_as_glyphs(code)
 
 
 def test_the_report_folder_stays_small_and_whole_in_chromium(sectioned_run, tmp_path):
