@@ -3,16 +3,21 @@
 Four layers, each usable alone, in the order the data flows:
 
 1. `load.py` finds each stage's output where the pipeline wrote it
-   (RUN/_pipeline.json, else the standard folders) and reads its
-   `_stats.json` (the one shape of transforms/stats.py), the mix manifest and
-   a few Parquet columns, through fsspec (local disk, `s3://`, ...).
-2. `numbers.py` turns those records into the figures shown (`mining_summary`,
-   `drop_reasons`, `task_types`, `language_counts`, `length_distribution`,
-   `novelty_histogram`, `mixing_summary`); `summarize_run` gathers them into
-   one JSON-able dict.
+   (RUN/_pipeline.json, else the standard folders; synthesis possibly in
+   several `synth/<name>` sections) and reads its `_stats.json` (the one
+   shape of transforms/stats.py), the mix manifest and a few Parquet columns,
+   through fsspec (local disk, `s3://`, ...).
+2. `numbers.py` turns those records into the figures shown (`inputs_summary`,
+   `mining_summary`, `drop_reasons`, `task_types`, `language_counts`,
+   `length_distribution`, `novelty_histogram`, `mixing_summary`, `examples`,
+   and `cautions` for figures resting on fewer than `FEW_DOCUMENTS`);
+   `summarize_run` gathers them into one JSON-able dict.
 3. `plots.py` draws the PNGs (matplotlib Agg).
 4. `page.py` renders templates/report/report.html.jinja in Jinja's sandbox
    and writes the report folder atomically.
+
+`fonts.py` serves 3 and 4: the Chinese font (Noto Sans SC, from a wheel) that
+plots and page draw Chinese text with.
 
 Any stage may be missing (a partial run); its part of the report then says why.
 """
@@ -25,8 +30,12 @@ from jobs.config import REPORT_DIR
 from jobs.progress import log
 from jobs.report.load import join, load_run, run_dir_exists, stage_folders
 from jobs.report.numbers import (
+    FEW_DOCUMENTS,
     NOVELTY_SAMPLE,
+    cautions,
     drop_reasons,
+    examples,
+    inputs_summary,
     language_counts,
     length_distribution,
     mining_summary,
@@ -40,8 +49,12 @@ from jobs.report.page import render_html, write_report
 from jobs.report.plots import draw_plots
 
 __all__ = [
+    "FEW_DOCUMENTS",
+    "cautions",
     "draw_plots",
     "drop_reasons",
+    "examples",
+    "inputs_summary",
     "language_counts",
     "length_distribution",
     "load_run",

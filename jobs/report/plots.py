@@ -109,7 +109,8 @@ def _plot_mining(summary: Mapping):
     right.grid(axis="x", alpha=0.3)
     right.grid(axis="y", visible=False)
     right.set_title("Pairs out, per miner and language")
-    right.legend(frameon=False, title="lang")
+    # framed: the legend may sit on bars of its own colours
+    right.legend(title="lang", framealpha=0.9, edgecolor="none")
     return fig
 
 
