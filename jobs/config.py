@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -231,7 +231,12 @@ class SamplingSettings(StrictModel):
 
 
 class SynthConfig(StrictModel):
-    model: str | None = None  # a local folder (or a hub id on machines that have it cached); never downloaded here
+    # A local folder, a packaged model prepared by `instructmix model prepare NAME`
+    # (templates/models.yaml: smollm2-135m), or a hub id already cached; never downloaded here.
+    model: str | None = None
+    # chat: system + user turns through the model's chat template; completion: the prompt
+    # as plain text, for base models. Default: chat when the tokenizer has a template.
+    prompt_format: Literal["chat", "completion"] | None = None
     engine: EngineSettings = EngineSettings()
     sampling: SamplingSettings = SamplingSettings()
     limit: int = Field(10_000, ge=1)  # stop after this many accepted records
@@ -265,10 +270,21 @@ class MineStage(MineConfig):
 
 
 class SynthStage(SynthConfig):
-    """The synth section: configs/synth.yaml's keys plus the mode and the documents."""
+    """The synth section: configs/synth.yaml's keys plus the mode and the documents.
+
+    The pipeline's `synth:` is one section (output RUN/synth) or a list of them, each
+    run in turn into RUN/synth/<name> (`name` defaults to the mode), e.g. template_only
+    on every document and doc_qa with a model on a few; RUN/synth as a mix source
+    then reads them all.
+    """
 
     mode: str = "template_only"
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     input: list[str] = Field(default_factory=lambda: [f"{RUN_PLACEHOLDER}/mined"], min_length=1)
+
+    @property
+    def folder_name(self) -> str:
+        return self.name or self.mode
 
     @field_validator("mode")
     @classmethod
@@ -302,7 +318,7 @@ class PipelineConfig(StrictModel):
     spark: SparkSettings = SparkSettings()
     ray: RaySettings = RaySettings()
     mine: MineStage | None = None
-    synth: SynthStage | None = None
+    synth: SynthStage | list[SynthStage] | None = None
     mix: MixStage | None = None
     report: bool = True
     # fsspec options of the run directory (`_pipeline.json`, the report), and of every
@@ -317,9 +333,15 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _sections_for_stages(self) -> PipelineConfig:
-        missing = [s for s in self.stages if getattr(self, s) is None]
+        missing = [s for s in self.stages if getattr(self, s) is None or getattr(self, s) == []]
         if missing:
             raise ValueError(f"stage(s) {missing} are listed in `stages` but have no section of their own")
+        if isinstance(self.synth, list):
+            names = [entry.folder_name for entry in self.synth]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"synth: two sections write to synth/{repeated[0]}; give each a different "
+                                 "`name:` (it defaults to the mode)")
         return self
 
 

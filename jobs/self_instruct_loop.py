@@ -18,16 +18,23 @@ import random
 from collections import Counter
 
 from jobs.config import SynthConfig
-from jobs.synth_records import BatchCheckpoints
+from jobs.synth_records import BatchCheckpoints, SeenOutputs
 
 
-def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
+def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheckpoints,
                       counters: Counter) -> tuple[int, int, int]:
-    """Run (or resume) the rounds; returns (records accepted, rounds done, rounds resumed)."""
+    """Run (or resume) the rounds; returns (records accepted, rounds done, rounds resumed).
+
+    Every prompt is fitted to the context first (`fitter`, transforms.synth.prompt_fit):
+    a generation prompt that is too long shows fewer example tasks; a classification
+    or instance prompt that cannot fit drops its instruction, counted as
+    `prompts.drop.prompt_too_long`.
+    """
     from jobs.progress import log
     from jobs.synth_records import keep_record, synth_record
     from transforms.langid import get_language_identifier
     from transforms.synth.novelty_index import NoveltyIndex
+    from transforms.synth.prompt_fit import PROMPT_TOO_LONG
     from transforms.synth.prompts import (
         classification_prompt,
         instance_prompt,
@@ -48,6 +55,7 @@ def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
     seeds = load_seed_tasks(config.seeds)  # None: the packaged templates/seeds (works from a zip too)
     seed_id = {s.instruction: s.id for s in seeds}
     human = [s.instruction for s in seeds]
+    seen = SeenOutputs()
     index = NoveltyIndex(threshold=0.7)
     for h in human:
         index.add(h)
@@ -57,6 +65,7 @@ def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
     for r in range(config.self_instruct_rounds):
         if checkpoints.exists(r):
             table, c = checkpoints.read(r)
+            seen.add(table.select(["input", "output"]).to_pylist())
             for inst in dict.fromkeys(table.column("instruction").to_pylist()):
                 index.add(inst)
                 machine.append(inst)
@@ -67,13 +76,30 @@ def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
             continue
         c: Counter = Counter()
         rng = random.Random(config.seed * 1_000_003 + r)
-        prompt_tasks = [sample_prompt_tasks(human, machine, rng) for _ in range(config.engine.batch_size)]
-        prompts = [self_instruct_prompt(tasks, prompts=user_prompts) for tasks in prompt_tasks]
-        outputs = pool.generate(prompts, seed_offset=r * 1_000_000)
+        too_long = f"prompts.drop.{PROMPT_TOO_LONG}"
+        prompt_tasks, prompts = [], []
+        for _ in range(config.engine.batch_size):
+            tasks = sample_prompt_tasks(human, machine, rng)
+            fitted = fitter.with_fewer(lambda shown: self_instruct_prompt(shown, prompts=user_prompts), tasks)
+            if fitted is None:
+                c[too_long] += 1
+                continue
+            prompt, shown = fitted
+            c["prompts.cut.demonstrations"] += shown < len(tasks)
+            prompt_tasks.append(tasks[:shown])
+            prompts.append(prompt)
+        c["prompts.sent"] += len(prompts)
+        outputs = pool.generate([p.token_ids for p in prompts], seed_offset=r * 1_000_000)
         c["generations"] += len(outputs)
         new: list[tuple[str, str, list[str], str]] = []
         for tasks, prompt, out in zip(prompt_tasks, prompts, outputs):
-            for inst in parse_generated_instructions(out["text"]):
+            # A completion continues the prompt's open "n+1."; a chat reply is a turn of its own.
+            start = len(tasks) + 1 if fitter.encoder.prompt_format == "completion" else None
+            listed = parse_generated_instructions(out["text"], start_index=start,
+                                                  truncated=out.get("finish_reason") == "length")
+            if not listed:
+                c["generations.no_instructions"] += 1
+            for inst in listed:
                 lang = lid.identify(inst)[0]
                 reason = instruction_rejection(inst, lang)
                 if reason is None and not index.is_novel(inst):
@@ -82,27 +108,32 @@ def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
                     c[f"instructions.drop.{reason}"] += 1
                     continue
                 index.add(inst)
-                new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt))
-        kinds = pool.generate([classification_prompt(i, prompts=user_prompts) for i, *_ in new], seed_offset=r * 1_000_000 + 300_000) if new else []
+                new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt.text))
+        new, kind_prompts = _fitted(new, lambda i: classification_prompt(i, prompts=user_prompts), fitter, c)
+        kinds = pool.generate(kind_prompts, seed_offset=r * 1_000_000 + 300_000) if new else []
         is_classification = [bool(parse_classification_answer(k["text"])) for k in kinds]
-        instances = pool.generate(
-            [instance_prompt(i, output_first=cls, prompts=user_prompts) for (i, *_), cls in zip(new, is_classification)],
-            seed_offset=r * 1_000_000 + 600_000,
-        ) if new else []
+        fitted_instances = [fitter.whole(instance_prompt(i, output_first=cls, prompts=user_prompts))
+                            for (i, *_), cls in zip(new, is_classification)]
+        c[too_long] += sum(p is None for p in fitted_instances)
+        kept = [k for k, p in enumerate(fitted_instances) if p is not None]
+        new, is_classification = [new[k] for k in kept], [is_classification[k] for k in kept]
+        instances = pool.generate([fitted_instances[k].token_ids for k in kept],
+                                  seed_offset=r * 1_000_000 + 600_000) if new else []
         records = []
         for (inst, lang, seed_ids, prompt), cls, out in zip(new, is_classification, instances):
-            kept, reasons = filter_instances(parse_instances(out["text"], output_first=cls))
+            valid, reasons = filter_instances(parse_instances(out["text"], output_first=cls))
             c.update(f"records.drop.{reason}" for reason in reasons)
-            if not kept:
+            if not valid:
                 c["instructions.drop.no_valid_instances"] += 1
                 continue
             machine.append(inst)
-            for inp, outp in kept:
+            for inp, outp in valid:
                 rec = synth_record(inst, inp, outp, lang=lang, mode="self_instruct",
                                    task_type="classify" if cls else "", seed_ids=seed_ids, model=config.model or "",
                                    sampling=pool.sampling_json(), prompt=prompt)
                 if keep_record(rec, c):
                     records.append(rec)
+        records = seen.keep_new(records, c)
         checkpoints.write(r, records, c)
         counters.update(c)
         accepted += len(records)
@@ -111,3 +142,18 @@ def run_self_instruct(config: SynthConfig, pool, checkpoints: BatchCheckpoints,
         if accepted >= config.limit:
             break
     return accepted, rounds, resumed
+
+
+def _fitted(new: list[tuple], render, fitter, counters: Counter) -> tuple[list[tuple], list[list[int]]]:
+    """The instructions whose prompt render(instruction) fits, and those prompts' token ids."""
+    from transforms.synth.prompt_fit import PROMPT_TOO_LONG
+
+    kept, prompts = [], []
+    for item in new:
+        prompt = fitter.whole(render(item[0]))
+        if prompt is None:
+            counters[f"prompts.drop.{PROMPT_TOO_LONG}"] += 1
+            continue
+        kept.append(item)
+        prompts.append(prompt.token_ids)
+    return kept, prompts

@@ -33,6 +33,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
@@ -41,7 +42,7 @@ import pyarrow.parquet as pq
 
 from jobs.config import SYNTH_MODES, ConfigError, SynthConfig
 from jobs.errors import UserError
-from jobs.synth_records import BatchCheckpoints, keep_record, synth_record
+from jobs.synth_records import BatchCheckpoints, SeenOutputs, keep_record, synth_record
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.records import SYNTH_SCHEMA
 from transforms.stats import counter_name, prefixed, stats_document
@@ -142,19 +143,36 @@ def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[di
     return records, counters
 
 
-def template_prompts(batch: list[dict], config: SynthConfig) -> tuple[list, list[str], Counter]:
-    """Filled instructions that have a grounding passage, and the prompts that answer them from it."""
+def template_prompts(batch: list[dict], config: SynthConfig, fitter) -> tuple[list, list, Counter]:
+    """Filled instructions that have a grounding passage, and the prompts that answer them from
+    it, each fitted to the context (`fitter`, a transforms.synth.prompt_fit.PromptFitter): a
+    long passage keeps its first sentences; what cannot fit is counted, not sent."""
+    from transforms.synth.prompt_fit import PROMPT_TOO_LONG
     from transforms.synth.prompts import grounded_answer_prompt, load_prompts
 
     counters: Counter = Counter()
     user_prompts = load_prompts(config.prompts)
-    filled = [(doc, f) for doc, f in _filled(batch, config, counters) if f.grounding]
-    prompts = [grounded_answer_prompt(f.instruction, f.grounding, prompts=user_prompts) for _, f in filled]
-    return filled, prompts, counters
+    items, prompts = [], []
+    for doc, f in _filled(batch, config, counters):
+        if not f.grounding:  # a template with nothing on the page to answer from
+            counters["prompts.skip.no_passage"] += 1
+            continue
+        fitted = fitter.with_passage(
+            lambda passage, f=f: grounded_answer_prompt(f.instruction, passage, prompts=user_prompts), f.grounding, f.lang)
+        if fitted is None:
+            counters[f"prompts.drop.{PROMPT_TOO_LONG}"] += 1
+            continue
+        prompt, cut = fitted
+        counters["prompts.cut.passage"] += cut
+        items.append((doc, f))
+        prompts.append(prompt)
+    counters["prompts.sent"] += len(prompts)
+    return items, prompts, counters
 
 
-def template_records(filled: list, prompts: list[str], outputs: list[dict], counters: Counter,
+def template_records(filled: list, prompts: list, outputs: list[dict], counters: Counter,
                      config: SynthConfig, sampling: str) -> list[dict]:
+    from transforms.synth.grounding import answer_rejection
     from transforms.synth.prompts import NO_ANSWER
 
     counters["generations"] += len(outputs)
@@ -164,51 +182,83 @@ def template_records(filled: list, prompts: list[str], outputs: list[dict], coun
         if not text or NO_ANSWER in text:
             counters["records.drop.empty_generation" if not text else "records.drop.model_says_no_answer"] += 1
             continue
+        reason = answer_rejection(text, f.grounding)
+        if reason:
+            counters[f"records.drop.{reason}"] += 1
+            continue
         rec = synth_record(f.instruction, "", text, lang=f.lang, mode="template", task_type=f.task_type,
                            template_id=f.template_id, model=config.model or "", sampling=sampling,
-                           prompt=prompt, provenance=doc["provenance"])
+                           prompt=prompt.text, provenance=doc["provenance"])
         if keep_record(rec, counters):
             records.append(rec)
     return records
 
 
-def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, tokenizer) -> tuple[list, list[str], Counter]:
-    """Chunks that fit the context, each with how many pairs to keep, and the prompts asking for them."""
+# The most pairs one doc_qa prompt asks for; sizes the room left for the chunk.
+_MOST_PAIRS_ASKED = 99
+
+
+def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, fitter) -> tuple[list, list, Counter]:
+    """Chunks cut to fit the prompt's room, each with how many pairs to keep, and the prompts
+    asking for them; a chunk whose prompt still does not fit is counted, not sent."""
     from transforms.synth.doc_qa import chunk_document, pairs_to_keep
+    from transforms.synth.prompt_fit import PROMPT_TOO_LONG
     from transforms.synth.prompts import doc_qa_prompt, load_prompts
 
-    def count_tokens(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
-    # Room for the prompt's own words and the answer inside the context.
-    budget = max(64, config.engine.max_model_len - config.sampling.max_tokens - 256)
-    rng = random.Random(config.seed + seed_offset)
-    jobs = []
-    for doc in batch:
-        for chunk in chunk_document(doc["text"], budget, count_tokens):
-            jobs.append((doc, chunk, pairs_to_keep(count_tokens(chunk), rng)))
     user_prompts = load_prompts(config.prompts)
-    prompts = [doc_qa_prompt(chunk, max(3, keep), prompts=user_prompts) for _, chunk, keep in jobs]
-    return jobs, prompts, Counter()
+    counters: Counter = Counter()
+    room = fitter.passage_room(lambda d: doc_qa_prompt(d, _MOST_PAIRS_ASKED, prompts=user_prompts))
+    if room < 16:
+        counters[f"prompts.drop.{PROMPT_TOO_LONG}"] += len(batch)
+        return [], [], counters
+    count = fitter.encoder.count
+    rng = random.Random(config.seed + seed_offset)
+    jobs, prompts = [], []
+    for doc in batch:
+        for chunk in chunk_document(doc["text"], room, count):
+            keep = pairs_to_keep(count(chunk), rng)
+            asked = max(3, keep)
+            fitted = fitter.with_passage(lambda d, n=asked: doc_qa_prompt(d, n, prompts=user_prompts), chunk)
+            if fitted is None:
+                counters[f"prompts.drop.{PROMPT_TOO_LONG}"] += 1
+                continue
+            prompt, cut = fitted
+            counters["prompts.cut.passage"] += cut
+            jobs.append((doc, chunk, keep))
+            prompts.append(prompt)
+    counters["prompts.sent"] += len(prompts)
+    return jobs, prompts, counters
 
 
-def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters: Counter,
+def doc_qa_records(jobs: list, prompts: list, outputs: list[dict], counters: Counter,
                    config: SynthConfig, sampling: str) -> list[dict]:
     from transforms.langid import get_language_identifier
     from transforms.synth.doc_qa import parse_qa_pairs
+    from transforms.synth.grounding import question_answer_rejection
 
     lid = get_language_identifier()
     counters["generations"] += len(outputs)
     records = []
     for (doc, chunk, keep), prompt, out in zip(jobs, prompts, outputs, strict=True):
-        pairs = parse_qa_pairs(out["text"])
+        pairs = parse_qa_pairs(out["text"], truncated=out.get("finish_reason") == "length")
         if not pairs:
             counters["records.drop.unparsable_qa"] += 1
             continue
         lang = lid.identify(chunk[:2000])[0]
-        for question, answer in pairs[:keep]:
+        counters["records.parsed"] += len(pairs)
+        grounded = []
+        for question, answer in pairs:
+            reason = question_answer_rejection(question, answer, chunk, lang)
+            if reason:
+                counters[f"records.drop.{reason}"] += 1
+            else:
+                grounded.append((question, answer))
+        # The chunk's share of pairs (pairs_to_keep); the prompt asks for at least 3 to choose from.
+        counters["records.drop.over_chunk_quota"] += max(0, len(grounded) - keep)
+        for question, answer in grounded[:keep]:
             rec = synth_record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
-                               model=config.model or "", sampling=sampling, prompt=prompt, provenance=doc["provenance"])
+                               model=config.model or "", sampling=sampling, prompt=prompt.text,
+                               provenance=doc["provenance"])
             if keep_record(rec, counters):
                 records.append(rec)
     return records
@@ -217,7 +267,7 @@ def doc_qa_records(jobs: list, prompts: list[str], outputs: list[dict], counters
 # --- what a run may reuse ----------------------------------------------------------
 
 
-def _user_files_digest(config: SynthConfig) -> dict[str, str]:
+def _user_files_digest(config: SynthConfig, model_dir: str | None) -> dict[str, str]:
     """A hash of each user template / prompt / seed file or folder the config names,
     and of the model folder's files.
 
@@ -236,7 +286,7 @@ def _user_files_digest(config: SynthConfig) -> dict[str, str]:
                 h.update(path.relative_to(root).as_posix().encode() if path != root else b"")
                 h.update(path.read_bytes())
         digests[key] = h.hexdigest()
-    model = Path(config.model) if config.model else None
+    model = Path(model_dir) if model_dir else None
     if model is not None and model.is_dir():
         # Weights are gigabytes: their names, sizes and times stand for them.
         h = hashlib.sha256()
@@ -247,7 +297,7 @@ def _user_files_digest(config: SynthConfig) -> dict[str, str]:
     return digests
 
 
-def work_fingerprint(mode: str, config: SynthConfig, files: list[str]) -> str:
+def work_fingerprint(mode: str, config: SynthConfig, files: list[str], model_dir: str | None = None) -> str:
     """The fingerprint of what a batch holds: mode, resolved config, user files, each
     input file's path, size and modification time, and the code version
     (`jobs.workdir.fingerprint`). A re-mined input is new input even when its
@@ -257,7 +307,7 @@ def work_fingerprint(mode: str, config: SynthConfig, files: list[str]) -> str:
     for path in files:
         fs, fs_path = fsspec.core.url_to_fs(path, **config.storage_options)
         identities.append([path, fs.size(fs_path), _modified(fs, fs_path)])
-    return fingerprint("synth", {"mode": mode, "config": resolved, "user_files": _user_files_digest(config),
+    return fingerprint("synth", {"mode": mode, "config": resolved, "user_files": _user_files_digest(config, model_dir),
                                  "inputs": identities})
 
 
@@ -268,18 +318,29 @@ def _modified(fs, path: str) -> str:
         return ""
 
 
-def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig) -> list[str]:
-    """Everything the driver can check before Ray starts; returns the input files.
+@dataclass
+class _Plan:
+    """What the driver settled before any engine starts."""
+
+    files: list[str]  # the input document files ([] for self_instruct)
+    model_dir: str | None = None  # the folder (or cached hub id) the engines load
+    fitter: object = None  # transforms.synth.prompt_fit.PromptFitter of the LLM modes
+
+
+def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig) -> _Plan:
+    """Everything the driver can check before Ray starts.
 
     Mode and model, the inputs (every pattern must match a document file), the
     instruction templates, prompts and seed tasks (parsed and compiled in the
-    sandbox), so a mistake costs a second, not an engine start-up.
+    sandbox), then the model: its folder, its tokenizer, the prompt format and
+    the room `max_model_len - max_tokens` leaves a prompt. A mistake costs a
+    second, not an engine start-up.
     """
     if mode not in SYNTH_MODES:
         raise ConfigError(f"unknown synthesis mode {mode!r}; choose from {', '.join(SYNTH_MODES)}")
     if mode != "template_only" and not config.model:
-        raise ConfigError(f"mode {mode!r} needs `model:` in the synth config (a local model folder); "
-                          "mode template_only needs none")
+        raise ConfigError(f"mode {mode!r} needs `model:` in the synth config (a local model folder, or a "
+                          "packaged model such as smollm2-135m); mode template_only needs none")
     if mode != "self_instruct" and not inputs:
         raise ConfigError(f"mode {mode!r} needs --input (mined Parquet or document shards)")
     if mode != "template_only":
@@ -294,8 +355,32 @@ def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig)
         from transforms.synth.seed_tasks import load_seed_tasks
 
         load_seed_tasks(config.seeds)
-        return []  # self-instruct starts from the seed tasks, not from documents
-    return input_files(inputs, config.storage_options)
+    files = [] if mode == "self_instruct" else input_files(inputs, config.storage_options)
+    if mode == "template_only":
+        return _Plan(files)
+    from jobs.models import resolve_model
+
+    model_dir = resolve_model(config.model)
+    return _Plan(files, model_dir, prompt_fitter(config, model_dir))
+
+
+def prompt_fitter(config: SynthConfig, model_dir: str):
+    """The model's tokenizer, prompt format and the room a prompt has (transforms.synth.prompt_fit)."""
+    from transformers import AutoTokenizer
+
+    from transforms.synth.prompt_fit import PromptEncoder, PromptFitter, default_prompt_format
+    from transforms.synth.prompts import load_prompts, system_prompt
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise UserError(f"model {config.model!r}: cannot load its tokenizer from {model_dir}: {err}") from None
+    prompt_format = config.prompt_format or default_prompt_format(tokenizer)
+    try:
+        encoder = PromptEncoder(tokenizer, prompt_format, system_prompt(prompts=load_prompts(config.prompts)))
+        return PromptFitter(encoder, config.engine.max_model_len, config.sampling.max_tokens)
+    except ValueError as err:
+        raise ConfigError(f"synth config, model {config.model!r}: {err}") from None
 
 
 # --- the job ---------------------------------------------------------------------
@@ -319,21 +404,21 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
     """
     config = config or SynthConfig()
     started = time.time()
-    files = check_before_start(inputs, mode, config)
+    plan = check_before_start(inputs, mode, config)
     out = StageOutput("synth", output, config.storage_options)
     if out.fs.isfile(out.root):
         raise UserError(f"output {output} is a file, not a folder; give a folder path")
     out.claim(inputs if mode != "self_instruct" else [], overwrite=overwrite, own=_legacy_output(out))
-    fp = work_fingerprint(mode, config, files)
+    fp = work_fingerprint(mode, config, plan.files, plan.model_dir)
     with out.lock():
         # What this run may replace: the previous run's outputs, or with --overwrite everything there.
         previous = out.listing() if overwrite else out.previous_outputs()
         checkpoints = BatchCheckpoints(out.work_dir(fp), config.storage_options)
-        progress = _synthesize(files, mode, config, checkpoints, address)
-        return _publish(out, checkpoints, fp, mode, config, progress, started, previous, len(files))
+        progress = _synthesize(plan, mode, config, checkpoints, address)
+        return _publish(out, checkpoints, fp, mode, config, progress, started, previous, plan)
 
 
-def _synthesize(files: list[str], mode: str, config: SynthConfig, checkpoints: BatchCheckpoints,
+def _synthesize(plan: _Plan, mode: str, config: SynthConfig, checkpoints: BatchCheckpoints,
                 address: str | None) -> _Progress:
     from jobs.engines.ray import init_ray
 
@@ -344,17 +429,18 @@ def _synthesize(files: list[str], mode: str, config: SynthConfig, checkpoints: B
     if mode != "template_only":
         from jobs.engines.vllm_actors import GeneratorPool
 
-        pool = GeneratorPool(config.model, config.engine, config.sampling)
+        pool = GeneratorPool(plan.model_dir, config.engine, config.sampling)
     progress = _Progress(mode, config.limit)
     try:
         if mode == "self_instruct":
             from jobs.self_instruct_loop import run_self_instruct
 
             progress.accepted, progress.done, progress.resumed = run_self_instruct(
-                config, pool, checkpoints, progress.counters)
+                config, pool, plan.fitter, checkpoints, progress.counters)
         else:
-            docs = iter_documents(files, progress.counters, config.storage_options)
-            _run_batches(mode, _batches(docs, config.documents_per_batch), checkpoints, config, pool, progress)
+            docs = iter_documents(plan.files, progress.counters, config.storage_options)
+            _run_batches(mode, _batches(docs, config.documents_per_batch), checkpoints, config, pool, plan.fitter,
+                         progress)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -383,7 +469,7 @@ class _Progress:
         return self.accepted >= self.limit
 
 
-def _batch_starter(mode: str, config: SynthConfig, pool):
+def _batch_starter(mode: str, config: SynthConfig, pool, fitter):
     """start(k, batch) submits batch k's work and returns finish() -> (records, counters)."""
     import ray
 
@@ -394,22 +480,20 @@ def _batch_starter(mode: str, config: SynthConfig, pool):
         build, schema = template_records, None
 
         def prepare(batch: list[dict], seed_offset: int):
-            return template_prompts(batch, config)
+            return template_prompts(batch, config, fitter)
     else:
-        from transformers import AutoTokenizer
-
         from transforms.synth.doc_qa import QA_PAIRS_JSON_SCHEMA
 
-        tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
         build, schema = doc_qa_records, QA_PAIRS_JSON_SCHEMA
 
         def prepare(batch: list[dict], seed_offset: int):
-            return doc_qa_prompts(batch, config, seed_offset, tokenizer)
+            return doc_qa_prompts(batch, config, seed_offset, fitter)
 
     def start(k: int, batch: list[dict]):
         seed_offset = k * 100_000
         items, prompts, counters = prepare(batch, seed_offset)
-        refs = pool.submit(prompts, json_schema=schema, seed_offset=seed_offset) if prompts else []
+        refs = pool.submit([p.token_ids for p in prompts], json_schema=schema, seed_offset=seed_offset) \
+            if prompts else []
 
         def finish() -> tuple[list[dict], Counter]:
             records = build(items, prompts, pool.collect(refs), counters, config, pool.sampling_json())
@@ -420,24 +504,27 @@ def _batch_starter(mode: str, config: SynthConfig, pool):
     return start
 
 
-def _run_batches(mode: str, batches, checkpoints: BatchCheckpoints, config: SynthConfig, pool,
+def _run_batches(mode: str, batches, checkpoints: BatchCheckpoints, config: SynthConfig, pool, fitter,
                  progress: _Progress) -> None:
     """Keep several batches submitted (one per engine plus one, or one per CPU for
     template_only) and finish them in batch order, so the output and where `limit`
     stops do not depend on which batch finished first."""
     import ray
 
-    start = _batch_starter(mode, config, pool)
+    start = _batch_starter(mode, config, pool, fitter)
     depth = len(pool.actors) + 1 if pool is not None else max(1, int(ray.cluster_resources().get("CPU", 1)))
     in_flight: deque = deque()
+    seen = SeenOutputs()
 
     def settle() -> None:
         k, finish = in_flight.popleft()
         if finish is None:
             table, c = checkpoints.read(k)
+            seen.add(table.select(["input", "output"]).to_pylist())
             progress.add(k, table.num_rows, c, resumed=True)
             return
         records, c = finish()
+        records = seen.keep_new(records, c)
         checkpoints.write(k, records, c)
         progress.add(k, len(records), c, resumed=False)
 
@@ -452,7 +539,7 @@ def _run_batches(mode: str, batches, checkpoints: BatchCheckpoints, config: Synt
 
 
 def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str, config: SynthConfig,
-             progress: _Progress, started: float, previous: list[str] | None, n_inputs: int) -> dict:
+             progress: _Progress, started: float, previous: list[str] | None, plan: _Plan) -> dict:
     """Write the output and `_stats.json` (the finish line, written last), drop what the
     previous run published and this one did not, and the work of other configs."""
     from jobs.progress import log
@@ -475,7 +562,9 @@ def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str
     stats = stats_document("synth", counters, run_id=out.run_id, fingerprint=fp,
                            elapsed_seconds=time.time() - started, outputs=[OUTPUT_FILE],
                            details={"mode": mode, "model": config.model or "", "limit": config.limit,
-                                    "input_files": n_inputs, "work_dir": checkpoints.url})
+                                    "input_files": len(plan.files), "inputs": plan.files,
+                                    "prompt_format": plan.fitter.encoder.prompt_format if plan.fitter else "",
+                                    "work_dir": checkpoints.url})
     out.write_json(STATS_FILE, stats)
     _remove_other_work(out, checkpoints)
     log(f"synth {mode}: wrote {table.num_rows} records to {out.url}")

@@ -8,6 +8,7 @@ Counter names here and in the modes are the part after `synth.` of the names in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 
@@ -47,8 +48,46 @@ def keep_record(record: dict, counters: Counter) -> bool:
     if reason:
         counters[f"records.drop.{reason}"] += 1
         return False
-    counters["records.accepted"] += 1
     return True
+
+
+class SeenOutputs:
+    """The outputs this run has kept so far, so one answer repeated for many instructions
+    (an extractive summary that is the page's lead sentence for four templates, a
+    model's stock reply) is kept once; the rest are `records.drop.duplicate_output`.
+
+    Batches are judged in batch order (the driver settles them in order) and a resumed
+    batch's rows are added as they were written, so the result does not depend on
+    which batch finished first or whether the run was resumed. Outputs compare after
+    transforms.mine.dedup.normalize_for_dedup (case, width, punctuation); an input
+    makes a different record (Self-Instruct instances share labels such as "Yes").
+    """
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    @staticmethod
+    def key(record: dict) -> str:
+        from transforms.mine.dedup import normalize_for_dedup
+
+        text = normalize_for_dedup(record["input"]) + "\x00" + normalize_for_dedup(record["output"])
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+
+    def add(self, records: list[dict]) -> None:
+        self.keys.update(self.key(r) for r in records)
+
+    def keep_new(self, records: list[dict], counters: Counter) -> list[dict]:
+        """The records whose output is new (the last gate: counts `records.accepted`)."""
+        kept = []
+        for record in records:
+            key = self.key(record)
+            if key in self.keys:
+                counters["records.drop.duplicate_output"] += 1
+                continue
+            self.keys.add(key)
+            kept.append(record)
+        counters["records.accepted"] += len(kept)
+        return kept
 
 
 class BatchCheckpoints:

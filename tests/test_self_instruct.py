@@ -453,3 +453,14 @@ def test_filter_instances_returns_kept_pairs_and_drop_reasons():
     kept, reasons = filter_instances([("2 + 2", "4"), ("same", "same"), ("x", "")])
     assert kept == [("2 + 2", "4")]
     assert sorted(reasons) == ["empty_output", "input_equals_output"]
+
+
+def test_a_chat_reply_numbering_its_new_tasks_from_one_parses_without_a_start_index():
+    from transforms.synth.self_instruct import parse_generated_instructions
+
+    reply = "1. Write a short poem about the sea.\n2. Explain how rain forms.\n\nI hope these help!"
+    assert parse_generated_instructions(reply, start_index=None) == [
+        "Write a short poem about the sea.", "Explain how rain forms."]
+    assert parse_generated_instructions(reply, start_index=9) == []  # a completion must continue at 9
+    assert parse_generated_instructions("9. Name a river.\n10. Name a lake.\n3. Oops", start_index=None) == [
+        "Name a river.", "Name a lake."]

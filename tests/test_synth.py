@@ -160,8 +160,8 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
         pool.shutdown()
 
 
-def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(sample_documents, tmp_path):
-    from jobs.synth import template_prompts
+def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(tiny_llm, sample_documents, tmp_path):
+    from jobs.synth import prompt_fitter, template_prompts
 
     folder = tmp_path / "prompts"
     folder.mkdir()
@@ -169,13 +169,14 @@ def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(sample_docume
         "PASSAGE<<{{ passage }}>> TASK<<{{ instruction }}>> or say {{ no_answer }}\n", encoding="utf-8")
     batch = [json.loads(line) | {"id": str(i), "provenance": Provenance()}
              for i, line in enumerate(sample_documents.read_text(encoding="utf-8").splitlines()[:6])]
-    config = validate_config({"prompts": str(folder)}, SynthConfig, "synth.yaml")
-    filled, prompts, _ = template_prompts(batch, config)
+    config = _llm_config(tiny_llm, prompts=str(folder))
+    filled, prompts, _ = template_prompts(batch, config, prompt_fitter(config, str(tiny_llm)))
     assert prompts and len(prompts) == len(filled)
     for (_, f), prompt in zip(filled, prompts, strict=True):
-        assert prompt.startswith("PASSAGE<<") and f"TASK<<{f.instruction}>>" in prompt
-    packaged = template_prompts(batch, SynthConfig())[1]
-    assert all(p.startswith("Below is a passage") for p in packaged)
+        assert prompt.text.startswith("PASSAGE<<") and f"TASK<<{f.instruction}>>" in prompt.text
+    packaged = _llm_config(tiny_llm)
+    assert all(p.text.startswith("Below is a passage")
+               for p in template_prompts(batch, packaged, prompt_fitter(packaged, str(tiny_llm)))[1])
 
 
 def test_a_bad_user_prompt_fails_before_any_engine_starts(sample_documents, tmp_path):

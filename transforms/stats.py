@@ -24,8 +24,12 @@ The names each stage writes (the report reads exactly these):
     mine.pairs.miner_kind.<miner>/<kind>  mine.pairs.lang.<lang>  (written)
     synth.documents.read / .skip.<reason> / .repaired.<what>   synth.instructions.filled
     synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance)
-    synth.generations   synth.records.accepted / .pii_scrubbed
-    synth.records.written / .drop.<reason> / .task_type.<type or none> / .lang.<lang>
+    synth.prompts.sent / .cut.passage / .cut.demonstrations / .drop.prompt_too_long / .skip.no_passage
+    synth.generations / .no_instructions (self_instruct replies without a task list)
+    synth.records.parsed (doc_qa pairs read from replies)
+    synth.records.accepted (new after every gate) / .pii_scrubbed
+    synth.records.written / .drop.<reason> (filters', parsers', duplicate_output)
+        / .task_type.<type or none> / .lang.<lang>
     synth.batches.done / synth.batches.resumed
     mix.pretrain.files / .documents / .tokens / .skip.<reason>
     mix.instructions.<source>.records / .documents_used / .tokens_used / .skip.<reason>

@@ -39,7 +39,9 @@ class VLLMGenerator:
             **({"enable_chunked_prefill": False} if cpu else {}),
         )
 
-    def generate(self, prompts: list[str], sampling: dict, json_schema: dict | None = None) -> list[dict]:
+    def generate(self, prompts: list, sampling: dict, json_schema: dict | None = None) -> list[dict]:
+        """Completions of `prompts`: token-id lists (as the driver measured them,
+        transforms/synth/prompt_fit.py) or plain strings."""
         from vllm import SamplingParams
 
         extra = {}
@@ -48,8 +50,11 @@ class VLLMGenerator:
 
             extra["structured_outputs"] = StructuredOutputsParams(json=json_schema)
         params = SamplingParams(**sampling, **extra)
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [{"text": o.outputs[0].text, "tokens": len(o.outputs[0].token_ids)} for o in outputs]
+        requests = [p if isinstance(p, str) else {"prompt_token_ids": list(p)} for p in prompts]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [{"text": o.outputs[0].text, "tokens": len(o.outputs[0].token_ids),
+                 "prompt_tokens": len(o.prompt_token_ids or []), "finish_reason": o.outputs[0].finish_reason}
+                for o in outputs]
 
 
 def prompt_hash(prompt: str) -> str:
@@ -110,7 +115,7 @@ class GeneratorPool:
                 return index
             ray.wait([r for refs in self.outstanding for r in refs], num_returns=1)
 
-    def submit(self, prompts: list[str], json_schema: dict | None = None, seed_offset: int = 0) -> list:
+    def submit(self, prompts: list, json_schema: dict | None = None, seed_offset: int = 0) -> list:
         """Start generating; request k gets sampling seed sampling.seed + seed_offset + k, so a
         re-run with the same config regenerates the same completions."""
         refs = []
@@ -128,7 +133,7 @@ class GeneratorPool:
 
         return [r for request in ray.get(refs) for r in request]
 
-    def generate(self, prompts: list[str], json_schema: dict | None = None, seed_offset: int = 0) -> list[dict]:
+    def generate(self, prompts: list, json_schema: dict | None = None, seed_offset: int = 0) -> list[dict]:
         return self.collect(self.submit(prompts, json_schema, seed_offset))
 
     def sampling_json(self) -> str:

@@ -5,7 +5,8 @@ made from a page, grounded in that page; to invent new tasks from a list of
 examples (Self-Instruct); to tell whether a task is a classification; and to
 write instances for a task, input first or, for classification, label first
 so labels come out balanced. It also asks for several varied question–answer
-pairs about one document. Each prompt is a Jinja file a user may replace
+pairs about one document. A chat model gets each as the user turn after
+the `system` prompt (transforms/synth/prompt_fit.py). Each prompt is a Jinja file a user may replace
 without reading Python: `load_prompts(folder)` takes the folder's files over
 the packaged ones of the same name.
 
@@ -53,6 +54,8 @@ _PROBES: dict[str, tuple[dict[str, Any], ...]] = {
     "instances_input_first": ({"instruction": "PROBE-INSTRUCTION"},),
     "instances_output_first": ({"instruction": "PROBE-INSTRUCTION"},),
     "doc_qa": ({"document": "PROBE-DOCUMENT", "n_pairs": 7},),
+    # The system turn of chat-format prompts (transforms/synth/prompt_fit.py).
+    "system": ({},),
 }
 PROMPT_NAMES = tuple(_PROBES)
 
@@ -243,6 +246,11 @@ def instance_prompt(
     """
     name = "instances_output_first" if output_first else "instances_input_first"
     return render_prompt(name, prompts, instruction=_required_text(instruction, "instruction"))
+
+
+def system_prompt(*, prompts: Mapping[str, PromptTemplate] | None = None) -> str:
+    """The system turn a chat model gets before every request."""
+    return render_prompt("system", prompts)
 
 
 def doc_qa_prompt(document: str, n_pairs: int, *, prompts: Mapping[str, PromptTemplate] | None = None) -> str:

@@ -126,7 +126,7 @@ _NOT_A_TASK = re.compile(
 )
 
 
-def parse_generated_instructions(text: str, start_index: int = 9, truncated: bool = False) -> list[str]:
+def parse_generated_instructions(text: str, start_index: int | None = 9, truncated: bool = False) -> list[str]:
     """Instructions from a completion that continues a numbered task list at `start_index`.
 
     The prompt lists 8 tasks and ends with "9.", so the completion is
@@ -137,7 +137,9 @@ def parse_generated_instructions(text: str, start_index: int = 9, truncated: boo
     line not followed by the next number (the paper stops generation at
     "\\n\\n"), or an Input/Output/Example line. With `truncated` (the
     generation hit max_tokens) the last task is dropped, as it may be cut off;
-    the paper drops the whole completion instead.
+    the paper drops the whole completion instead. `start_index=None` takes the
+    sequence from the first numbered line, whatever its number: a chat model
+    answers in a turn of its own and may number its new tasks from 1.
     """
     items: list[list[str]] = []
     expected = start_index
@@ -148,6 +150,8 @@ def parse_generated_instructions(text: str, start_index: int = 9, truncated: boo
             pending_blank = bool(items)
             continue
         match = _ITEM.match(line)
+        if match and expected is None:
+            expected = int(match.group(1))
         if match and int(match.group(1)) == expected:
             items.append([match.group(2)])
             expected += 1
@@ -156,7 +160,7 @@ def parse_generated_instructions(text: str, start_index: int = 9, truncated: boo
             break
         elif not items:
             items.append([stripped])  # the rest of the prompt's "9." line
-            expected += 1
+            expected = None if expected is None else expected + 1
         else:
             items[-1].append(stripped)
     if truncated and items:
