@@ -859,6 +859,11 @@ def _manifest(config, digest, shards, written, pretrain_files, tokenized, instru
             "files": len(pretrain_files),
             "docs": sum(t["docs"] for t in tokenized),
             "tokens": sum(t["tokens"] for t in tokenized),
+            # Each configured source by the path the user gave, so a reader (the report)
+            # can say what went in.
+            "sources": [{"name": _source_name("pretrain", i, src.name), "path": src.path,
+                         "files": sum(f["name"] == _source_name("pretrain", i, src.name) for f in pretrain_files)}
+                        for i, src in enumerate(config.pretrain)],
         },
         "instructions": sources,
         "dataset_card": card,

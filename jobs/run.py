@@ -56,25 +56,38 @@ def _substitute_run(value: Any, run_dir: str) -> Any:
 
 
 def resolved_sections(config: PipelineConfig) -> dict[str, dict]:
-    """Each listed stage's section as plain data, paths resolved against the run directory.
+    """Each step's section as plain data, paths resolved against the run directory, by step key.
 
-    A section without `storage_options` of its own gets the pipeline's, so one
-    `storage_options:` at the top serves a run whose every folder is in one bucket.
+    A step key is the stage's name, or `synth/<name>` for each entry of a `synth:`
+    list (`stage_of` gives the stage back). A section without `storage_options` of
+    its own gets the pipeline's, so one `storage_options:` at the top serves a run
+    whose every folder is in one bucket.
     """
     run_dir = config.output.rstrip("/")
     sections = {}
     for stage in config.stages:
-        section = _substitute_run(getattr(config, stage).model_dump(mode="json"), run_dir)
-        if not section.get("storage_options"):
-            section["storage_options"] = dict(config.storage_options)
-        sections[stage] = section
+        value = getattr(config, stage)
+        entries = [(f"{stage}/{v.folder_name}", v) for v in value] if isinstance(value, list) else [(stage, value)]
+        for key, entry in entries:
+            section = _substitute_run(entry.model_dump(mode="json"), run_dir)
+            if not section.get("storage_options"):
+                section["storage_options"] = dict(config.storage_options)
+            sections[key] = section
     return sections
 
 
-def stage_output(config: PipelineConfig, stage: str, section: dict) -> str:
+def stage_of(key: str) -> str:
+    """The stage of a step key: `synth/doc_qa` -> `synth`."""
+    return key.split("/", 1)[0]
+
+
+def stage_output(config: PipelineConfig, key: str, section: dict) -> str:
+    """Where step `key` writes: `mix.output.path`, RUN/mined, RUN/synth or RUN/synth/<name>."""
+    stage = stage_of(key)
     if stage == "mix":
         return section["output"]["path"]
-    return f"{config.output.rstrip('/')}/{STAGE_DIRS[stage]}"
+    folder = STAGE_DIRS[stage] + key[len(stage):]
+    return f"{config.output.rstrip('/')}/{folder}"
 
 
 def stage_inputs(stage: str, section: dict) -> list[str]:
@@ -121,9 +134,10 @@ class RunState:
 
 @dataclass
 class Step:
-    """One stage of this run and what will happen to it."""
+    """One step of this run (a stage, or one entry of a `synth:` list) and what will happen to it."""
 
     number: int
+    key: str  # in _pipeline.json and the summary: the stage, or synth/<name>
     stage: str
     section: dict
     output: str
@@ -133,26 +147,29 @@ class Step:
 
 def plan_run(config: PipelineConfig, sections: dict[str, dict], state: RunState,
              from_stage: str | None) -> list[Step]:
-    """Decide for every stage, before any runs, whether it is skipped, resumed or started."""
-    steps = []
-    upstream = ""
+    """Decide for every step, before any runs, whether it is skipped, resumed or started.
+
+    A step's fingerprint is chained with those of the earlier stages' steps (the
+    entries of a `synth:` list depend on mining, not on each other; mixing on all).
+    """
+    steps: list[Step] = []
     forced = False
-    for number, stage in enumerate(config.stages, start=1):
-        section = sections[stage]
-        out = stage_output(config, stage, section)
+    for number, (key, section) in enumerate(sections.items(), start=1):
+        stage = stage_of(key)
+        out = stage_output(config, key, section)
+        upstream = ",".join(s.fingerprint for s in steps if s.stage != stage)
         fp = stage_fingerprint(stage, section, upstream)
-        upstream = fp
-        previous = state.stages.get(stage, {})
+        previous = state.stages.get(key, {})
         forced = forced or stage == from_stage
         same = previous.get("fingerprint") == fp and previous.get("output") == _absolute(out)
         if not forced and same and previous.get("state") == "done" and _finished(stage, out, section):
             action = "skip"
         elif from_stage is not None and not forced:
-            raise ConfigError(f"--from {from_stage}: stage {stage!r} before it has not finished in "
+            raise ConfigError(f"--from {from_stage}: stage {key!r} before it has not finished in "
                               f"{config.output}; run without --from first")
         else:
             action = "resume" if same and not forced and previous.get("state") == "started" else "start"
-        steps.append(Step(number, stage, section, out, fp, action))
+        steps.append(Step(number, key, stage, section, out, fp, action))
     return steps
 
 
@@ -181,9 +198,19 @@ def check_outputs(config: PipelineConfig, steps: list[Step], state: RunState, ov
     as started) or one of an older version (`_stats.json` in another shape, a mixer's
     `manifest.json` without `_stats.json`).
     """
+    if isinstance(config.synth, list) and "synth" in config.stages:
+        flat = StageOutput("synth", f"{config.output.rstrip('/')}/{STAGE_DIRS['synth']}", config.storage_options)
+        stats = flat.read_json(STATS_FILE)
+        if isinstance(stats, dict) and not overwrite:
+            # A mix source RUN/synth would read that old output beside the new folders.
+            raise ConfigError(f"{flat.url} holds the output of a single `synth:` section; with a list each "
+                              "entry writes RUN/synth/<name>: remove the old output or pass --overwrite")
+        if isinstance(stats, dict):
+            flat.remove_stale(keep=[], previous=[*(flat.previous_outputs() or []), STATS_FILE])
+            flat.remove_work()
     for step in steps:
         out = StageOutput(step.stage, step.output, step.section["storage_options"])
-        if step.action == "start" and state.stages.get(step.stage, {}).get("state") != "started" \
+        if step.action == "start" and state.stages.get(step.key, {}).get("state") != "started" \
                 and not _left_to_the_stage(out):
             out.claim(stage_inputs(step.stage, step.section), overwrite=overwrite)
     if config.report:
@@ -223,20 +250,19 @@ def run_pipeline(config: PipelineConfig, from_stage: str | None = None, overwrit
         summary: dict[str, dict] = {}
         total = len(steps)
         for step in steps:
-            stage, out = step.stage, step.output
+            key, out = step.key, step.output
             if step.action == "skip":
-                log(f"run: stage {step.number}/{total} {stage}: already done in {out}, skipped")
-                summary[stage] = {"status": "skipped", "output": out,
-                                  **state.stages[stage].get("summary", {})}
+                log(f"run: stage {step.number}/{total} {key}: already done in {out}, skipped")
+                summary[key] = {"status": "skipped", "output": out, **state.stages[key].get("summary", {})}
                 continue
             resuming = step.action == "resume"
-            log(f"run: stage {step.number}/{total} {stage}: {'resuming' if resuming else 'starting'} -> {out}")
-            state.record(stage, fingerprint=step.fingerprint, state="started", output=_absolute(out))
+            log(f"run: stage {step.number}/{total} {key}: {'resuming' if resuming else 'starting'} -> {out}")
+            state.record(key, fingerprint=step.fingerprint, state="started", output=_absolute(out))
             started = time.time()
-            result = run_stage(stage, step.section, out, config, overwrite=overwrite)
-            state.record(stage, fingerprint=step.fingerprint, state="done", output=_absolute(out), summary=result,
+            result = run_stage(step.stage, step.section, out, config, overwrite=overwrite)
+            state.record(key, fingerprint=step.fingerprint, state="done", output=_absolute(out), summary=result,
                          seconds=round(time.time() - started, 2))
-            summary[stage] = {"status": "resumed" if resuming else "ran", "output": out, **result}
+            summary[key] = {"status": "resumed" if resuming else "ran", "output": out, **result}
         if config.report:
             from jobs.report import run_report
 
@@ -261,6 +287,7 @@ def run_stage(stage: str, section: dict, out: str, config: PipelineConfig, overw
         from jobs.synth import run_synth
 
         inputs, mode = section.pop("input"), section.pop("mode")
+        section.pop("name", None)
         run_synth(inputs, out, mode, validate_config(section, SynthConfig, "synth"), address=config.ray.address,
                   overwrite=overwrite)
     else:

@@ -18,6 +18,8 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.spark
 DEMO = REPO / "configs" / "demo.yaml"
+# The demo's steps: its `synth:` is a list (template_only, and doc_qa with the real model).
+STEPS = ("mine", "synth/template_only", "synth/doc_qa", "mix")
 
 
 def _demo_config(tmp_path, **overrides) -> dict:
@@ -54,13 +56,19 @@ def demo_run(tmp_path_factory):
 def test_the_demo_runs_every_stage_and_writes_a_report(demo_run):
     tmp_path, _, summary, log = demo_run
     run, corpus = tmp_path / "run", tmp_path / "corpus"
-    assert [summary[s]["status"] for s in ("mine", "synth", "mix")] == ["ran", "ran", "ran"]
-    assert "stage 1/3 mine" in log and "stage 3/3 mix" in log  # progress names each stage
+    assert [summary[s]["status"] for s in STEPS] == ["ran"] * 4
+    assert "stage 1/4 mine" in log and "stage 3/4 synth/doc_qa" in log and "stage 4/4 mix" in log
     mined = pq.read_table(run / "mined")
     assert mined.num_rows == summary["mine"]["pairs"] > 0
-    synth = pq.read_table(run / "synth" / "part-00000.parquet")
-    assert synth.num_rows == summary["synth"]["records"] > 0
-    assert set(synth.column("mode").to_pylist()) == {"template_only"}
+    extractive = pq.read_table(run / "synth" / "template_only" / "part-00000.parquet")
+    assert extractive.num_rows == summary["synth/template_only"]["records"] > 0
+    assert set(extractive.column("mode").to_pylist()) == {"template_only"}
+    # The real model's pairs: questions about the sample pages, each output once.
+    written = pq.read_table(run / "synth" / "doc_qa" / "part-00000.parquet")
+    assert written.num_rows == summary["synth/doc_qa"]["records"] > 0
+    assert set(written.column("model").to_pylist()) == {"smollm2-135m"}
+    assert len(set(written.column("output").to_pylist())) == written.num_rows
+    synth_rows = extractive.num_rows + written.num_rows
     manifest = json.loads((corpus / "manifest.json").read_text())
     assert abs(manifest["realized_ratio"] - 0.05) <= 0.005
     sources = {s["name"]: s for s in manifest["instructions"]}
@@ -71,7 +79,7 @@ def test_the_demo_runs_every_stage_and_writes_a_report(demo_run):
     assert not (run / "mixed").exists()
     recorded = json.loads((run / "_pipeline.json").read_text())
     assert recorded["stages"]["mix"]["output"] == str(corpus)
-    assert all(recorded["stages"][s]["state"] == "done" for s in ("mine", "synth", "mix"))
+    assert all(recorded["stages"][s]["state"] == "done" for s in STEPS)
     report = run / "report" / "index.html"
     assert summary["report"]["output"].endswith("index.html") and report.is_file()
     html = report.read_text(encoding="utf-8")
@@ -83,7 +91,9 @@ def test_the_demo_runs_every_stage_and_writes_a_report(demo_run):
     assert numbers["mixing"]["tokens"] == manifest["tokens"]
     assert numbers["mining"]["pairs_written"] == mined.num_rows
     assert numbers["mining"]["documents_read"] == summary["mine"]["documents"] > 0
-    assert numbers["synth"]["written"] == synth.num_rows and numbers["synth"]["mode"] == "template_only"
+    assert numbers["synth"]["written"] == synth_rows
+    assert numbers["synth"]["mode"] == "template_only, doc_qa"
+    assert "smollm2-135m" in html and "doc_qa" in html  # the page shows the model's pairs
 
 
 def test_a_rerun_skips_finished_stages_and_from_or_a_change_reruns_a_stage(demo_run):
@@ -91,11 +101,11 @@ def test_a_rerun_skips_finished_stages_and_from_or_a_change_reruns_a_stage(demo_
     run, corpus = tmp_path / "run", tmp_path / "corpus"
     mined_before = sorted((p.name, p.stat().st_mtime_ns) for p in (run / "mined").iterdir())
     again, _ = _run(config, tmp_path)
-    assert [again[s]["status"] for s in ("mine", "synth", "mix")] == ["skipped"] * 3
+    assert [again[s]["status"] for s in STEPS] == ["skipped"] * 4
     assert again["mix"]["realized_ratio"] == first["mix"]["realized_ratio"]
     shards_before = {p.name: p.read_bytes() for p in corpus.rglob("part-*")}
     rerun, _ = _run(config, tmp_path, "--from", "mix")
-    assert [rerun[s]["status"] for s in ("mine", "synth", "mix")] == ["skipped", "skipped", "ran"]
+    assert [rerun[s]["status"] for s in STEPS] == ["skipped", "skipped", "skipped", "ran"]
     shards_after = {p.name: p.read_bytes() for p in corpus.rglob("part-*")}
     assert shards_before and shards_after == shards_before  # same config and seed: the same bytes
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (run / "mined").iterdir()) == mined_before
@@ -103,7 +113,7 @@ def test_a_rerun_skips_finished_stages_and_from_or_a_change_reruns_a_stage(demo_
     # A changed section reruns its stage (and those after it), not the ones before.
     changed = dict(config, mix=dict(config["mix"], ratio=0.08))
     summary, _ = _run(changed, tmp_path)
-    assert [summary[s]["status"] for s in ("mine", "synth", "mix")] == ["skipped", "skipped", "ran"]
+    assert [summary[s]["status"] for s in STEPS] == ["skipped", "skipped", "skipped", "ran"]
     assert summary["mix"]["target_ratio"] == 0.08
     assert abs(summary["mix"]["realized_ratio"] - 0.08) <= 0.008
 
@@ -136,7 +146,7 @@ def test_pipeline_config_errors_name_the_key(tmp_path):
 def test_run_paths_resolve_against_the_run_directory(tmp_path):
     config = validate_config(_demo_config(tmp_path), PipelineConfig, "p.yaml")
     sections = resolved_sections(config)
-    assert sections["synth"]["input"][0] == f"{tmp_path / 'run'}/mined"
+    assert sections["synth/template_only"]["input"][0] == f"{tmp_path / 'run'}/mined"
     assert sections["mix"]["output"]["path"] == f"{tmp_path / 'run'}/mixed"
 
 

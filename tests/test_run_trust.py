@@ -13,9 +13,17 @@ import sys
 import pytest
 import yaml
 
-from jobs.config import PipelineConfig, validate_config
+from jobs.config import ConfigError, PipelineConfig, validate_config
 from jobs.errors import UserError
-from jobs.run import RunState, check_outputs, plan_run, resolved_sections, stage_fingerprint, stage_output
+from jobs.run import (
+    RunState,
+    check_outputs,
+    plan_run,
+    resolved_sections,
+    stage_fingerprint,
+    stage_of,
+    stage_output,
+)
 from jobs.workdir import StageOutput
 from tests.conftest import REPO
 from transforms.stats import stats_document
@@ -24,8 +32,10 @@ DEMO = REPO / "configs" / "demo.yaml"
 
 
 def _config(tmp_path, **overrides) -> dict:
+    """The demo pipeline with one `synth:` section (its template_only entry, no model)."""
     data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     data["output"] = str(tmp_path / "run")
+    data["synth"] = data["synth"][0]
     data.update(overrides)
     return data
 
@@ -87,12 +97,13 @@ def test_a_second_run_into_the_same_directory_stops_at_once_naming_the_holder(tm
 # --------------------------------------------------------------------------- the plan
 
 
-def _finish(config: PipelineConfig, state: RunState, stage: str, fingerprint: str) -> None:
-    section = resolved_sections(config)[stage]
-    out = StageOutput(stage, stage_output(config, stage, section))
+def _finish(config: PipelineConfig, state: RunState, key: str, fingerprint: str) -> None:
+    section = resolved_sections(config)[key]
+    stage = stage_of(key)
+    out = StageOutput(stage, stage_output(config, key, section))
     out.write_json("_stats.json", stats_document(stage, {}, run_id="t", fingerprint="x", elapsed_seconds=0,
                                                  outputs=[]))
-    state.record(stage, fingerprint=fingerprint, state="done", output=os.path.abspath(out.url), summary={})
+    state.record(key, fingerprint=fingerprint, state="done", output=os.path.abspath(out.url), summary={})
 
 
 def test_done_stages_are_skipped_a_changed_section_restarts_it_and_those_after(tmp_path):
@@ -196,3 +207,42 @@ def test_the_early_check_leaves_an_older_or_interrupted_output_to_its_stage(tmp_
 def _stats_bytes(stage: str, outputs: list[str]) -> bytes:
     return json.dumps(stats_document(stage, {}, run_id="t", fingerprint="x", elapsed_seconds=0,
                                      outputs=outputs)).encode()
+
+
+def test_a_list_of_synth_sections_plans_one_step_each_into_its_own_folder(tmp_path):
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["output"] = str(tmp_path / "run")
+    config = validate_config(data, PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    steps = plan_run(config, resolved_sections(config), state, None)
+    assert [s.key for s in steps] == ["mine", "synth/template_only", "synth/doc_qa", "mix"]
+    assert [s.output for s in steps][1:3] == [str(tmp_path / "run" / "synth" / n) for n in ("template_only", "doc_qa")]
+    for step in steps:
+        _finish(config, state, step.key, step.fingerprint)
+    # The entries depend on mining, not on each other: changing one reruns it and the mix only.
+    data["synth"][1]["limit"] = 3
+    changed = validate_config(data, PipelineConfig, "p.yaml")
+    assert [s.action for s in plan_run(changed, resolved_sections(changed), state, None)] == [
+        "skip", "skip", "start", "start"]
+    assert [s.action for s in plan_run(config, resolved_sections(config), state, "synth")] == [
+        "skip", "start", "start", "start"]
+    data["synth"][1]["mode"] = "template_only"
+    with pytest.raises(ConfigError, match="synth/template_only"):
+        validate_config(data, PipelineConfig, "p.yaml")
+
+
+def test_a_flat_synth_output_left_by_a_single_section_is_refused_before_a_list_runs(tmp_path):
+    flat = tmp_path / "run" / "synth"
+    flat.mkdir(parents=True)
+    (flat / "part-00000.parquet").write_bytes(b"old")
+    (flat / "_stats.json").write_text(json.dumps(stats_document("synth", {}, run_id="t", fingerprint="x",
+                                                                elapsed_seconds=0, outputs=["part-00000.parquet"])))
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["output"] = str(tmp_path / "run")
+    config = validate_config(data, PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    steps = plan_run(config, resolved_sections(config), state, None)
+    with pytest.raises(ConfigError, match="single `synth:` section"):
+        check_outputs(config, steps, state, overwrite=False)
+    check_outputs(config, steps, state, overwrite=True)
+    assert not (flat / "part-00000.parquet").exists() and not (flat / "_stats.json").exists()
