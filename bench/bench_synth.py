@@ -1,28 +1,71 @@
-"""Synthesis benchmark (not a test): generated tokens/s, plain vLLM vs the Ray pipeline,
-and the diversity of the instructions the project makes without a model.
+"""Synthesis benchmark (not a test): generated tokens/s of plain vLLM against the Ray
+pipeline, and the quality of what each synthesis mode makes with a real model.
 
-In one run, over the same prompts and the same tiny random Llama (tests/tiny_llm.py,
-built offline into a temporary folder), on vLLM's CPU backend:
-  * plain vLLM: one `vllm.LLM` in a subprocess of its own, one `generate` call over
-    every prompt (engine start not timed);
-  * the Ray pipeline: `jobs.engines.vllm_actors.GeneratorPool` (1 actor, the default batch of 256) after a
+The model is `--model` (default `smollm2-135m`, the packaged SmolLM2-135M-Instruct
+prepared by `instructmix model prepare`; or any local Hugging Face folder; or `tiny`,
+the random Llama of tests/tiny_llm.py). `--gpus 0` runs vLLM's CPU backend
+(gpu_memory_utilization 0.2, eager, no chunked prefill: the actor's own CPU settings);
+`--gpus N` gives every engine one GPU. Nothing is downloaded and tests/ is imported
+only for `--model tiny`, so the same file runs unchanged on a GPU machine with vLLM
+installed and no network (cluster/README.md, "GPU run book").
+
+Throughput (unless --skip-throughput). `--prompts` real prompts of this project, as the
+synthesis stage builds them: `grounded_answer` prompts of instruction templates filled
+from the real pages (jobs.synth.template_prompts) alternating with `self_instruct`
+prompts of 8 seed tasks (`--prompt-kind`), rendered through the model's chat template
+and fitted to `--max-model-len` - `--max-tokens` (transforms.synth.prompt_fit). Both
+sides are sent the same token ids with the same sampling:
+  * plain vLLM: one `vllm.LLM` (one GPU, or the CPU backend) in a subprocess of its
+    own, one `generate` call over every prompt (engine start not timed);
+  * the Ray pipeline: `jobs.engines.vllm_actors.GeneratorPool` with 1 actor after a
     small warm-up generate (engine start not timed);
-  * `ray_vs_plain` = Ray tokens/s / plain tokens/s (target >= 0.9).
-Then, unless --skip-diversity: `run_synth(mode="template_only")` over document shards
-made from the real pages in ../shared/webdata (text by resiliparse), and the
-task-type / root-verb distributions and the max-ROUGE-L-vs-seeds histogram of its
-instructions (Self-Instruct, fig. 3: more than half below 0.3); the same histogram
-for our own seed tasks against the Alpaca (en) and BELLE (zh) seeds.
+  * `ray_vs_plain` = Ray tokens/s / plain tokens/s (target >= 0.9): what the pipeline
+    costs over the engine itself, like for like;
+  * with `--gpus N` > 1 also the pool with N actors (one GPU each): `ray_N_tokens_per_s`
+    and `ray_N_vs_ray_1` (ideal N).
 
-Run: `.venv/bin/python bench/bench_synth.py [--prompts N] [--skip-diversity]`.
-Prints one JSON object.
+Quality (unless --skip-quality). For each of `--modes` (template, doc_qa,
+self_instruct) `jobs.synth.run_synth` with the model over `--quality-docs` documents
+taken in turn from the real pages in the webdata folder (recipes, readability pages,
+Chinese pages; text by resiliparse) and the CCNet texts (longest first, so prompts are
+cut to fit); self_instruct runs `--rounds` rounds of `--si-prompts` prompts. Per mode:
+  * prompts_sent, generations, and every `synth.*.drop.*` / `.cut.*` counter;
+  * parse_rate: the share of the mode's first-stage generations from which its own
+    parser gets something: template, a non-empty reply that is not NO_ANSWER;
+    doc_qa, at least one question-answer pair (transforms.synth.doc_qa.parse_qa_pairs);
+    self_instruct, at least one new task from the instruction-generation reply
+    (parse_generated_instructions; the classification and instance replies are not
+    counted). `items_per_generation`: answers / pairs / tasks parsed per generation.
+    The generations are read in the driver by a recording GeneratorPool; nothing in
+    the job changes;
+  * accepted_rate = synth.records.accepted / candidates, the candidates being the
+    records the parsers produced: accepted plus every `synth.records.drop.<reason>`
+    except the parse failures (empty_generation, model_says_no_answer, unparsable_qa);
+    `accepted_per_generation` = accepted / generations;
+  * instructions per task type (`synth.records.task_type.*`), languages;
+  * ROUGE-L of each written instruction to its nearest seed task (templates/seeds):
+    bins of 0.1, share below 0.3, share above 0.7 (Self-Instruct's novelty limit), mean;
+  * instruction and response lengths (median, p90, max) in ROUGE tokens: words, and
+    each Chinese/Japanese character as one (transforms.synth.rouge.rouge_tokens, as
+    the report's length figures);
+  * elapsed seconds (engine start included) and generated tokens.
+
+Diversity (unless --skip-diversity): template_only (no model) over every real page
+and CCNet text: task types, root verbs, ROUGE-L to our seeds, and our seeds against
+the Alpaca (en) and BELLE (zh) seeds.
+
+Run (repository root): `python bench/bench_synth.py [--model M] [--gpus N] [--prompts N]
+[--json-out FILE] ...`; `--help` lists every flag. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
+import itertools
 import json
+import math
 import os
 import random
 import re
@@ -35,76 +78,171 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-WEBDATA = Path(os.environ.get("INSTRUCTMIX_WEBDATA") or next(
-    (p for p in (REPO.parent / "shared" / "webdata", Path("/work/shared/webdata")) if p.is_dir()),
-    REPO.parent / "shared" / "webdata"))
 
-ENGINE = {"actors": 1, "gpus_per_actor": 0, "gpu_memory_utilization": 0.2, "max_model_len": 1024, "batch_size": 256}  # the EngineSettings default
-SAMPLING = {"temperature": 0.7, "top_p": 0.95, "max_tokens": 64, "seed": 0}
+
+def default_webdata() -> Path:
+    if os.environ.get("INSTRUCTMIX_WEBDATA"):
+        return Path(os.environ["INSTRUCTMIX_WEBDATA"])
+    return next((p for p in (REPO.parent / "shared" / "webdata", Path("/work/shared/webdata")) if p.is_dir()),
+                REPO.parent / "shared" / "webdata")
+
+
 SELF_INSTRUCT_TASKS = 8
+NOVEL_BELOW, NOT_NOVEL_FROM = 0.3, 0.7  # Self-Instruct, fig. 3 and its novelty filter
+PARSE_FAILURES = ("empty_generation", "model_says_no_answer", "unparsable_qa")
 
 
-# --- prompts -----------------------------------------------------------------------
+# --- settings ------------------------------------------------------------------------
 
 
-def build_prompts(n: int, model: Path) -> tuple[list[str], dict]:
-    """Self-Instruct prompts (8 seed tasks each, one language per prompt), the same for both runs."""
-    from transformers import AutoTokenizer
+def engine_settings(gpus: int, actors: int, max_model_len: int, batch_size: int) -> dict:
+    """EngineSettings keys: the CPU backend's settings for gpus 0, else one GPU per engine."""
+    return {"actors": actors, "gpus_per_actor": 1 if gpus else 0, "tensor_parallel_size": 1,
+            "gpu_memory_utilization": 0.9 if gpus else 0.2, "max_model_len": max_model_len,
+            "batch_size": batch_size}
 
+
+def sampling_settings(max_tokens: int) -> dict:
+    return {"temperature": 0.7, "top_p": 0.95, "max_tokens": max_tokens, "seed": 0}
+
+
+def synth_config(model: str, engine: dict, sampling: dict, **extra):
+    from jobs.config import SynthConfig
+
+    return SynthConfig(model=model, engine=engine, sampling=sampling, **extra)
+
+
+# --- documents from the real pages -------------------------------------------------------
+
+
+def document_groups(webdata: Path) -> dict[str, list[dict]]:
+    """The real documents by source: pages (text by resiliparse) and CCNet texts, longest first."""
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+
+    globs = {"recipes": ["recipes/*.testhtml.gz"], "readability": ["html/*/*/source.html.gz"], "zh": ["zh/*.html.gz"]}
+    groups: dict[str, list[dict]] = {}
+    for name, patterns in globs.items():
+        docs = []
+        for path in sorted(p for pattern in patterns for p in webdata.glob(pattern)):
+            raw = gzip.decompress(path.read_bytes())
+            text = extract_plain_text(bytes_to_str(raw, detect_encoding(raw)), main_content=True)
+            if text.strip():
+                docs.append({"text": text, "url": f"https://bench.example/{path.parent.name}/{path.name}"})
+        groups[name] = docs
+    ccnet = []
+    for path in sorted(webdata.glob("text/dolma-ccnet-cc_en_head/*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                if row.get("text", "").strip():
+                    ccnet.append({"text": row["text"], "url": (row.get("metadata") or {}).get("url") or row.get("id", "")})
+    groups["ccnet"] = sorted(ccnet, key=lambda d: -len(d["text"]))
+    return groups
+
+
+def interleave(groups: dict[str, list[dict]], limit: int | None = None) -> list[dict]:
+    """One document of each group in turn (recipes, readability, zh, ccnet, recipes, ...) up to `limit`."""
+    out = []
+    for row in itertools.zip_longest(*groups.values()):
+        out.extend(d for d in row if d is not None)
+    return out[:limit] if limit is not None else out
+
+
+def write_documents(path: Path, docs: list[dict]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": d["text"], "url": d["url"]}, ensure_ascii=False) + "\n" for d in docs)
+    return len(docs)
+
+
+# --- prompts -----------------------------------------------------------------------------
+
+
+def self_instruct_prompts(n: int, fitter, seed: int = 0) -> list:
+    """Self-Instruct prompts of 8 seed tasks of one language each (fewer when they do not fit)."""
     from transforms.synth.prompts import self_instruct_prompt
     from transforms.synth.seed_tasks import load_seed_tasks
 
-    seeds = load_seed_tasks(None)
     by_lang: dict[str, list[str]] = {}
-    for s in seeds:
+    for s in load_seed_tasks(None):
         by_lang.setdefault(s.lang, []).append(s.instruction)
     langs = sorted(by_lang)
-    tok = AutoTokenizer.from_pretrained(str(model), local_files_only=True)
-    budget = ENGINE["max_model_len"] - SAMPLING["max_tokens"]
-    rng = random.Random(0)
-    prompts, lengths = [], []
-    while len(prompts) < n:
-        pool = by_lang[langs[len(prompts) % len(langs)]]
-        k = min(SELF_INSTRUCT_TASKS, len(pool))
-        while True:
-            prompt = self_instruct_prompt(rng.sample(pool, k))
-            length = len(tok.encode(prompt))
-            if length <= budget or k == 1:
-                break
-            k -= 1  # the tiny tokenizer spends many tokens on Chinese; keep inside the context
-        prompts.append(prompt)
-        lengths.append(length)
-    info = {"prompt_kind": "self_instruct_prompt", "prompt_tokens_mean": round(sum(lengths) / len(lengths), 1),
-            "prompt_tokens_max": max(lengths)}
-    return prompts, info
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        pool = by_lang[langs[len(out) % len(langs)]]
+        tasks = rng.sample(pool, min(SELF_INSTRUCT_TASKS, len(pool)))
+        fitted = fitter.with_fewer(self_instruct_prompt, tasks)
+        if fitted is None:
+            raise RuntimeError(f"no self_instruct prompt fits {fitter.max_prompt_tokens} tokens; raise --max-model-len")
+        out.append(fitted[0])
+    return out
 
 
-# --- plain vLLM (run in its own process) ---------------------------------------------
+def grounded_answer_prompts(n: int, docs: list[dict], config, fitter) -> list:
+    """Grounded-answer prompts of templates filled from `docs`, as the template mode builds them."""
+    from jobs.synth import template_prompts
+
+    batch = [{"id": f"bench#{i}", "text": d["text"], "url": d["url"], "provenance": {}} for i, d in enumerate(docs)]
+    _, prompts, _ = template_prompts(batch, config, fitter)
+    if not prompts:
+        return []
+    return [prompts[i % len(prompts)] for i in range(n)]
 
 
-def plain_worker(model: str, prompts_file: str) -> None:
-    """One vLLM engine with the actor's own settings; prints one JSON line."""
+def build_prompts(n: int, kind: str, docs: list[dict], config, fitter) -> tuple[list[list[int]], dict]:
+    """`n` prompts as token ids: `kind` self_instruct, grounded_answer, or mixed (alternating)."""
+    grounded = grounded_answer_prompts(n, docs, config, fitter) if kind in ("grounded_answer", "mixed") and docs else []
+    if kind == "grounded_answer" and not grounded:
+        raise RuntimeError("--prompt-kind grounded_answer needs the real pages (--webdata)")
+    si = self_instruct_prompts(n, fitter) if kind != "grounded_answer" else []
+    if kind == "mixed" and grounded:
+        prompts = [(grounded if i % 2 == 0 else si)[i] for i in range(n)]
+        kinds = {"grounded_answer": (n + 1) // 2, "self_instruct": n // 2}
+    elif grounded and kind == "grounded_answer":
+        prompts, kinds = grounded, {"grounded_answer": n}
+    else:
+        prompts, kinds = si, {"self_instruct": n}
+    lengths = [len(p) for p in prompts]
+    info = {"prompt_kinds": kinds, "prompt_tokens_mean": round(sum(lengths) / max(len(lengths), 1), 1),
+            "prompt_tokens_max": max(lengths, default=0), "prompt_format": fitter.encoder.prompt_format}
+    return [list(p.token_ids) for p in prompts], info
+
+
+# --- plain vLLM (in its own process) ---------------------------------------------------------
+
+
+def plain_worker(spec_file: str) -> None:
+    """One vLLM engine with the actor's own settings (jobs.engines.vllm_actors.VLLMGenerator); one JSON line."""
+    spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+    engine, sampling = spec["engine"], spec["sampling"]
     from vllm import LLM, SamplingParams
 
-    prompts = json.loads(Path(prompts_file).read_text(encoding="utf-8"))
+    cpu = engine["gpus_per_actor"] == 0
     t0 = time.perf_counter()
-    llm = LLM(model=model, tensor_parallel_size=1, gpu_memory_utilization=ENGINE["gpu_memory_utilization"],
-              max_model_len=ENGINE["max_model_len"], seed=0, enforce_eager=True, enable_chunked_prefill=False)
+    llm = LLM(model=spec["model"], tensor_parallel_size=engine["tensor_parallel_size"],
+              gpu_memory_utilization=engine["gpu_memory_utilization"], max_model_len=engine["max_model_len"],
+              seed=sampling["seed"], enforce_eager=cpu, **({"enable_chunked_prefill": False} if cpu else {}))
     start_s = time.perf_counter() - t0
-    params = SamplingParams(**SAMPLING)
+    requests = [{"prompt_token_ids": ids} for ids in spec["prompts"]]
     t0 = time.perf_counter()
-    outputs = llm.generate(prompts, params, use_tqdm=False)
+    outputs = llm.generate(requests, SamplingParams(**sampling), use_tqdm=False)
     secs = time.perf_counter() - t0
     tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
     print("PLAIN_RESULT " + json.dumps({"engine_start_seconds": round(start_s, 2), "seconds": round(secs, 3),
                                         "generated_tokens": tokens, "outputs": len(outputs)}), flush=True)
 
 
-def bench_plain(model: Path, prompts: list[str], tmp: Path) -> dict:
-    pfile = tmp / "prompts.json"
-    pfile.write_text(json.dumps(prompts), encoding="utf-8")
-    proc = subprocess.run([sys.executable, __file__, "--plain-worker", str(model), str(pfile)],
-                          capture_output=True, text=True, cwd=REPO, check=False)
+def bench_plain(model: str, prompts: list[list[int]], engine: dict, sampling: dict, tmp: Path) -> dict:
+    spec = tmp / "plain.json"
+    spec.write_text(json.dumps({"model": model, "engine": engine, "sampling": sampling, "prompts": prompts}),
+                    encoding="utf-8")
+    env = dict(os.environ)
+    if engine["gpus_per_actor"]:
+        env.setdefault("CUDA_VISIBLE_DEVICES", "0")  # plain vLLM on one GPU, as one actor
+    proc = subprocess.run([sys.executable, __file__, "--plain-worker", str(spec)], capture_output=True, text=True,
+                          cwd=REPO, env=env, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PLAIN_RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"plain vLLM subprocess failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -114,58 +252,246 @@ def bench_plain(model: Path, prompts: list[str], tmp: Path) -> dict:
             "plain_tokens_per_s": round(r["generated_tokens"] / r["seconds"], 1)}
 
 
-# --- the Ray pipeline ----------------------------------------------------------------
+# --- the Ray pipeline ----------------------------------------------------------------------
 
 
-def bench_ray(model: Path, prompts: list[str]) -> dict:
-    import ray
+def wait_for_free_gpus(engine: dict, timeout: float = 180.0, used_mib: int = 2048) -> None:
+    """After `ray.kill` the engines' processes still hold their GPU memory for a while; the next
+    engine asking for gpu_memory_utilization of the card would fail, so wait until it is freed."""
+    if not engine["gpus_per_actor"]:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            time.sleep(15)  # no nvidia-smi: a fixed pause instead
+            return
+        if all(int(x) < used_mib for x in out.split()):
+            return
+        time.sleep(2)
 
+
+def bench_ray(model: str, prompts: list[list[int]], engine: dict, sampling: dict, prefix: str = "ray") -> dict:
     from jobs.config import EngineSettings, SamplingSettings
     from jobs.engines.vllm_actors import GeneratorPool
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    t0 = time.perf_counter()
+    pool = GeneratorPool(model, EngineSettings(**engine), SamplingSettings(**sampling))
     try:
-        t0 = time.perf_counter()
-        pool = GeneratorPool(str(model), EngineSettings(**ENGINE), SamplingSettings(**SAMPLING))
-        pool.generate(prompts[:4])  # engine start and first-call costs, not timed
+        pool.generate(prompts[: 2 * len(pool.actors)])  # engine start and first-call costs, not timed
         start_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = pool.generate(prompts)
         secs = time.perf_counter() - t0
-        tokens = sum(o["tokens"] for o in out)
-        pool.shutdown()
     finally:
-        ray.shutdown()
-    return {"ray_engine_start_and_warmup_seconds": round(start_s, 2), "ray_generate_seconds": round(secs, 3),
-            "ray_generated_tokens": tokens, "ray_tokens_per_s": round(tokens / secs, 1),
-            "ray_batches": -(-len(prompts) // ENGINE["batch_size"])}
+        pool.shutdown()
+        wait_for_free_gpus(engine)
+    tokens = sum(o["tokens"] for o in out)
+    return {f"{prefix}_actors": engine["actors"], f"{prefix}_engine_start_and_warmup_seconds": round(start_s, 2),
+            f"{prefix}_generate_seconds": round(secs, 3), f"{prefix}_generated_tokens": tokens,
+            f"{prefix}_tokens_per_s": round(tokens / secs, 1),
+            f"{prefix}_requests": math.ceil(len(prompts) / max(1, min(engine["batch_size"],
+                                                                       math.ceil(len(prompts) / engine["actors"]))))}
 
 
-# --- diversity -----------------------------------------------------------------------
+def bench_throughput(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
+    from jobs.engines.ray import init_ray
+    from jobs.synth import prompt_fitter
+
+    engine = engine_settings(args.gpus, 1, args.max_model_len, args.batch_size)
+    sampling = sampling_settings(args.max_tokens)
+    config = synth_config(model_dir, engine, sampling)
+    prompts, info = build_prompts(args.prompts, args.prompt_kind, docs, config, prompt_fitter(config, model_dir))
+    result = {"engine": engine, "sampling": sampling, "prompts": len(prompts), **info}
+    result.update(bench_plain(model_dir, prompts, engine, sampling, tmp))
+    init_ray(None)
+    result.update(bench_ray(model_dir, prompts, engine, sampling))
+    result["ray_vs_plain"] = round(result["ray_tokens_per_s"] / result["plain_tokens_per_s"], 3)
+    if args.gpus > 1:
+        many = dict(engine, actors=args.gpus)
+        result.update(bench_ray(model_dir, prompts, many, sampling, prefix=f"ray_{args.gpus}"))
+        result[f"ray_{args.gpus}_vs_ray_1"] = round(result[f"ray_{args.gpus}_tokens_per_s"] / result["ray_tokens_per_s"], 2)
+    return result
 
 
-def real_pages() -> list[tuple[str, bytes]]:
-    pages = []
-    for path in sorted(WEBDATA.glob("recipes/*.testhtml.gz")) + sorted(WEBDATA.glob("html/*/*/source.html.gz")) + sorted(
-        WEBDATA.glob("zh/*.html.gz")
-    ):
-        pages.append((f"https://bench.example/{path.parent.name}/{path.name}", gzip.decompress(path.read_bytes())))
-    return pages
+# --- quality ---------------------------------------------------------------------------------
 
 
-def write_documents(path: Path) -> int:
-    from resiliparse.extract.html2text import extract_plain_text
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+# Every generation the synthesis driver collects: (seed_offset, prompt token ids, outputs).
+_RECORDED: list[tuple[int, list, list[dict]]] = []
 
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for url, raw in real_pages():
-            html = bytes_to_str(raw, detect_encoding(raw))
-            text = extract_plain_text(html, main_content=True)
-            if text.strip():
-                f.write(json.dumps({"text": text, "url": url}, ensure_ascii=False) + "\n")
-                n += 1
-    return n
+
+def recording_pool_class():
+    """GeneratorPool that also keeps, in the driver, what each submit sent and what came back."""
+    from jobs.engines.vllm_actors import GeneratorPool
+
+    class RecordingPool(GeneratorPool):
+        def submit(self, prompts, json_schema=None, seed_offset=0):
+            refs = super().submit(prompts, json_schema, seed_offset)
+            self._sent = getattr(self, "_sent", {})
+            self._sent[id(refs)] = (seed_offset, list(prompts))
+            return refs
+
+        def collect(self, refs):
+            out = GeneratorPool.collect(refs)
+            offset, prompts = getattr(self, "_sent", {}).pop(id(refs), (0, []))
+            _RECORDED.append((offset, prompts, out))
+            return out
+
+    return RecordingPool
+
+
+@contextlib.contextmanager
+def recording_generations():
+    import jobs.engines.vllm_actors as actors
+
+    original = actors.GeneratorPool
+    actors.GeneratorPool = recording_pool_class()
+    _RECORDED.clear()
+    try:
+        yield _RECORDED
+    finally:
+        actors.GeneratorPool = original
+
+
+_OPEN_NUMBER = re.compile(r"(?m)^\s*(\d+)\.(?!\d)")  # "9." opens the task the model writes
+
+
+def parsed_items(mode: str, calls: list, tokenizer) -> tuple[int, int, int]:
+    """(first-stage generations, those with at least one item parsed, items parsed) (see the docstring)."""
+    from transforms.synth.doc_qa import parse_qa_pairs
+    from transforms.synth.prompts import NO_ANSWER
+    from transforms.synth.self_instruct import parse_generated_instructions
+
+    generations = ok = items = 0
+    for offset, prompts, outputs in calls:
+        if mode == "self_instruct" and offset % 1_000_000:
+            continue  # the classification (+300000) and instance (+600000) calls of a round
+        for k, out in enumerate(outputs):
+            truncated = out.get("finish_reason") == "length"
+            text = out["text"]
+            if mode == "template":
+                n = int(bool(text.strip()) and NO_ANSWER not in text)
+            elif mode == "doc_qa":
+                n = len(parse_qa_pairs(text, truncated=truncated))
+            else:
+                # The prompt ends with the open number "n+1." of its n tasks.
+                opened = _OPEN_NUMBER.findall(tokenizer.decode(prompts[k])) if k < len(prompts) else []
+                start = int(opened[-1]) if opened else SELF_INSTRUCT_TASKS + 1
+                n = len(parse_generated_instructions(text, start_index=start, truncated=truncated))
+            generations += 1
+            ok += n > 0
+            items += n
+    return generations, ok, items
+
+
+def length_summary(texts: list[str]) -> dict:
+    """Median, p90 (nearest rank) and max length in ROUGE tokens (words; one per CJK character)."""
+    from transforms.synth.rouge import rouge_tokens
+
+    lengths = sorted(len(rouge_tokens(t)) for t in texts)
+    if not lengths:
+        return {"n": 0}
+
+    def rank(q: float) -> int:
+        return lengths[max(0, math.ceil(q * len(lengths)) - 1)]
+
+    return {"n": len(lengths), "median": rank(0.5), "p90": rank(0.9), "max": lengths[-1]}
+
+
+def rouge_histogram(texts: list[str], against: list[str]) -> dict:
+    """Each text's highest ROUGE-L against `against`: ten bins of 0.1, shares below 0.3 and above 0.7, mean."""
+    from transforms.synth.novelty_index import NoveltyIndex
+
+    index = NoveltyIndex(texts=against)
+    scores = [index.max_similarity(t)[0] for t in texts]
+    bins = [0] * 10
+    for s in scores:
+        bins[min(int(s * 10), 9)] += 1
+    n = max(len(texts), 1)
+    return {"n": len(texts), "against": len(against),
+            "bins": {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": b for i, b in enumerate(bins)},
+            "share_below_0.3": round(sum(s < NOVEL_BELOW for s in scores) / n, 3),
+            "share_above_0.7": round(sum(s > NOT_NOVEL_FROM for s in scores) / n, 3),
+            "mean": round(sum(scores) / n, 3)}
+
+
+def mode_quality(mode: str, counters: dict, rows: list[dict], calls: list, tokenizer, seed_texts: list[str],
+                 elapsed: float) -> dict:
+    """The per-mode figures of the docstring from the run's counters, its rows and its recorded generations."""
+    from transforms.stats import group
+
+    drops = {name.removeprefix("synth."): c for name, c in counters.items() if ".drop." in name}
+    cuts = {name.removeprefix("synth."): c for name, c in counters.items() if ".cut." in name}
+    accepted = counters.get("synth.records.accepted", 0)
+    record_drops = group(counters, "synth.records.drop")
+    candidates = accepted + sum(c for r, c in record_drops.items() if r not in PARSE_FAILURES)
+    first, parsed, items = parsed_items(mode, calls, tokenizer)
+    generations = counters.get("synth.generations", 0)
+    instructions = [r["instruction"] for r in rows]
+    return {
+        "elapsed_seconds": round(elapsed, 1),
+        "documents_read": counters.get("synth.documents.read", 0),
+        "prompts_sent": counters.get("synth.prompts.sent", 0),
+        "generations": generations,
+        "engine_generations": sum(len(o) for _, _, o in calls),
+        "generated_tokens": sum(x["tokens"] for _, _, o in calls for x in o),
+        "truncated_generations": sum(x.get("finish_reason") == "length" for _, _, o in calls for x in o),
+        "parse_rate": round(parsed / first, 3) if first else None,
+        "items_per_generation": round(items / first, 2) if first else None,
+        "records_accepted": accepted,
+        "records_written": counters.get("synth.records.written", 0),
+        "accepted_rate": round(accepted / candidates, 3) if candidates else None,
+        "accepted_per_generation": round(accepted / generations, 2) if generations else None,
+        "drops": dict(sorted(drops.items())),
+        "cuts": dict(sorted(cuts.items())),
+        "task_types": group(counters, "synth.records.task_type"),
+        "languages": group(counters, "synth.records.lang"),
+        "unique_instructions": len(set(instructions)),
+        "rouge_l_vs_seeds": rouge_histogram(instructions, seed_texts),
+        "instruction_length": length_summary(instructions),
+        "response_length": length_summary([r["output"] for r in rows]),
+    }
+
+
+def bench_quality(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    from jobs.synth import run_synth
+    from transforms.synth.seed_tasks import load_seed_tasks
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    seed_texts = [s.instruction for s in load_seed_tasks(None)]
+    engine = engine_settings(args.gpus, max(1, args.gpus), args.max_model_len, args.batch_size)
+    sampling = sampling_settings(args.quality_max_tokens)
+    shard = tmp / "quality-docs" / "docs-00000.jsonl"
+    n_docs = write_documents(shard, docs[: args.quality_docs])
+    out: dict = {"documents": n_docs, "engine": engine, "sampling": sampling, "limit": args.limit,
+                 "self_instruct": {"rounds": args.rounds, "prompts_per_round": args.si_prompts}}
+    for mode in args.modes:
+        if mode == "self_instruct":
+            config = synth_config(model_dir, dict(engine, batch_size=args.si_prompts), sampling, limit=args.limit,
+                                  self_instruct_rounds=args.rounds)
+            inputs = None
+        else:
+            config = synth_config(model_dir, engine, sampling, limit=args.limit,
+                                  documents_per_batch=args.documents_per_batch)
+            inputs = [str(shard)]
+        t0 = time.perf_counter()
+        with recording_generations() as calls:
+            stats = run_synth(inputs, str(tmp / "quality" / mode), mode, config)
+        elapsed = time.perf_counter() - t0
+        wait_for_free_gpus(engine)
+        rows = pq.read_table(tmp / "quality" / mode / "part-00000.parquet",
+                             columns=["instruction", "output", "lang", "task_type"]).to_pylist()
+        out[mode] = mode_quality(mode, stats["counters"], rows, calls, tokenizer, seed_texts, elapsed)
+    return out
+
+
+# --- diversity without a model ------------------------------------------------------------------
 
 
 def _root_verb(instruction: str, lang: str) -> str:
@@ -175,53 +501,31 @@ def _root_verb(instruction: str, lang: str) -> str:
     return words[0].lower() if words else ""
 
 
-def rouge_histogram(texts: list[str], against: list[str]) -> dict:
-    """Counts of each text's highest ROUGE-L against `against`, in ten bins of 0.1."""
-    from transforms.synth.novelty_index import NoveltyIndex
-
-    index = NoveltyIndex(texts=against)
-    bins = [0] * 10
-    scores = []
-    for t in texts:
-        s = index.max_similarity(t)[0]
-        scores.append(s)
-        bins[min(int(s * 10), 9)] += 1
-    n = max(len(texts), 1)
-    return {"n": len(texts), "against": len(against),
-            "bins": {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": b for i, b in enumerate(bins)},
-            "share_below_0.3": round(sum(bins[:3]) / n, 3),
-            "mean": round(sum(scores) / n, 3)}
-
-
-def bench_diversity(tmp: Path) -> dict:
+def bench_diversity(docs: list[dict], webdata: Path, tmp: Path) -> dict:
     import pyarrow.parquet as pq
 
     from jobs.config import SynthConfig
     from jobs.synth import run_synth
     from transforms.stats import group
+    from transforms.synth.instruction_templates import load_instruction_templates
     from transforms.synth.seed_tasks import load_seed_tasks
 
-    docs = tmp / "docs" / "pages-00000.jsonl"
-    docs.parent.mkdir()
-    n_docs = write_documents(docs)
+    shard = tmp / "diversity-docs" / "docs-00000.jsonl"
+    n_docs = write_documents(shard, docs)
     t0 = time.perf_counter()
-    stats = run_synth([str(docs)], str(tmp / "synth"), "template_only", SynthConfig())
+    stats = run_synth([str(shard)], str(tmp / "template_only"), "template_only", SynthConfig())
     synth_s = time.perf_counter() - t0
-    table = pq.read_table(tmp / "synth" / "part-00000.parquet", columns=["instruction", "lang", "task_type", "template_id"])
-    rows = table.to_pylist()
+    rows = pq.read_table(tmp / "template_only" / "part-00000.parquet",
+                         columns=["instruction", "lang", "task_type", "template_id"]).to_pylist()
     instructions = [r["instruction"] for r in rows]
     # Templates that open with a slot ("{a} vs. {b}: ...", "{passage} TL;DR:") have no root
     # verb of their own: their first word is page text, so they are counted as one bucket.
-    from transforms.synth.instruction_templates import load_instruction_templates
-
     slot_first = {t.id for t in load_instruction_templates(None) if t.template.lstrip().startswith("{")}
     verbs: dict[str, Counter] = {"en": Counter(), "zh": Counter()}
     for r in rows:
         verb = "<slot-first template>" if r["template_id"] in slot_first else _root_verb(r["instruction"], r["lang"])
         verbs.setdefault(r["lang"], Counter())[verb] += 1
-
     seeds = load_seed_tasks(None)
-    seed_texts = [s.instruction for s in seeds]
     out = {
         "documents": n_docs,
         "template_only_seconds": round(synth_s, 2),
@@ -231,12 +535,13 @@ def bench_diversity(tmp: Path) -> dict:
         "by_language": group(stats["counters"], "synth.records.lang"),
         "task_types": dict(Counter(r["task_type"] for r in rows).most_common()),
         "root_verbs": {lang: {"distinct": len(c), "top": dict(c.most_common(15))} for lang, c in verbs.items() if c},
-        "rouge_l_vs_our_seeds": rouge_histogram(instructions, seed_texts),
+        "rouge_l_vs_our_seeds": rouge_histogram(instructions, [s.instruction for s in seeds]),
+        "instruction_length": length_summary(instructions),
     }
     # Our own seeds against the public seed sets, per language, where they are at hand.
-    ours = {"en": [s.instruction for s in seeds if s.lang == "en"], "zh": [s.instruction for s in seeds if s.lang == "zh"]}
-    public = {"en": ("alpaca", WEBDATA / "instructions" / "alpaca-self-instruct-seed" / "seed_tasks.jsonl"),
-              "zh": ("belle", WEBDATA / "instructions" / "belle-zh" / "zh_seed_tasks.json")}
+    ours = {lang: [s.instruction for s in seeds if s.lang == lang] for lang in ("en", "zh")}
+    public = {"en": ("alpaca", webdata / "instructions" / "alpaca-self-instruct-seed" / "seed_tasks.jsonl"),
+              "zh": ("belle", webdata / "instructions" / "belle-zh" / "zh_seed_tasks.json")}
     for lang, (name, path) in public.items():
         if path.is_file() and ours[lang]:
             against = [s.instruction for s in load_seed_tasks(path, skip_bad=True)]
@@ -244,37 +549,92 @@ def bench_diversity(tmp: Path) -> dict:
     return out
 
 
-# --- main ----------------------------------------------------------------------------
+# --- main ------------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts", type=int, default=256, help="prompts generated by both runs")
-    parser.add_argument("--skip-diversity", action="store_true")
-    parser.add_argument("--plain-worker", nargs=2, metavar=("MODEL", "PROMPTS_JSON"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def resolve(model: str, tmp: Path) -> str:
+    if model == "tiny":
+        from tests.tiny_llm import build_tiny_llm  # the only tests/ import; not needed on a GPU machine
+
+        return str(build_tiny_llm(tmp / "tiny-llm"))
+    from jobs.models import resolve_model
+
+    return resolve_model(model)
+
+
+MODES = ("template", "doc_qa", "self_instruct")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m",
+                   help="packaged model name (templates/models.yaml), a local model folder, or 'tiny' (tests/tiny_llm.py)")
+    p.add_argument("--gpus", type=int, default=0, help="0: vLLM's CPU backend; N: one GPU per engine, N actors")
+    p.add_argument("--prompts", type=int, default=64, help="throughput prompts (2000+ on GPUs)")
+    p.add_argument("--prompt-kind", choices=("mixed", "grounded_answer", "self_instruct"), default="mixed")
+    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-tokens", type=int, default=128, help="max_tokens of the throughput prompts")
+    p.add_argument("--batch-size", type=int, default=256, help="engine.batch_size: prompts per request to an actor")
+    p.add_argument("--modes", type=lambda s: [m for m in s.split(",") if m], default=list(MODES),
+                   help=f"quality modes, comma-separated (of {','.join(MODES)})")
+    p.add_argument("--quality-docs", type=int, default=8, help="documents for template and doc_qa")
+    p.add_argument("--quality-max-tokens", type=int, default=256)
+    p.add_argument("--limit", type=int, default=10_000, help="run_synth limit (accepted records) per mode")
+    p.add_argument("--documents-per-batch", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=1, help="self_instruct rounds")
+    p.add_argument("--si-prompts", type=int, default=16, help="self_instruct prompts per round")
+    p.add_argument("--webdata", type=Path, default=None, help="real pages (default: $INSTRUCTMIX_WEBDATA or ../shared/webdata)")
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-quality", action="store_true")
+    p.add_argument("--skip-diversity", action="store_true")
+    p.add_argument("--json-out", type=Path, default=None, help="also write the JSON object here")
+    p.add_argument("--plain-worker", metavar="SPEC_JSON", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    unknown = [m for m in args.modes if m not in MODES]
+    if unknown:
+        p.error(f"--modes: unknown {unknown}; choose from {','.join(MODES)}")
+    if args.gpus < 0 or args.prompts < 1:
+        p.error("--gpus must be >= 0 and --prompts >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.plain_worker:
-        plain_worker(*args.plain_worker)
+        plain_worker(args.plain_worker)
         return
-    from tests.tiny_llm import build_tiny_llm
-
-    result: dict = {"cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-                    "engine": ENGINE, "sampling": SAMPLING, "prompts": args.prompts}
+    webdata = args.webdata or default_webdata()
+    result: dict = {"model": args.model, "gpus": args.gpus, "cpu_count": os.cpu_count(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "webdata": str(webdata)}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="instructmix-bench-synth-") as tmpdir:
         tmp = Path(tmpdir)
-        model = build_tiny_llm(tmp / "tiny-llm")
-        prompts, info = build_prompts(args.prompts, model)
-        result.update(info)
-        result.update(bench_plain(model, prompts, tmp))
-        result.update(bench_ray(model, prompts))
-        result["ray_vs_plain"] = round(result["ray_tokens_per_s"] / result["plain_tokens_per_s"], 3)
-        result["load_average_at_end_of_generation"] = [round(x, 2) for x in os.getloadavg()]
-        if not args.skip_diversity:
-            if WEBDATA.is_dir():
-                result["diversity"] = bench_diversity(tmp)
-            else:
-                result["diversity"] = f"skipped: no real pages at {WEBDATA} (set INSTRUCTMIX_WEBDATA)"
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+        model_dir = resolve(args.model, tmp)
+        result["model_dir"] = model_dir
+        groups = document_groups(webdata) if webdata.is_dir() else {}
+        docs = interleave(groups) if groups else []
+        result["documents_available"] = {name: len(d) for name, d in groups.items()}
+        try:
+            if not args.skip_throughput:
+                result["throughput"] = bench_throughput(args, model_dir, docs, tmp)
+                result["load_average_after_throughput"] = [round(x, 2) for x in os.getloadavg()]
+            if not args.skip_quality:
+                result["quality"] = (bench_quality(args, model_dir, docs, tmp) if docs else
+                                     f"skipped: no real pages at {webdata} (--webdata or INSTRUCTMIX_WEBDATA)")
+            if not args.skip_diversity:
+                result["diversity"] = (bench_diversity(docs, webdata, tmp) if docs else
+                                       f"skipped: no real pages at {webdata} (--webdata or INSTRUCTMIX_WEBDATA)")
+        finally:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(text + "\n", encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":
