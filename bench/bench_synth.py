@@ -16,7 +16,8 @@ prompts of 8 seed tasks (`--prompt-kind`), rendered through the model's chat tem
 and fitted to `--max-model-len` - `--max-tokens` (transforms.synth.prompt_fit). Both
 sides are sent the same token ids with the same sampling:
   * plain vLLM: one `vllm.LLM` (one GPU, or the CPU backend) in a subprocess of its
-    own, one `generate` call over every prompt (engine start not timed);
+    own, one `generate` call over every prompt after a warm-up call of two (engine
+    start and warm-up not timed);
   * the Ray pipeline: `jobs.engines.vllm_actors.GeneratorPool` with 1 actor after a
     small warm-up generate (engine start not timed);
   * `ray_vs_plain` = Ray tokens/s / plain tokens/s (target >= 0.9): what the pipeline
@@ -226,6 +227,7 @@ def plain_worker(spec_file: str) -> None:
               seed=sampling["seed"], enforce_eager=cpu, **({"enable_chunked_prefill": False} if cpu else {}))
     start_s = time.perf_counter() - t0
     requests = [{"prompt_token_ids": ids} for ids in spec["prompts"]]
+    llm.generate(requests[:2], SamplingParams(**sampling), use_tqdm=False)  # first-call costs, as the pool's warm-up
     t0 = time.perf_counter()
     outputs = llm.generate(requests, SamplingParams(**sampling), use_tqdm=False)
     secs = time.perf_counter() - t0
@@ -359,7 +361,7 @@ def recording_generations():
 _OPEN_NUMBER = re.compile(r"(?m)^\s*(\d+)\.(?!\d)")  # "9." opens the task the model writes
 
 
-def parsed_items(mode: str, calls: list, tokenizer) -> tuple[int, int, int]:
+def parsed_items(mode: str, calls: list, tokenizer, prompt_format: str = "chat") -> tuple[int, int, int]:
     """(first-stage generations, those with at least one item parsed, items parsed) (see the docstring)."""
     from transforms.synth.doc_qa import parse_qa_pairs
     from transforms.synth.prompts import NO_ANSWER
@@ -377,9 +379,12 @@ def parsed_items(mode: str, calls: list, tokenizer) -> tuple[int, int, int]:
             elif mode == "doc_qa":
                 n = len(parse_qa_pairs(text, truncated=truncated))
             else:
-                # The prompt ends with the open number "n+1." of its n tasks.
-                opened = _OPEN_NUMBER.findall(tokenizer.decode(prompts[k])) if k < len(prompts) else []
-                start = int(opened[-1]) if opened else SELF_INSTRUCT_TASKS + 1
+                # As the job parses: a chat reply is a turn of its own, numbered from anywhere;
+                # a completion continues the prompt's open number "n+1." of its n tasks.
+                start = None
+                if prompt_format == "completion":
+                    opened = _OPEN_NUMBER.findall(tokenizer.decode(prompts[k])) if k < len(prompts) else []
+                    start = int(opened[-1]) if opened else SELF_INSTRUCT_TASKS + 1
                 n = len(parse_generated_instructions(text, start_index=start, truncated=truncated))
             generations += 1
             ok += n > 0
@@ -419,7 +424,7 @@ def rouge_histogram(texts: list[str], against: list[str]) -> dict:
 
 
 def mode_quality(mode: str, counters: dict, rows: list[dict], calls: list, tokenizer, seed_texts: list[str],
-                 elapsed: float) -> dict:
+                 elapsed: float, prompt_format: str = "chat") -> dict:
     """The per-mode figures of the docstring from the run's counters, its rows and its recorded generations."""
     from transforms.stats import group
 
@@ -428,7 +433,7 @@ def mode_quality(mode: str, counters: dict, rows: list[dict], calls: list, token
     accepted = counters.get("synth.records.accepted", 0)
     record_drops = group(counters, "synth.records.drop")
     candidates = accepted + sum(c for r, c in record_drops.items() if r not in PARSE_FAILURES)
-    first, parsed, items = parsed_items(mode, calls, tokenizer)
+    first, parsed, items = parsed_items(mode, calls, tokenizer, prompt_format)
     generations = counters.get("synth.generations", 0)
     instructions = [r["instruction"] for r in rows]
     return {
@@ -445,6 +450,7 @@ def mode_quality(mode: str, counters: dict, rows: list[dict], calls: list, token
         "records_written": counters.get("synth.records.written", 0),
         "accepted_rate": round(accepted / candidates, 3) if candidates else None,
         "accepted_per_generation": round(accepted / generations, 2) if generations else None,
+        "generation_counters": group(counters, "synth.generations"),
         "drops": dict(sorted(drops.items())),
         "cuts": dict(sorted(cuts.items())),
         "task_types": group(counters, "synth.records.task_type"),
@@ -470,7 +476,8 @@ def bench_quality(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
     shard = tmp / "quality-docs" / "docs-00000.jsonl"
     n_docs = write_documents(shard, docs[: args.quality_docs])
     out: dict = {"documents": n_docs, "engine": engine, "sampling": sampling, "limit": args.limit,
-                 "self_instruct": {"rounds": args.rounds, "prompts_per_round": args.si_prompts}}
+                 "self_instruct_rounds": args.rounds, "self_instruct_prompts_per_round": args.si_prompts,
+                 "documents_per_batch": args.documents_per_batch}
     for mode in args.modes:
         if mode == "self_instruct":
             config = synth_config(model_dir, dict(engine, batch_size=args.si_prompts), sampling, limit=args.limit,
@@ -487,7 +494,8 @@ def bench_quality(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
         wait_for_free_gpus(engine)
         rows = pq.read_table(tmp / "quality" / mode / "part-00000.parquet",
                              columns=["instruction", "output", "lang", "task_type"]).to_pylist()
-        out[mode] = mode_quality(mode, stats["counters"], rows, calls, tokenizer, seed_texts, elapsed)
+        out[mode] = mode_quality(mode, stats["counters"], rows, calls, tokenizer, seed_texts, elapsed,
+                                 stats["details"].get("prompt_format") or "chat")
     return out
 
 
@@ -570,7 +578,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="smollm2-135m",
                    help="packaged model name (templates/models.yaml), a local model folder, or 'tiny' (tests/tiny_llm.py)")
     p.add_argument("--gpus", type=int, default=0, help="0: vLLM's CPU backend; N: one GPU per engine, N actors")
-    p.add_argument("--prompts", type=int, default=64, help="throughput prompts (2000+ on GPUs)")
+    p.add_argument("--prompts", type=int, default=48, help="throughput prompts (2000+ on GPUs)")
     p.add_argument("--prompt-kind", choices=("mixed", "grounded_answer", "self_instruct"), default="mixed")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-tokens", type=int, default=128, help="max_tokens of the throughput prompts")
@@ -582,7 +590,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=10_000, help="run_synth limit (accepted records) per mode")
     p.add_argument("--documents-per-batch", type=int, default=4)
     p.add_argument("--rounds", type=int, default=1, help="self_instruct rounds")
-    p.add_argument("--si-prompts", type=int, default=16, help="self_instruct prompts per round")
+    p.add_argument("--si-prompts", type=int, default=12, help="self_instruct prompts per round")
     p.add_argument("--webdata", type=Path, default=None, help="real pages (default: $INSTRUCTMIX_WEBDATA or ../shared/webdata)")
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-quality", action="store_true")

@@ -98,7 +98,12 @@ def test_parse_rate_of_each_mode(bench):
         (300_000, ["c"], [{"text": "Yes"}]),  # classification and instance calls are not counted
         (600_000, ["i"], [{"text": "Output: 1"}]),
     ]
-    assert bench.parsed_items("self_instruct", si_calls, _Decoder) == (2, 1, 2)
+    assert bench.parsed_items("self_instruct", si_calls, _Decoder, "completion") == (2, 1, 2)
+    # A chat model answers in a turn of its own and may number its tasks from 1.
+    chat_calls = [(0, ["p"], [{"text": "1. Name a fruit.\n2. Sort these numbers.\n3. Define gravity.",
+                               "finish_reason": "stop"}])]
+    assert bench.parsed_items("self_instruct", chat_calls, _Decoder, "chat") == (1, 1, 3)
+    assert bench.parsed_items("self_instruct", chat_calls, _Decoder, "completion") == (1, 0, 0)
 
 
 def test_mode_quality_rates_from_counters(bench):
