@@ -56,7 +56,8 @@ and CCNet text: task types, root verbs, ROUGE-L to our seeds, and our seeds agai
 the Alpaca (en) and BELLE (zh) seeds.
 
 Run (repository root): `python bench/bench_synth.py [--model M] [--gpus N] [--prompts N]
-[--json-out FILE] ...`; `--help` lists every flag. Prints one JSON object.
+[--json-out FILE] [--markdown-out FILE] ...`; `--help` lists every flag. Prints one JSON
+object; `--markdown-out` writes the README's figures from it.
 """
 
 from __future__ import annotations
@@ -557,6 +558,52 @@ def bench_diversity(docs: list[dict], webdata: Path, tmp: Path) -> dict:
     return out
 
 
+# --- the README's figures ---------------------------------------------------------------------------
+
+
+def markdown_summary(result: dict) -> str:
+    """The figures of a run as Markdown for the README: throughput, then one row per mode."""
+    lines = []
+    t = result.get("throughput")
+    if isinstance(t, dict):
+        where = f"{result.get('gpus')} GPU(s)" if result.get("gpus") else f"CPU backend, {result.get('cpu_count')} cores"
+        lines.append(f"Throughput, {result.get('model')} ({where}), {t['prompts']} prompts "
+                     f"(mean {t['prompt_tokens_mean']} prompt tokens), max_tokens {t['sampling']['max_tokens']}: "
+                     f"plain vLLM {t['plain_tokens_per_s']} tokens/s, Ray pipeline {t['ray_tokens_per_s']} tokens/s, "
+                     f"ray_vs_plain {t['ray_vs_plain']}.")
+        many = [k for k in t if k.startswith("ray_") and k.endswith("_vs_ray_1")]
+        for k in many:
+            n = k.removeprefix("ray_").removesuffix("_vs_ray_1")
+            lines.append(f"With {n} actors: {t[f'ray_{n}_tokens_per_s']} tokens/s ({t[k]}x one actor).")
+        lines.append("")
+    q = result.get("quality")
+    if isinstance(q, dict):
+        modes = [m for m in MODES if isinstance(q.get(m), dict)]
+        if modes:
+            lines.append(f"Quality on {q['documents']} real documents (self_instruct: {q.get('self_instruct_rounds')} "
+                         f"round(s) of {q.get('self_instruct_prompts_per_round')} prompts), max_tokens "
+                         f"{q['sampling']['max_tokens']}:")
+            lines.append("")
+            lines.append("Lengths in words, each Chinese character counted as one word.")
+            lines.append("")
+            lines.append("| mode | prompts sent | parse rate | accepted (rate) | drops | task types | ROUGE-L to seeds "
+                         "<0.3 / >0.7 | instruction length median/p90 | response length median/p90 | seconds |")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|")
+            for m in modes:
+                r = q[m]
+                drops = ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in sorted(r["drops"].items(), key=lambda kv: -kv[1])
+                                  if v) or "none"
+                types = ", ".join(f"{k} {v}" for k, v in sorted(r["task_types"].items(), key=lambda kv: -kv[1])) or "-"
+                il, rl = r["instruction_length"], r["response_length"]
+                rouge = r["rouge_l_vs_seeds"]
+                lines.append(
+                    f"| {m} | {r['prompts_sent']} | {r['parse_rate']} | {r['records_accepted']} ({r['accepted_rate']}) "
+                    f"| {drops} | {types} | {rouge['share_below_0.3']} / {rouge['share_above_0.7']} "
+                    f"| {il.get('median', '-')}/{il.get('p90', '-')} | {rl.get('median', '-')}/{rl.get('p90', '-')} "
+                    f"| {r['elapsed_seconds']} |")
+    return "\n".join(lines).strip() + "\n"
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -596,6 +643,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-quality", action="store_true")
     p.add_argument("--skip-diversity", action="store_true")
     p.add_argument("--json-out", type=Path, default=None, help="also write the JSON object here")
+    p.add_argument("--markdown-out", type=Path, default=None, help="also write the README's figures (Markdown) here")
     p.add_argument("--plain-worker", metavar="SPEC_JSON", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     unknown = [m for m in args.modes if m not in MODES]
@@ -642,6 +690,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(text + "\n", encoding="utf-8")
+    if args.markdown_out:
+        args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown_out.write_text(markdown_summary(result), encoding="utf-8")
     print(text)
 
 

@@ -157,3 +157,25 @@ def test_build_prompts_mixes_grounded_answers_from_real_pages(bench, smollm2_dir
     assert info["prompt_tokens_max"] <= 1024 - 128
     assert info["prompt_format"] == "chat"
     assert "Come up with a series of tasks" in fitter.encoder.tokenizer.decode(ids[1])
+
+
+def test_markdown_summary_has_the_throughput_line_and_a_row_per_mode(bench):
+    quality = bench.mode_quality(
+        "doc_qa", {"synth.prompts.sent": 4, "synth.generations": 4, "synth.records.accepted": 3,
+                   "synth.records.drop.unparsable_qa": 1, "synth.records.drop.too_short": 1,
+                   "synth.records.task_type.answer": 3},
+        [{"instruction": "What is sold here?", "output": "Bread and cakes.", "lang": "en", "task_type": "answer"}],
+        [(0, ["p"] * 4, [{"text": '[{"question": "Q?", "answer": "A."}]', "tokens": 9}] * 3
+          + [{"text": "", "tokens": 0}])], _Decoder, ["Write a poem."], 61.0)
+    result = {
+        "model": "smollm2-135m", "gpus": 0, "cpu_count": 2,
+        "throughput": {"prompts": 48, "prompt_tokens_mean": 300.0, "sampling": {"max_tokens": 128},
+                       "plain_tokens_per_s": 80.0, "ray_tokens_per_s": 76.0, "ray_vs_plain": 0.95},
+        "quality": {"documents": 8, "self_instruct_rounds": 1, "self_instruct_prompts_per_round": 12,
+                    "sampling": {"max_tokens": 256}, "doc_qa": quality},
+    }
+    text = bench.markdown_summary(result)
+    assert "plain vLLM 80.0 tokens/s, Ray pipeline 76.0 tokens/s, ray_vs_plain 0.95" in text
+    row = next(line for line in text.splitlines() if line.startswith("| doc_qa |"))
+    assert "| 4 | 0.75 | 3 (0.75) |" in row  # 3 of 4 replies parse; 3 of 4 candidates kept
+    assert "unparsable_qa 1" in row and "too_short 1" in row and "answer 3" in row
