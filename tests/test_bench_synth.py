@@ -179,3 +179,16 @@ def test_markdown_summary_has_the_throughput_line_and_a_row_per_mode(bench):
     row = next(line for line in text.splitlines() if line.startswith("| doc_qa |"))
     assert "| 4 | 0.75 | 3 (0.75) |" in row  # 3 of 4 replies parse; 3 of 4 candidates kept
     assert "unparsable_qa 1" in row and "too_short 1" in row and "answer 3" in row
+
+
+def test_the_run_book_commands_are_ones_the_benchmark_accepts(bench):
+    import shlex
+
+    readme = (REPO / "cluster" / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = [line.split("bench/bench_synth.py", 1)[1] for line in readme.splitlines()
+                if line.lstrip().startswith("python bench/bench_synth.py")]
+    assert len(commands) >= 2
+    parsed = [bench.parse_args(shlex.split(c)) for c in commands]
+    assert any(a.gpus == 1 and a.prompts >= 2000 for a in parsed)
+    assert any(a.gpus > 1 and a.prompts >= 2000 for a in parsed)
+    assert all(a.json_out is not None for a in parsed)
