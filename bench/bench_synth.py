@@ -186,26 +186,30 @@ def grounded_answer_prompts(n: int, docs: list[dict], config, fitter) -> list:
     """Grounded-answer prompts of templates filled from `docs`, as the template mode builds them."""
     from jobs.synth import template_prompts
 
-    batch = [{"id": f"bench#{i}", "text": d["text"], "url": d["url"], "provenance": {}} for i, d in enumerate(docs)]
-    _, prompts, _ = template_prompts(batch, config, fitter)
+    prompts: list = []
+    for start in range(0, len(docs), 8):  # only as many documents as the prompts need
+        batch = [{"id": f"bench#{i}", "text": d["text"], "url": d["url"], "provenance": {}}
+                 for i, d in enumerate(docs[start : start + 8], start)]
+        prompts.extend(template_prompts(batch, config, fitter)[1])
+        if len(prompts) >= n:
+            break
     if not prompts:
         return []
     return [prompts[i % len(prompts)] for i in range(n)]
 
 
 def build_prompts(n: int, kind: str, docs: list[dict], config, fitter) -> tuple[list[list[int]], dict]:
-    """`n` prompts as token ids: `kind` self_instruct, grounded_answer, or mixed (alternating)."""
-    grounded = grounded_answer_prompts(n, docs, config, fitter) if kind in ("grounded_answer", "mixed") and docs else []
-    if kind == "grounded_answer" and not grounded:
+    """`n` prompts as token ids: `kind` self_instruct, grounded_answer, or mixed (alternating,
+    grounded first); mixed without documents is all self_instruct."""
+    if kind == "grounded_answer" and not docs:
         raise RuntimeError("--prompt-kind grounded_answer needs the real pages (--webdata)")
-    si = self_instruct_prompts(n, fitter) if kind != "grounded_answer" else []
-    if kind == "mixed" and grounded:
-        prompts = [(grounded if i % 2 == 0 else si)[i] for i in range(n)]
-        kinds = {"grounded_answer": (n + 1) // 2, "self_instruct": n // 2}
-    elif grounded and kind == "grounded_answer":
-        prompts, kinds = grounded, {"grounded_answer": n}
-    else:
-        prompts, kinds = si, {"self_instruct": n}
+    n_grounded = {"grounded_answer": n, "mixed": (n + 1) // 2}.get(kind, 0) if docs else 0
+    grounded = grounded_answer_prompts(n_grounded, docs, config, fitter) if n_grounded else []
+    if n_grounded and not grounded:
+        raise RuntimeError("no template could be filled with a grounding passage from the real pages")
+    si = self_instruct_prompts(n - n_grounded, fitter) if n > n_grounded else []
+    prompts = [p for pair in itertools.zip_longest(grounded, si) for p in pair if p is not None]
+    kinds = {k: v for k, v in (("grounded_answer", n_grounded), ("self_instruct", n - n_grounded)) if v}
     lengths = [len(p) for p in prompts]
     info = {"prompt_kinds": kinds, "prompt_tokens_mean": round(sum(lengths) / max(len(lengths), 1), 1),
             "prompt_tokens_max": max(lengths, default=0), "prompt_format": fitter.encoder.prompt_format}
