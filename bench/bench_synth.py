@@ -36,7 +36,10 @@ cut to fit); self_instruct runs `--rounds` rounds of `--si-prompts` prompts. Per
     doc_qa, at least one question-answer pair (transforms.synth.doc_qa.parse_qa_pairs);
     self_instruct, at least one new task from the instruction-generation reply
     (parse_generated_instructions; the classification and instance replies are not
-    counted). `items_per_generation`: answers / pairs / tasks parsed per generation.
+    counted here; `classification_answered_rate` and `instance_parse_rate` are their
+    shares of replies that say yes/no, and that hold at least one (input, output) pair
+    before the instance filters). `items_per_generation`: answers / pairs / tasks parsed
+    per generation.
     The generations are read in the driver by a recording GeneratorPool; nothing in
     the job changes;
   * accepted_rate = synth.records.accepted / candidates, the candidates being the
@@ -397,6 +400,31 @@ def parsed_items(mode: str, calls: list, tokenizer, prompt_format: str = "chat")
     return generations, ok, items
 
 
+def self_instruct_stage_rates(calls: list, tokenizer) -> dict:
+    """The later calls of each round: the share of classification replies that say yes or no
+    (parse_classification_answer), and of instance replies with at least one (input, output)
+    pair parsed (parse_instances; label first when the prompt is the one with "Class label:"),
+    before the instance filters."""
+    from transforms.synth.self_instruct import parse_classification_answer, parse_instances
+
+    answered = classified = parsed = instances = 0
+    for offset, prompts, outputs in calls:
+        stage = offset % 1_000_000
+        for k, out in enumerate(outputs):
+            if stage == 300_000:
+                classified += 1
+                answered += parse_classification_answer(out["text"]) is not None
+            elif stage == 600_000:
+                output_first = k < len(prompts) and "Class label:" in tokenizer.decode(prompts[k])
+                instances += 1
+                parsed += bool(parse_instances(out["text"], output_first=output_first,
+                                               truncated=out.get("finish_reason") == "length"))
+    return {"classification_replies": classified,
+            "classification_answered_rate": round(answered / classified, 3) if classified else None,
+            "instance_replies": instances,
+            "instance_parse_rate": round(parsed / instances, 3) if instances else None}
+
+
 def length_summary(texts: list[str]) -> dict:
     """Median, p90 (nearest rank) and max length in ROUGE tokens (words; one per CJK character)."""
     from transforms.synth.rouge import rouge_tokens
@@ -441,6 +469,7 @@ def mode_quality(mode: str, counters: dict, rows: list[dict], calls: list, token
     first, parsed, items = parsed_items(mode, calls, tokenizer, prompt_format)
     generations = counters.get("synth.generations", 0)
     instructions = [r["instruction"] for r in rows]
+    stages = self_instruct_stage_rates(calls, tokenizer) if mode == "self_instruct" else {}
     return {
         "elapsed_seconds": round(elapsed, 1),
         "documents_read": counters.get("synth.documents.read", 0),
@@ -451,6 +480,7 @@ def mode_quality(mode: str, counters: dict, rows: list[dict], calls: list, token
         "truncated_generations": sum(x.get("finish_reason") == "length" for _, _, o in calls for x in o),
         "parse_rate": round(parsed / first, 3) if first else None,
         "items_per_generation": round(items / first, 2) if first else None,
+        **stages,
         "records_accepted": accepted,
         "records_written": counters.get("synth.records.written", 0),
         "accepted_rate": round(accepted / candidates, 3) if candidates else None,

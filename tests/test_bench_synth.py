@@ -192,3 +192,22 @@ def test_the_run_book_commands_are_ones_the_benchmark_accepts(bench):
     assert any(a.gpus == 1 and a.prompts >= 2000 for a in parsed)
     assert any(a.gpus > 1 and a.prompts >= 2000 for a in parsed)
     assert all(a.json_out is not None for a in parsed)
+
+
+def test_self_instruct_stage_rates_read_the_classification_and_instance_replies(bench):
+    from transforms.synth.prompts import instance_prompt
+
+    label_first = instance_prompt("Classify the sentiment of the review.", output_first=True)
+    input_first = instance_prompt("Summarize the paragraph.", output_first=False)
+    assert "Class label:" in label_first and "Class label:" not in input_first  # how the benchmark tells them apart
+    calls = [
+        (0, ["p"], [{"text": "1. Name a fruit."}]),  # instruction generation: not counted here
+        (300_000, ["c", "c", "c"], [{"text": "Yes"}, {"text": "No"}, {"text": "Maybe, it depends."}]),
+        (600_000, [label_first, input_first, input_first],
+         [{"text": "Class label: Positive\nReview: I loved it.", "finish_reason": "stop"},
+          {"text": "Input: A long paragraph about rain.\nOutput: It rains a lot.", "finish_reason": "stop"},
+          {"text": "I am not sure what to write.", "finish_reason": "stop"}]),
+    ]
+    rates = bench.self_instruct_stage_rates(calls, _Decoder)
+    assert rates == {"classification_replies": 3, "classification_answered_rate": 0.667,
+                     "instance_replies": 3, "instance_parse_rate": 0.667}
