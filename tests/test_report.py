@@ -279,3 +279,13 @@ def test_the_report_command_gives_one_line_errors(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["report", str(tmp_path / "run"), "--storage-options", "{anon: true"]) == 2
     assert capsys.readouterr().err.startswith("instructmix report: error: --storage-options: not JSON")
+
+
+def test_synth_quality_reads_prompts_generations_and_kept_pairs_from_the_counters():
+    from jobs.report.numbers import synth_quality
+
+    q = synth_quality({"synth.prompts.sent": 20, "synth.prompts.cut.passage": 3, "synth.prompts.drop.prompt_too_long": 2,
+                       "synth.generations": 20, "synth.records.parsed": 50, "synth.records.accepted": 30})
+    assert q == {"prompts_sent": 20, "prompts_cut": 3, "prompts_too_long": 2, "generations": 20, "pairs_parsed": 50,
+                 "accepted": 30, "accepted_per_generation": 1.5}
+    assert synth_quality({"synth.records.accepted": 4})["accepted_per_generation"] is None  # template_only

@@ -107,6 +107,20 @@ def synth_summary(synth: Mapping) -> dict:
             "sections": sections}
 
 
+def synth_quality(counters: Mapping[str, int]) -> dict:
+    """How the model's work went in one synthesis section, from its counters: prompts sent, cut
+    to fit or too long, generations, and the share of generations that gave a kept pair.
+
+    `accepted_per_generation` can pass 1 (doc_qa keeps several pairs per reply); None
+    without generations (template_only)."""
+    get = lambda name: counters.get(f"synth.{name}", 0)
+    generations = get("generations")
+    return {"prompts_sent": get("prompts.sent"), "prompts_cut": get("prompts.cut.passage") + get("prompts.cut.demonstrations"),
+            "prompts_too_long": get("prompts.drop.prompt_too_long"), "generations": generations,
+            "pairs_parsed": get("records.parsed"), "accepted": get("records.accepted"),
+            "accepted_per_generation": round(get("records.accepted") / generations, 3) if generations else None}
+
+
 def _synth_section(entry: Mapping) -> dict:
     stats = entry.get("stats", {})
     details = stats.get("details") or {}
@@ -117,7 +131,8 @@ def _synth_section(entry: Mapping) -> dict:
             "written": entry.get("counters", {}).get("synth.records.written", 0),
             "rows": entry.get("rows", 0), "elapsed_seconds": stats.get("elapsed_seconds"),
             "inputs": [str(i) for i in inputs] if isinstance(inputs, list) else [],
-            "input_files": details.get("input_files")}
+            "input_files": details.get("input_files"), "prompt_format": details.get("prompt_format") or "",
+            "quality": synth_quality(entry.get("counters", {}))}
 
 
 def mix_sources(counters: Mapping[str, int]) -> dict[str, dict]:
