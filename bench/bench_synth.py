@@ -74,6 +74,7 @@ import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -244,18 +245,28 @@ def plain_worker(spec_file: str) -> None:
                                         "generated_tokens": tokens, "outputs": len(outputs)}), flush=True)
 
 
-def bench_plain(model: str, prompts: list[list[int]], engine: dict, sampling: dict, tmp: Path) -> dict:
+def bench_plain(model: str, prompts: list[list[int]], engine: dict, sampling: dict, tmp: Path,
+                timeout: float = 1800) -> dict:
     spec = tmp / "plain.json"
     spec.write_text(json.dumps({"model": model, "engine": engine, "sampling": sampling, "prompts": prompts}),
                     encoding="utf-8")
     env = dict(os.environ)
     if engine["gpus_per_actor"]:
         env.setdefault("CUDA_VISIBLE_DEVICES", "0")  # plain vLLM on one GPU, as one actor
-    proc = subprocess.run([sys.executable, __file__, "--plain-worker", str(spec)], capture_output=True, text=True,
-                          cwd=REPO, env=env, check=False)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("PLAIN_RESULT ")), None)
+    # A session of its own, so a timeout ends the engine's processes with it: a vLLM engine
+    # process that dies (killed for memory) can leave LLM.generate waiting for ever.
+    proc = subprocess.Popen([sys.executable, __file__, "--plain-worker", str(spec)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise RuntimeError(f"plain vLLM subprocess gave no result in {timeout:.0f} s (--plain-timeout); "
+                           f"its engine may have died:\n{stderr[-4000:]}") from None
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("PLAIN_RESULT ")), None)
     if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"plain vLLM subprocess failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"plain vLLM subprocess failed (rc {proc.returncode}):\n{stderr[-4000:]}")
     r = json.loads(line.removeprefix("PLAIN_RESULT "))
     return {"plain_engine_start_seconds": r["engine_start_seconds"], "plain_generate_seconds": r["seconds"],
             "plain_generated_tokens": r["generated_tokens"],
@@ -315,7 +326,7 @@ def bench_throughput(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
     config = synth_config(model_dir, engine, sampling)
     prompts, info = build_prompts(args.prompts, args.prompt_kind, docs, config, prompt_fitter(config, model_dir))
     result = {"engine": engine, "sampling": sampling, "prompts": len(prompts), **info}
-    result.update(bench_plain(model_dir, prompts, engine, sampling, tmp))
+    result.update(bench_plain(model_dir, prompts, engine, sampling, tmp, args.plain_timeout))
     init_ray(None)
     result.update(bench_ray(model_dir, prompts, engine, sampling))
     result["ray_vs_plain"] = round(result["ray_tokens_per_s"] / result["plain_tokens_per_s"], 3)
@@ -663,6 +674,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompt-kind", choices=("mixed", "grounded_answer", "self_instruct"), default="mixed")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-tokens", type=int, default=128, help="max_tokens of the throughput prompts")
+    p.add_argument("--plain-timeout", type=float, default=1800, help="seconds the plain vLLM subprocess may take")
     p.add_argument("--batch-size", type=int, default=256, help="engine.batch_size: prompts per request to an actor")
     p.add_argument("--modes", type=lambda s: [m for m in s.split(",") if m], default=list(MODES),
                    help=f"quality modes, comma-separated (of {','.join(MODES)})")
