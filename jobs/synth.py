@@ -182,7 +182,7 @@ def template_records(filled: list, prompts: list, outputs: list[dict], counters:
         if not text or NO_ANSWER in text:
             counters["records.drop.empty_generation" if not text else "records.drop.model_says_no_answer"] += 1
             continue
-        reason = answer_rejection(text, f.grounding)
+        reason = answer_rejection(text, f.grounding, f.instruction)
         if reason:
             counters[f"records.drop.{reason}"] += 1
             continue

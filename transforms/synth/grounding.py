@@ -5,6 +5,7 @@ text" instead of its subject, or writes a statement where a question was asked
 for. Self-Instruct has no passage to hold it to, but `template` and `doc_qa`
 pairs are grounded by design, so they are held to their passage:
 
+* `answer_wrong_language`: the answer is in another script than its instruction;
 * `answer_off_passage`: fewer than MIN_ANSWER_SHARE of the answer's content
   units occur in the passage (Instruction Pre-Training and Bonito keep only
   answers a reader could find in the text; a paraphrase keeps its content words);
@@ -57,9 +58,19 @@ def passage_share(text: str, passage_units: set[str]) -> float:
     return len(units & passage_units) / len(units) if units else 1.0
 
 
-def answer_rejection(answer: str, passage: str) -> str | None:
-    """`answer_off_passage` when an answer in the passage's script shares too little with it."""
-    if not passage or family_of_text(answer) != family_of_text(passage):
+def answer_rejection(answer: str, passage: str, instruction: str = "") -> str | None:
+    """Why a model's answer to `instruction` from `passage` is not kept, or None.
+
+    `answer_wrong_language`: written in another script than the instruction (the
+    prompt asks for the instruction's language); `answer_off_passage`: in the
+    passage's script but sharing too little with it. An answer in the
+    instruction's script that differs from the passage's (a translation) is
+    not compared with the passage.
+    """
+    answer_family = family_of_text(answer)
+    if instruction and answer_family != family_of_text(instruction):
+        return "answer_wrong_language"
+    if not passage or answer_family != family_of_text(passage):
         return None
     return "answer_off_passage" if passage_share(answer, content_units(passage)) < MIN_ANSWER_SHARE else None
 
