@@ -7,7 +7,8 @@ shards with a `text` field):
 * template: the same filled instructions, answered by the LLM grounded in the passage.
 * doc_qa: documents chunked to fit the context; the LLM writes several varied
   question-answer pairs per chunk as JSON (vLLM structured outputs); a number
-  proportional to the chunk's length is kept.
+  proportional to the chunk's length is kept, each typed by what it asks
+  (`qa_why`, `qa_how`, `qa_quantity`, …: transforms.questions.question_kind).
 * self_instruct: rounds of 8-task prompts (6 human seeds, 2 machine) → new
   instructions → filters and ROUGE-L novelty against the whole pool →
   classification check → output-first or input-first instances → filters.
@@ -233,6 +234,7 @@ def doc_qa_prompts(batch: list[dict], config: SynthConfig, seed_offset: int, fit
 def doc_qa_records(jobs: list, prompts: list, outputs: list[dict], counters: Counter,
                    config: SynthConfig, sampling: str) -> list[dict]:
     from transforms.langid import get_language_identifier
+    from transforms.questions import question_kind
     from transforms.synth.doc_qa import parse_qa_pairs
     from transforms.synth.grounding import question_answer_rejection
 
@@ -256,7 +258,8 @@ def doc_qa_records(jobs: list, prompts: list, outputs: list[dict], counters: Cou
         # The chunk's share of pairs (pairs_to_keep); the prompt asks for at least 3 to choose from.
         counters["records.drop.over_chunk_quota"] += max(0, len(grounded) - keep)
         for question, answer in grounded[:keep]:
-            rec = synth_record(question, "", answer, lang=lang, mode="doc_qa", task_type="answer",
+            rec = synth_record(question, "", answer, lang=lang, mode="doc_qa",
+                               task_type=f"qa_{question_kind(question, lang)}",
                                model=config.model or "", sampling=sampling, prompt=prompt.text,
                                provenance=doc["provenance"])
             if keep_record(rec, counters):

@@ -198,3 +198,15 @@ def test_compile_phrase_dates():
         assert date.match(text), text
     assert not date.match("July was hot")
     assert compile_phrase("发表于{any}").match("发表于 2025-02-17 21:04")
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("Why does ice float?", "why"), ("How many moons does Mars have?", "quantity"), ("So, where did they land?", "where"),
+    ("Is Mir still in orbit?", "yes_no"), ("Question: How do I reset it?", "how"), ("Name three rivers.", "other"),
+    ("为什么冰会浮在水上？", "why"), ("和平号是什么时候发射的？", "when"), ("火星有几个卫星？", "quantity"),
+    ("和平号还在轨道上吗？", "yes_no"), ("如何制作蛋糕？", "how"),
+])
+def test_question_kind_says_what_a_question_asks_for(question, kind):
+    from transforms.questions import question_kind
+
+    assert question_kind(question) == kind

@@ -74,6 +74,33 @@ def is_question(text: str, lang: str) -> bool:
     return False
 
 
+_ZH_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (kind, tuple(words)) for kind, words in load_yaml("mining.yaml", "questions.zh.kinds").items())
+
+
+def question_kind(text: str, lang: str = "") -> str:
+    """What a question asks for: why, how, what, when, where, who, which, quantity
+    ("how many", 多少), yes_no ("Is it…?", 吗), or other.
+
+    English reads the first interrogative among the first three words (after a
+    discourse opener: "So, why…"); Chinese the first of templates/mining.yaml's
+    `questions.zh.kinds` found anywhere. The synthesis stage uses it as the task
+    type of a model-written question, so a chart of task types says what was asked.
+    """
+    text = strip_discourse_opener(strip_qa_prefix(text.strip()))
+    if family_of_text(text, lang) == "zh":
+        return next((kind for kind, words in _ZH_KINDS if any(w in text for w in words)), "other")
+    words = _EN_WORD.findall(text.lower().replace("’", "'"))[:3]
+    for i, word in enumerate(words):
+        word = word.removesuffix("'s")
+        if word in _WH_WORDS:
+            follows = words[i + 1] if i + 1 < len(words) else ""
+            if word == "how" and follows in _HOW_QUANTITIES:
+                return "quantity"
+            return {"whom": "who", "whose": "who"}.get(word, word)
+    return "yes_no" if words and words[0] in _AUXILIARIES else "other"
+
+
 def is_interrogative_form(text: str, lang: str) -> bool:
     """Question by its words alone, whatever its final punctuation.
 
