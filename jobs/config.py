@@ -245,6 +245,9 @@ class SynthConfig(StrictModel):
     prompts: str | None = None  # prompt templates folder (default: templates/prompts)
     seed: int = 0  # template choice, sampling of seed tasks, shuffles
     templates_per_document: int = Field(4, ge=1)
+    # template / doc_qa answers must share this share of their content words with their
+    # passage (transforms/synth/grounding.py); 0 keeps answers whatever they say.
+    min_answer_share: float = Field(0.4, ge=0, le=1)
     documents_per_batch: int = Field(64, ge=1)  # one checkpointed unit of work
     self_instruct_rounds: int = Field(50, ge=1)
     storage_options: dict[str, Any] = Field(default_factory=dict)

@@ -183,7 +183,7 @@ def template_records(filled: list, prompts: list, outputs: list[dict], counters:
         if not text or NO_ANSWER in text:
             counters["records.drop.empty_generation" if not text else "records.drop.model_says_no_answer"] += 1
             continue
-        reason = answer_rejection(text, f.grounding, f.instruction)
+        reason = answer_rejection(text, f.grounding, f.instruction, config.min_answer_share)
         if reason:
             counters[f"records.drop.{reason}"] += 1
             continue
@@ -250,7 +250,7 @@ def doc_qa_records(jobs: list, prompts: list, outputs: list[dict], counters: Cou
         counters["records.parsed"] += len(pairs)
         grounded = []
         for question, answer in pairs:
-            reason = question_answer_rejection(question, answer, chunk, lang)
+            reason = question_answer_rejection(question, answer, chunk, lang, config.min_answer_share)
             if reason:
                 counters[f"records.drop.{reason}"] += 1
             else:

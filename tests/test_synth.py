@@ -22,6 +22,7 @@ def _llm_config(model, **overrides) -> SynthConfig:
                    "batch_size": 16},
         "sampling": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 48, "seed": 0},
         "limit": 1000, "documents_per_batch": 8, "self_instruct_rounds": 2,
+        "min_answer_share": 0,  # a random-weight model's text shares no words with any passage
     }
     data.update(overrides)
     return validate_config(data, SynthConfig, "synth.yaml")

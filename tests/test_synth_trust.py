@@ -50,6 +50,7 @@ def _llm_config(model, seed: int) -> SynthConfig:
                    "batch_size": 16},
         "sampling": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 32, "seed": seed},
         "documents_per_batch": 8,
+        "min_answer_share": 0,  # a random-weight model's text shares no words with any passage
     }, SynthConfig, "synth.yaml")
 
 

@@ -29,7 +29,8 @@ from templates import load_yaml
 from transforms.text import HAN, family_of_text
 
 # A paraphrase keeps most of its content words; an invented answer keeps few
-# (measured on SmolLM2-135M's doc_qa answers: invented ones share 0–25 %).
+# (SmolLM2-135M's invented doc_qa answers shared 0–25 %). The default of the
+# synth config's `min_answer_share`.
 MIN_ANSWER_SHARE = 0.4
 _WORD = re.compile(r"[^\W_]{3,}")
 _HAN_RUN = re.compile(f"[{HAN}]+")
@@ -58,7 +59,8 @@ def passage_share(text: str, passage_units: set[str]) -> float:
     return len(units & passage_units) / len(units) if units else 1.0
 
 
-def answer_rejection(answer: str, passage: str, instruction: str = "") -> str | None:
+def answer_rejection(answer: str, passage: str, instruction: str = "",
+                     min_share: float = MIN_ANSWER_SHARE) -> str | None:
     """Why a model's answer to `instruction` from `passage` is not kept, or None.
 
     `answer_wrong_language`: written in another script than the instruction (the
@@ -72,10 +74,11 @@ def answer_rejection(answer: str, passage: str, instruction: str = "") -> str | 
         return "answer_wrong_language"
     if not passage or answer_family != family_of_text(passage):
         return None
-    return "answer_off_passage" if passage_share(answer, content_units(passage)) < MIN_ANSWER_SHARE else None
+    return "answer_off_passage" if passage_share(answer, content_units(passage)) < min_share else None
 
 
-def question_answer_rejection(question: str, answer: str, passage: str, lang: str) -> str | None:
+def question_answer_rejection(question: str, answer: str, passage: str, lang: str,
+                              min_share: float = MIN_ANSWER_SHARE) -> str | None:
     """The first reason a doc_qa pair is not about `passage`, or None."""
     from transforms.questions import is_question
 
@@ -90,4 +93,4 @@ def question_answer_rejection(question: str, answer: str, passage: str, lang: st
     question_units = content_units(question)
     if question_units and not question_units & passage_units:
         return "question_off_passage"
-    return answer_rejection(answer, passage)
+    return answer_rejection(answer, passage, min_share=min_share)
