@@ -121,7 +121,9 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
                                   seed_offset=r * 1_000_000 + 600_000) if new else []
         records = []
         for (inst, lang, seed_ids, prompt), cls, out in zip(new, is_classification, instances):
-            valid, reasons = filter_instances(parse_instances(out["text"], output_first=cls))
+            valid, reasons = filter_instances(parse_instances(
+                out["text"], output_first=cls, truncated=out.get("finish_reason") == "length",
+                bare_reply_is_output=fitter.encoder.prompt_format == "chat"))
             c.update(f"records.drop.{reason}" for reason in reasons)
             if not valid:
                 c["instructions.drop.no_valid_instances"] += 1

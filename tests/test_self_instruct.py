@@ -464,3 +464,14 @@ def test_a_chat_reply_numbering_its_new_tasks_from_one_parses_without_a_start_in
     assert parse_generated_instructions(reply, start_index=9) == []  # a completion must continue at 9
     assert parse_generated_instructions("9. Name a river.\n10. Name a lake.\n3. Oops", start_index=None) == [
         "Name a river.", "Name a lake."]
+
+
+def test_a_chat_reply_that_carries_the_task_out_is_its_output_when_asked_for():
+    from transforms.synth.self_instruct import parse_instances
+
+    reply = "Here is a haiku:\nQuiet harbour lights / boats asleep on the black tide / gulls keep the night watch"
+    assert parse_instances(reply, output_first=False) == []  # a completion must follow the examples' form
+    assert parse_instances(reply, output_first=False, bare_reply_is_output=True) == [("", reply)]
+    assert parse_instances(reply, output_first=True, bare_reply_is_output=True) == []  # labels need "Class label:"
+    assert parse_instances("Sentence: I like it.\nOutput: positive", output_first=False,
+                           bare_reply_is_output=True) == [("Sentence: I like it.", "positive")]

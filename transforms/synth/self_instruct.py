@@ -278,7 +278,8 @@ _INPUT = re.compile(r"(?:Input|输入)\s*\d*\s*[:：]")
 _INPUT_PREFIX = re.compile(r"^\s*(?:Input|输入)\s*\d*\s*[:：]")
 
 
-def parse_instances(text: str, output_first: bool, truncated: bool = False) -> list[tuple[str, str]]:
+def parse_instances(text: str, output_first: bool, truncated: bool = False,
+                    bare_reply_is_output: bool = False) -> list[tuple[str, str]]:
     """(input, output) pairs from an instance-generation completion.
 
     output_first (classification tasks): "Class label: X\\n<input lines>"
@@ -286,11 +287,17 @@ def parse_instances(text: str, output_first: bool, truncated: bool = False) -> l
     Otherwise: "Example N" blocks of "<input>\\nOutput: <output>"
     (示例/例子, 输出：), or one "Output:" pair; the input keeps its field names
     ("Sentence: …") but loses a leading "Input:". Without any marker there is
-    nothing to parse (the paper returns no instances either). With `truncated`
-    the last pair is dropped, as in the paper.
+    nothing to parse (the paper returns no instances either), except with
+    `bare_reply_is_output`: a chat model often carries the task out in its own
+    turn instead of writing examples, and for a task without input ("If the task
+    doesn't require additional input, you can generate the output directly")
+    that reply is the output. With `truncated` the last pair is dropped, as in
+    the paper.
     """
     text = _NEXT_TASK.split(text.replace("\r\n", "\n"))[0].strip()
     pairs = _parse_output_first(text) if output_first else _parse_input_first(text)
+    if not pairs and bare_reply_is_output and not output_first and text:
+        pairs = [("", text)]
     if truncated and pairs:
         pairs.pop()
     return pairs
