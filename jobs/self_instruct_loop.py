@@ -52,6 +52,8 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
     )
 
     user_prompts = load_prompts(config.prompts)  # checked by run_synth; read once per process (cached)
+    # A chat model gets the `_chat` prompts, which ask for the reply's form (transforms/synth/prompts.py).
+    chat = fitter.encoder.prompt_format == "chat"
     seeds = load_seed_tasks(config.seeds)  # None: the packaged templates/seeds (works from a zip too)
     seed_id = {s.instruction: s.id for s in seeds}
     human = [s.instruction for s in seeds]
@@ -80,7 +82,7 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
         prompt_tasks, prompts = [], []
         for _ in range(config.engine.batch_size):
             tasks = sample_prompt_tasks(human, machine, rng)
-            fitted = fitter.with_fewer(lambda shown: self_instruct_prompt(shown, prompts=user_prompts), tasks)
+            fitted = fitter.with_fewer(lambda shown: self_instruct_prompt(shown, prompts=user_prompts, chat=chat), tasks)
             if fitted is None:
                 c[too_long] += 1
                 continue
@@ -94,7 +96,7 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
         new: list[tuple[str, str, list[str], str]] = []
         for tasks, prompt, out in zip(prompt_tasks, prompts, outputs):
             # A completion continues the prompt's open "n+1."; a chat reply is a turn of its own.
-            start = len(tasks) + 1 if fitter.encoder.prompt_format == "completion" else None
+            start = None if chat else len(tasks) + 1
             listed = parse_generated_instructions(out["text"], start_index=start,
                                                   truncated=out.get("finish_reason") == "length")
             if not listed:
@@ -109,10 +111,11 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
                     continue
                 index.add(inst)
                 new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt.text))
-        new, kind_prompts = _fitted(new, lambda i: classification_prompt(i, prompts=user_prompts), fitter, c)
+        c["instructions.novel"] += len(new)
+        new, kind_prompts = _fitted(new, lambda i: classification_prompt(i, prompts=user_prompts, chat=chat), fitter, c)
         kinds = pool.generate(kind_prompts, seed_offset=r * 1_000_000 + 300_000) if new else []
         is_classification = [bool(parse_classification_answer(k["text"])) for k in kinds]
-        fitted_instances = [fitter.whole(instance_prompt(i, output_first=cls, prompts=user_prompts))
+        fitted_instances = [fitter.whole(instance_prompt(i, output_first=cls, prompts=user_prompts, chat=chat))
                             for (i, *_), cls in zip(new, is_classification)]
         c[too_long] += sum(p is None for p in fitted_instances)
         kept = [k for k, p in enumerate(fitted_instances) if p is not None]
@@ -123,7 +126,7 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
         for (inst, lang, seed_ids, prompt), cls, out in zip(new, is_classification, instances):
             valid, reasons = filter_instances(parse_instances(
                 out["text"], output_first=cls, truncated=out.get("finish_reason") == "length",
-                bare_reply_is_output=fitter.encoder.prompt_format == "chat"))
+                bare_reply_is_output=chat))
             c.update(f"records.drop.{reason}" for reason in reasons)
             if not valid:
                 c["instructions.drop.no_valid_instances"] += 1

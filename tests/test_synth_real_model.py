@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -114,13 +113,13 @@ def test_self_instruct_with_the_real_model_finds_novel_instructions(smollm2, tmp
     stats = run_synth(None, str(tmp_path / "out"), "self_instruct", config)
     c = stats["counters"]
     # A 512-token context cannot hold 8 example tasks of every draw: fewer are shown, none crash.
-    assert c["synth.prompts.sent"] >= 8
+    assert c["synth.prompts.sent"] == 8 - c.get("synth.prompts.drop.prompt_too_long", 0) > 0
+    assert c["synth.instructions.novel"] > 0, c  # new instructions past the filters and the novelty index
+    # A 135M model often fails to write instances in the asked form: those instructions end
+    # as a counted reason (instructions.drop.no_valid_instances), not as records.
     rows = pq.read_table(tmp_path / "out" / OUTPUT_FILE).to_pylist()
-    assert rows, c
+    assert len({r["instruction"] for r in rows}) <= c["synth.instructions.novel"]
+    assert len(rows) == c.get("synth.records.accepted", 0)
     seeds = [s.instruction for s in load_seed_tasks(None)]
-    instructions = {r["instruction"] for r in rows}
-    for instruction in instructions:
-        assert max(rouge_l(instruction, seed) for seed in seeds) < 0.7, instruction
-        assert instruction not in seeds
-    reasons = Counter({k: v for k, v in c.items() if ".drop." in k})
-    assert reasons, "a real model's first round always has some instructions refused"
+    for row in rows:
+        assert max(rouge_l(row["instruction"], seed) for seed in seeds) < 0.7, row

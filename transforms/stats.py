@@ -23,6 +23,7 @@ The names each stage writes (the report reads exactly these):
     mine.pairs.mined.<miner>/<kind>  (before dedup)   mine.pairs.miner.<miner>  mine.pairs.kind.<kind>
     mine.pairs.miner_kind.<miner>/<kind>  mine.pairs.lang.<lang>  (written)
     synth.documents.read / .skip.<reason> / .repaired.<what>   synth.instructions.filled
+    synth.instructions.novel (Self-Instruct instructions past the filters and the novelty index)
     synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance)
     synth.prompts.sent / .cut.passage / .cut.demonstrations / .drop.prompt_too_long / .skip.no_passage
     synth.generations / .no_instructions (self_instruct replies without a task list)

@@ -57,6 +57,10 @@ _PROBES: dict[str, tuple[dict[str, Any], ...]] = {
     # The system turn of chat-format prompts (transforms/synth/prompt_fit.py).
     "system": ({},),
 }
+# A chat model answers in a turn of its own instead of continuing a few-shot text:
+# Self-Instruct's prompts have a `<name>_chat` variant that asks for the reply's form.
+CHAT_VARIANTS = ("self_instruct", "classification", "instances_input_first", "instances_output_first")
+_PROBES.update({f"{name}_chat": _PROBES[name] for name in CHAT_VARIANTS})
 PROMPT_NAMES = tuple(_PROBES)
 
 
@@ -218,7 +222,12 @@ def grounded_answer_prompt(
     )
 
 
-def self_instruct_prompt(tasks: Sequence[str], *, prompts: Mapping[str, PromptTemplate] | None = None) -> str:
+def _variant(name: str, chat: bool) -> str:
+    return f"{name}_chat" if chat else name
+
+
+def self_instruct_prompt(tasks: Sequence[str], *, prompts: Mapping[str, PromptTemplate] | None = None,
+                         chat: bool = False) -> str:
     """ "Come up with a series of tasks:" with `tasks` numbered 1..n and "n+1." left open.
 
     Each task is put on one line (whitespace runs become one space, a
@@ -228,16 +237,20 @@ def self_instruct_prompt(tasks: Sequence[str], *, prompts: Mapping[str, PromptTe
     if isinstance(tasks, str) or not tasks:
         raise ValueError("tasks must be a non-empty list of task instructions")
     lines = [re.sub(r"\s+", " ", _required_text(task, "each task")).rstrip(":").strip() for task in tasks]
-    return render_prompt("self_instruct", prompts, tasks=lines)
+    return render_prompt(_variant("self_instruct", chat), prompts, tasks=lines)
 
 
-def classification_prompt(instruction: str, *, prompts: Mapping[str, PromptTemplate] | None = None) -> str:
-    """The few-shot "Is it classification?" prompt for `instruction`; the model answers Yes or No."""
-    return render_prompt("classification", prompts, instruction=_required_text(instruction, "instruction"))
+def classification_prompt(instruction: str, *, prompts: Mapping[str, PromptTemplate] | None = None,
+                          chat: bool = False) -> str:
+    """The "Is it classification?" prompt for `instruction` (few-shot, or asked of a chat
+    model); the model answers Yes or No."""
+    return render_prompt(_variant("classification", chat), prompts,
+                         instruction=_required_text(instruction, "instruction"))
 
 
 def instance_prompt(
-    instruction: str, output_first: bool, *, prompts: Mapping[str, PromptTemplate] | None = None
+    instruction: str, output_first: bool, *, prompts: Mapping[str, PromptTemplate] | None = None,
+    chat: bool = False,
 ) -> str:
     """The prompt that writes instances for `instruction`: label first (for
     classification tasks; the model continues with "Class label: …" blocks)
@@ -245,7 +258,7 @@ def instance_prompt(
     input). Both end with "Task: <instruction>", as in Self-Instruct.
     """
     name = "instances_output_first" if output_first else "instances_input_first"
-    return render_prompt(name, prompts, instruction=_required_text(instruction, "instruction"))
+    return render_prompt(_variant(name, chat), prompts, instruction=_required_text(instruction, "instruction"))
 
 
 def system_prompt(*, prompts: Mapping[str, PromptTemplate] | None = None) -> str:
