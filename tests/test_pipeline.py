@@ -33,7 +33,7 @@ def _cli(config: dict, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return subprocess.run([sys.executable, "-m", "jobs.cli", "run", "--config", str(path), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+                          cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
 
 
 def _run(config: dict, tmp_path, *extra: str) -> tuple[dict, str]:
