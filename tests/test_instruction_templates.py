@@ -19,6 +19,7 @@ from transforms.synth.instruction_templates import (
     stable_rank,
     templates_by_type,
 )
+from transforms.synth.prompts import PROMPT_NAMES
 
 TEMPLATES = load_instruction_templates()
 BY_ID = {t.id: t for t in TEMPLATES}
@@ -320,7 +321,6 @@ def test_templates_prompts_and_seeds_load_from_the_shipped_zip(tmp_path):
     result = json.loads(proc.stdout)
     assert result["module"].startswith(zip_path), "templates must come from the zip, as on an executor"
     assert result["templates"] == len(TEMPLATES)
-    assert result["prompts"] == sorted(["grounded_answer", "self_instruct", "classification", "instances_input_first",
-                                        "instances_output_first", "doc_qa"])  # fmt: skip
+    assert result["prompts"] == sorted(PROMPT_NAMES)  # every packaged prompt, the chat variants too
     assert result["seeds"] >= 80
     assert result["prompt_end"].endswith("\n3.")
