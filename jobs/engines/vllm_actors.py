@@ -140,7 +140,13 @@ class GeneratorPool:
         return json.dumps(self.sampling, sort_keys=True)
 
     def shutdown(self) -> None:
+        """Let requests still running finish, then stop the engines. Killing an actor mid-request
+        (a batch past `limit` was in flight) makes Ray print a retry warning on the driver's
+        stdout, which carries the CLI's JSON result."""
         import ray
 
+        pending = [r for refs in self.outstanding for r in refs]
+        if pending:
+            ray.wait(pending, num_returns=len(pending))
         for a in self.actors:
             ray.kill(a)
