@@ -73,18 +73,26 @@ def _source_identity(path: Path) -> dict:
     return {"file": path.name, "size": st.st_size}
 
 
-def prepared_folder(name: str, cache: Path | None = None) -> Path | None:
-    """The finished folder of packaged model `name`, or None when it is not prepared (or stale)."""
-    folder = (cache or cache_root()) / name
+def _marker_source(folder: Path) -> dict | None:
+    """The `source` a finished folder's marker records, or None for an unfinished or foreign folder."""
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return marker.get("source") if isinstance(marker, dict) else None
+
+
+def prepared_folder(name: str) -> Path | None:
+    """The finished folder of packaged model `name` in the cache, or None when it is not prepared (or stale)."""
+    folder = cache_root() / name
+    recorded = _marker_source(folder)
+    if recorded is None:
+        return None
     try:
         current = _source_identity(source_file(name))
     except UserError:
-        current = marker.get("source")  # the wheel was removed since: the folder still serves
-    return folder if marker.get("source") == current else None
+        current = recorded  # the wheel was removed since: the folder still serves
+    return folder if recorded == current else None
 
 
 def prepare_model(name: str, output: str | Path | None = None, force: bool = False) -> Path:
@@ -98,7 +106,7 @@ def prepare_model(name: str, output: str | Path | None = None, force: bool = Fal
     entry = _entry(name)
     target = Path(output).expanduser() if output else cache_root() / name
     gguf = source_file(name)
-    if not force and _marker_matches(target, gguf):
+    if not force and _marker_source(target) == _source_identity(gguf):
         return target
     if target.exists() and not (target / MARKER).exists() and any(target.iterdir()):
         raise UserError(f"{target}: exists and holds files `model prepare` did not write; "
@@ -127,14 +135,6 @@ def prepare_model(name: str, output: str | Path | None = None, force: bool = Fal
         raise
     log(f"model prepare: {name} ready in {target}")
     return target
-
-
-def _marker_matches(folder: Path, gguf: Path) -> bool:
-    try:
-        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return marker.get("source") == _source_identity(gguf)
 
 
 def _convert(gguf: Path, entry: dict, out: Path) -> None:

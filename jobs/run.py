@@ -138,11 +138,14 @@ class Step:
 
     number: int
     key: str  # in _pipeline.json and the summary: the stage, or synth/<name>
-    stage: str
     section: dict
     output: str
     fingerprint: str
     action: str  # "skip" | "resume" | "start"
+
+    @property
+    def stage(self) -> str:
+        return stage_of(self.key)
 
 
 def plan_run(config: PipelineConfig, sections: dict[str, dict], state: RunState,
@@ -169,7 +172,7 @@ def plan_run(config: PipelineConfig, sections: dict[str, dict], state: RunState,
                               f"{config.output}; run without --from first")
         else:
             action = "resume" if same and not forced and previous.get("state") == "started" else "start"
-        steps.append(Step(number, key, stage, section, out, fp, action))
+        steps.append(Step(number, key, section, out, fp, action))
     return steps
 
 
@@ -199,7 +202,7 @@ def check_outputs(config: PipelineConfig, steps: list[Step], state: RunState, ov
     `manifest.json` without `_stats.json`).
     """
     if isinstance(config.synth, list) and "synth" in config.stages:
-        flat = StageOutput("synth", f"{config.output.rstrip('/')}/{STAGE_DIRS['synth']}", config.storage_options)
+        flat = StageOutput("synth", stage_output(config, "synth", {}), config.storage_options)
         stats = flat.read_json(STATS_FILE)
         if isinstance(stats, dict) and not overwrite:
             # A mix source RUN/synth would read that old output beside the new folders.

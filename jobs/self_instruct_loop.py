@@ -112,18 +112,16 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
                 index.add(inst)
                 new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt.text))
         c["instructions.novel"] += len(new)
-        new, kind_prompts = _fitted(new, lambda i: classification_prompt(i, prompts=user_prompts, chat=chat), fitter, c)
+        new, kind_prompts = _fitted(new, lambda item: classification_prompt(item[0], prompts=user_prompts, chat=chat),
+                                    fitter, c)
         kinds = pool.generate(kind_prompts, seed_offset=r * 1_000_000 + 300_000) if new else []
-        is_classification = [bool(parse_classification_answer(k["text"])) for k in kinds]
-        fitted_instances = [fitter.whole(instance_prompt(i, output_first=cls, prompts=user_prompts, chat=chat))
-                            for (i, *_), cls in zip(new, is_classification)]
-        c[too_long] += sum(p is None for p in fitted_instances)
-        kept = [k for k, p in enumerate(fitted_instances) if p is not None]
-        new, is_classification = [new[k] for k in kept], [is_classification[k] for k in kept]
-        instances = pool.generate([fitted_instances[k].token_ids for k in kept],
-                                  seed_offset=r * 1_000_000 + 600_000) if new else []
+        typed = [(item, bool(parse_classification_answer(k["text"]))) for item, k in zip(new, kinds)]
+        typed, instance_prompts = _fitted(
+            typed, lambda pair: instance_prompt(pair[0][0], output_first=pair[1], prompts=user_prompts, chat=chat),
+            fitter, c)
+        instances = pool.generate(instance_prompts, seed_offset=r * 1_000_000 + 600_000) if typed else []
         records = []
-        for (inst, lang, seed_ids, prompt), cls, out in zip(new, is_classification, instances):
+        for ((inst, lang, seed_ids, prompt), cls), out in zip(typed, instances):
             valid, reasons = filter_instances(parse_instances(
                 out["text"], output_first=cls, truncated=out.get("finish_reason") == "length",
                 bare_reply_is_output=chat))
@@ -149,13 +147,14 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
     return accepted, rounds, resumed
 
 
-def _fitted(new: list[tuple], render, fitter, counters: Counter) -> tuple[list[tuple], list[list[int]]]:
-    """The instructions whose prompt render(instruction) fits, and those prompts' token ids."""
+def _fitted(items: list, render, fitter, counters: Counter) -> tuple[list, list[list[int]]]:
+    """The items whose prompt render(item) fits, and those prompts' token ids; the others
+    are counted as `prompts.drop.prompt_too_long`."""
     from transforms.synth.prompt_fit import PROMPT_TOO_LONG
 
     kept, prompts = [], []
-    for item in new:
-        prompt = fitter.whole(render(item[0]))
+    for item in items:
+        prompt = fitter.whole(render(item))
         if prompt is None:
             counters[f"prompts.drop.{PROMPT_TOO_LONG}"] += 1
             continue

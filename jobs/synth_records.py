@@ -8,7 +8,6 @@ Counter names here and in the modes are the part after `synth.` of the names in
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 
@@ -58,8 +57,9 @@ class SeenOutputs:
 
     Batches are judged in batch order (the driver settles them in order) and a resumed
     batch's rows are added as they were written, so the result does not depend on
-    which batch finished first or whether the run was resumed. Outputs compare after
-    transforms.mine.dedup.normalize_for_dedup (case, width, punctuation); an input
+    which batch finished first or whether the run was resumed. Outputs compare as
+    mining's exact dedup compares pairs (transforms.mine.dedup.exact_key: case, width,
+    punctuation), without the instruction; an input
     makes a different record (Self-Instruct instances share labels such as "Yes").
     """
 
@@ -68,10 +68,9 @@ class SeenOutputs:
 
     @staticmethod
     def key(record: dict) -> str:
-        from transforms.mine.dedup import normalize_for_dedup
+        from transforms.mine.dedup import exact_key
 
-        text = normalize_for_dedup(record["input"]) + "\x00" + normalize_for_dedup(record["output"])
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+        return exact_key("", record["input"], record["output"])  # the instruction left out on purpose
 
     def add(self, records: list[dict]) -> None:
         self.keys.update(self.key(r) for r in records)
