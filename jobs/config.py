@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -17,12 +18,14 @@ from pydantic import (
     Field,
     ValidationError,
     create_model,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
 from templates import read_user_yaml
 from transforms.filters import FilterConfig
+from transforms.mix.schedule import SCHEDULE_SHAPE, RatioSchedule, ratio_range_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -167,7 +170,9 @@ class MixOutput(StrictModel):
 
 class MixConfig(StrictModel):
     seed: int = 0
-    ratio: float
+    # A float, or a schedule over the output (transforms/mix/schedule.py):
+    # {schedule: [{until: 0.5, ratio: 0.02}, {until: 1.0, ratio: 0.08, ramp: true}]}
+    ratio: float | RatioSchedule
     tokenizer: str = Field(min_length=1)
     pretrain: list[PretrainSource] = Field(min_length=1)
     instructions: list[InstructionSource] = Field(min_length=1)
@@ -184,12 +189,22 @@ class MixConfig(StrictModel):
     storage_options: dict[str, Any] = Field(default_factory=dict)
     spark_conf: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("ratio")
+    @field_validator("ratio", mode="before")
     @classmethod
-    def _ratio_in_range(cls, ratio: float) -> float:
-        if not 0 < ratio <= 0.5:
-            raise ValueError(f"must be in (0, 0.5], got {ratio}")
-        return ratio
+    def _ratio_or_schedule(cls, ratio: Any) -> float | RatioSchedule:
+        if isinstance(ratio, (Mapping, RatioSchedule)):
+            return RatioSchedule.from_spec(ratio)
+        try:  # numeric strings stay accepted, as pydantic's float did
+            value = float(ratio)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number or a schedule {SCHEDULE_SHAPE}, got {ratio!r}") from None
+        if problem := ratio_range_error(value):
+            raise ValueError(problem)
+        return value
+
+    @field_serializer("ratio")
+    def _ratio_as_written(self, ratio: float | RatioSchedule) -> float | dict:
+        return ratio.as_dict() if isinstance(ratio, RatioSchedule) else ratio
 
     @field_validator("placement")
     @classmethod
@@ -198,12 +213,21 @@ class MixConfig(StrictModel):
             raise ValueError(f"unknown placement {placement!r}; choose 'standalone' or 'source_document'")
         return placement
 
+    def ratio_schedule(self) -> RatioSchedule:
+        return RatioSchedule.from_spec(self.ratio)
+
     def ratio_warning(self) -> str | None:
+        """One clause per step (or the one float) outside RECOMMENDED_RATIO, or None."""
         low, high = RECOMMENDED_RATIO
-        if not low <= self.ratio <= high:
-            return (f"ratio {self.ratio} is outside the usual [{low}, {high}] band of instruction "
-                    "tokens in pretraining; continuing as configured")
-        return None
+        if isinstance(self.ratio, RatioSchedule):
+            named = [(f"ratio schedule[{i}].ratio", s.ratio) for i, s in enumerate(self.ratio.steps)]
+        else:
+            named = [("ratio", self.ratio)]
+        outside = [f"{name} {ratio}" for name, ratio in named if not low <= ratio <= high]
+        if not outside:
+            return None
+        return "; ".join(f"{what} is outside the usual [{low}, {high}] band of instruction tokens in pretraining"
+                         for what in outside) + "; continuing as configured"
 
 
 # --- synth -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from jobs.errors import UserError
 from jobs.report import (
+    draw_plots,
     drop_reasons,
     length_distribution,
     load_run,
@@ -289,3 +290,41 @@ def test_synth_quality_reads_prompts_generations_and_kept_pairs_from_the_counter
     assert q == {"prompts_sent": 20, "prompts_cut": 3, "prompts_too_long": 2, "generations": 20, "pairs_parsed": 50,
                  "accepted": 30, "accepted_per_generation": 1.5}
     assert synth_quality({"synth.records.accepted": 4})["accepted_per_generation"] is None  # template_only
+
+
+# A mix with ratio {schedule: [{until: 0.5, ratio: 0.02}, {until: 1.0, ratio: 0.08}]} over four
+# equal shards: each shard carries its own target, the top level the token-weighted 0.05.
+SCHEDULED_MANIFEST = {
+    "target_ratio": 0.05, "formats": ["parquet"],
+    "ratio_schedule": {"schedule": [{"until": 0.5, "ratio": 0.02, "ramp": False},
+                                    {"until": 1.0, "ratio": 0.08, "ramp": False}]},
+    "shards": [{"name": f"part-0000{i}", "docs": 40, "tokens": 1000, "instruction_docs": 30 + i,
+                "instruction_tokens": t, "ratio": t / 1000, "target_ratio": target}
+               for i, (t, target) in enumerate([(21, 0.02), (18, 0.02), (83, 0.08), (79, 0.08)])],
+    "instructions": [{"name": "mined", "path": "run/mined", "weight": 1.0, "repeats": 1}]}
+
+
+def test_a_ratio_schedule_gives_each_shard_its_own_target_and_a_step_in_the_plot():
+    from jobs.report.plots import _plot_mixing
+
+    counters = {"mix.output.tokens": 4000, "mix.output.instruction_tokens": 201,
+                "mix.instructions.mined.tokens_used": 201, "mix.instructions.mined.documents_used": 126}
+    m = mixing_summary(counters, SCHEDULED_MANIFEST)
+    assert m["target_ratio"] == 0.05 and m["ratio_schedule"] == SCHEDULED_MANIFEST["ratio_schedule"]
+    assert [s["target_ratio"] for s in m["shards"]] == [0.02, 0.02, 0.08, 0.08]
+    # Against the shard's own target, not the overall 0.05 (which would give 0.03 and more).
+    assert [round(s["deviation"], 4) for s in m["shards"]] == [0.001, -0.002, 0.003, -0.001]
+    assert m["max_abs_deviation"] == pytest.approx(0.003)
+    assert m["realized_ratio"] == pytest.approx(0.05025)
+
+    def legend(mixing):
+        fig = _plot_mixing({"mixing": mixing})
+        return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+    assert {"target, per shard", "target overall 0.0500", "realized, per shard"} <= set(legend(m))
+    assert draw_plots({"mixing": m})["mixing"].startswith(b"\x89PNG")
+    # A constant target keeps one dashed line labelled with it; shards without their own
+    # target (older manifests) take the top-level one.
+    constant = mixing_summary(MIX_COUNTERS, MANIFEST)
+    assert [s["target_ratio"] for s in constant["shards"]] == [0.05, 0.05] and constant["ratio_schedule"] is None
+    assert "target, per shard" not in legend(constant) and "target 0.05" in legend(constant)

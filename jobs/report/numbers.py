@@ -290,8 +290,11 @@ def mixing_summary(counters: Mapping[str, int], manifest: Mapping | None = None)
 
     Totals come from the `mix.*` counters; the target, the formats, each shard's
     row and each source's weight and repeats from `manifest.json`. A shard's
-    `deviation` is its realized ratio minus the target; a source's
-    `token_share` is its share of the instruction tokens used, next to its weight.
+    `deviation` is its realized ratio minus its own `target_ratio` (a ratio
+    schedule gives each shard its own; without one, the overall target); a
+    source's `token_share` is its share of the instruction tokens used, next to
+    its weight. `ratio_schedule` is the manifest's schedule (`{"schedule": [...]}`),
+    None for a constant ratio.
     """
     manifest = manifest or {}
     target = float(manifest.get("target_ratio", 0.0))
@@ -299,10 +302,11 @@ def mixing_summary(counters: Mapping[str, int], manifest: Mapping | None = None)
     for i, s in enumerate(manifest.get("shards", [])):
         tokens = int(s.get("tokens", 0))
         ratio = float(s["ratio"]) if "ratio" in s else (s.get("instruction_tokens", 0) / tokens if tokens else 0.0)
+        shard_target = float(s.get("target_ratio", target))
         shards.append({"name": s.get("name", f"#{i}"), "docs": s.get("docs", 0), "tokens": tokens,
                        "instruction_docs": s.get("instruction_docs", 0),
                        "instruction_tokens": s.get("instruction_tokens", 0), "ratio": ratio,
-                       "deviation": ratio - target})
+                       "target_ratio": shard_target, "deviation": ratio - shard_target})
     counted = mix_sources(counters)
     described = {str(s.get("name")): s for s in manifest.get("instructions", []) if isinstance(s, Mapping)}
     # The mixer writes a source named "alpaca.v2" as `mix.instructions.alpaca_v2.*`.
@@ -315,6 +319,7 @@ def mixing_summary(counters: Mapping[str, int], manifest: Mapping | None = None)
     instruction_tokens = counters.get("mix.output.instruction_tokens", 0)
     return {
         "target_ratio": target,
+        "ratio_schedule": manifest.get("ratio_schedule") or None,
         "realized_ratio": instruction_tokens / tokens if tokens else 0.0,
         "tokens": tokens,
         "instruction_tokens": instruction_tokens,

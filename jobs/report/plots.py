@@ -205,12 +205,24 @@ def _plot_mixing(summary: Mapping):
     else:
         left.plot(x, ratios, color=PALETTE[2], marker=".", linewidth=0.8, label="realized, per shard")
         left.set_xlabel("shard")
-    left.axhline(mixing["target_ratio"], color=PALETTE[3], linestyle="--", label=f"target {mixing['target_ratio']}")
+    # A ratio schedule gives each shard its own target: drawn as a step per shard, and
+    # the overall (token-weighted) target fainter beside it.
+    targets = [s.get("target_ratio", mixing["target_ratio"]) for s in shards]
+    varying = len(set(targets)) > 1
+    if varying:
+        left.stairs(targets, [i - 0.5 for i in range(len(shards) + 1)], color=PALETTE[3], linewidth=1.5,
+                    baseline=None, label="target, per shard")
+        left.axhline(mixing["target_ratio"], color=PALETTE[3], linestyle="--", alpha=0.5,
+                     label=f"target overall {mixing['target_ratio']:.4f}")
+    else:
+        left.axhline(mixing["target_ratio"], color=PALETTE[3], linestyle="--",
+                     label=f"target {mixing['target_ratio']}")
     left.axhline(mixing["realized_ratio"], color="#444444", linestyle=":",
                  label=f"realized overall {mixing['realized_ratio']:.4f}")
-    left.set_ylim(0, max([*ratios, mixing["target_ratio"]]) * 1.35 or 1)
+    left.set_ylim(0, max([*ratios, *targets, mixing["target_ratio"]]) * 1.35 or 1)
     left.set_title("Instruction-token ratio per shard")
-    left.legend(frameon=False, loc="upper right")
+    # Four entries in two columns fit the headroom above the bars, wherever the schedule is high.
+    left.legend(frameon=False, **({"loc": "upper center", "ncol": 2} if varying else {"loc": "upper right"}))
     sources = mixing["sources"]
     if sources:
         xs = range(len(sources))
