@@ -59,7 +59,11 @@ def test_mean_is_the_exact_average_over_the_span():
     for start, end in [(0, 1), (0.1, 0.35), (0.3, 0.7), (0.45, 0.95), (0.0, 0.3), (0.69, 0.71)]:
         assert s.mean(start, end) == pytest.approx(_numeric_mean(s, start, end), abs=1e-9)
     assert s.mean(0, 1) == pytest.approx(0.3 * 0.02 + 0.4 * 0.05 + 0.3 * 0.08)
-    assert RatioSchedule.from_spec(TWO_STEPS).mean(0.25, 0.75) == pytest.approx(0.05)
+    two = RatioSchedule.from_spec(TWO_STEPS)
+    assert two.mean(0.25, 0.75) == pytest.approx(0.05)
+    # A span inside one flat step is exactly its ratio (a shard's target compares equal to the step's).
+    assert two.mean(0.1, 0.3) == 0.02 and two.mean(0.5, 0.8) == 0.08 and two.mean(0.6, 1.4) == 0.08
+    assert s.mean(0.71, 0.93) == 0.08 and s.mean(-0.5, 0.2) == 0.02
     assert s.mean(0.5, 0.5) == s.at(0.5) and s.mean(0.3, 0.3) == 0.02
     # Outside [0, 1] the schedule holds its end values.
     assert s.mean(-1, 0) == pytest.approx(0.02) and s.mean(1, 2) == pytest.approx(0.08)

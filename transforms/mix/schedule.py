@@ -147,7 +147,13 @@ class RatioSchedule:
         width = b - a
         safe = np.where(width > 0, width, 1.0)
         averaged = (self._integral(b) - self._integral(a)) / safe
-        return np.where(width > 0, averaged, self.at_many(a))
+        # A span inside one flat step averages to exactly that step's ratio, not to a rounded quotient.
+        _, ends, _, ratios, _, ramps = self._arrays(a)
+        last = len(ends) - 1
+        first_step = np.minimum(np.searchsorted(ends, np.clip(a, 0, 1), side="right"), last)
+        last_step = np.minimum(np.searchsorted(ends, np.clip(b, 0, 1), side="left"), last)
+        flat = (first_step == last_step) & ~ramps[first_step]
+        return np.where(width > 0, np.where(flat, ratios[first_step], averaged), self.at_many(a))
 
     # --------------------------------------------------------------- internals
 
