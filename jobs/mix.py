@@ -6,19 +6,27 @@ tokenizer loads, and the output is a folder this run may write (not a file, not 
 input, writable, not held by another run, no files of anyone else's unless
 `--overwrite`). Each of those fails in one line naming the input and the fix.
 
-Phases (each task is independent, so the output never depends on parallelism):
-A. tokenize (Spark, one task per pretraining file): token ids and per-document
-   lengths into a work cache.
-B. materialize (Spark, one task per instruction source): records rendered in
-   seeded surface formats, packed, tokenized, in a seeded order per epoch
-   (at most `max_repeat` epochs), until the source's share of the needed
-   instruction tokens is covered; a shortfall stops the job before anything is
-   written, naming the missing tokens per source.
-C. plan (driver): `transforms.mix.plan` over the lengths alone, streaming,
-   cut into shards of `shard_tokens`.
-D. write (Spark, one task per shard): every enabled format, published whole
-   (transforms/io/shard_writers.py); a finished shard leaves a small JSON record
-   with each file's version, so a re-run skips it while the file is unchanged.
+Phases (each task is independent, so the output never depends on parallelism; the
+driver handles files, chunks and shards, never a document):
+A. tokenize (Spark, one task per pretraining file, read once): text and token ids
+   into the work cache, one Parquet row group per chunk of about shard_tokens/16
+   tokens (transforms/mix/plan.py).
+   plan (driver): consecutive chunks grouped into shards, each chunk's target
+   ratio from the schedule, each source's cumulative token target per shard.
+B. attach (placement: source_document; a Spark join by URL key): pairs appended to
+   the page they were mined from, capped at each chunk's share, so the rest of the
+   share is standalone.
+C. materialize (Spark, one task per instruction file and epoch): records in a
+   seeded two-level order (file order per epoch, then records within the file),
+   rendered in seeded surface formats, packed, tokenized; further epochs (at most
+   `max_repeat`) while a source is short. A shortfall stops the job before
+   anything is written, naming the missing tokens per source.
+D. write (Spark, one task per shard): its chunks' pages, its units between the
+   previous shard's cut and its own (each the unit boundary nearest the
+   cumulative target), interleaved by transforms/mix/interleave.py; every enabled
+   format, published whole (transforms/io/shard_writers.py); a finished shard
+   leaves a small JSON record with each file's version, so a re-run skips it while
+   the file is unchanged.
 Then the previous run's files that this run did not write again are removed, and
 `manifest.json` (what a trainer reads) and `_stats.json` (the counters every stage
 writes, transforms/stats.py) are written.
@@ -49,9 +57,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import MixConfig
-from jobs.errors import MixError
+from jobs.errors import MixError, UserError
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint, read_json, write_atomic
-from transforms.mix.plan import plan_shards
 from transforms.stats import counter_name, stats_document
 
 MANIFEST_FILE = "manifest.json"
@@ -60,21 +67,6 @@ MANIFEST_FILE = "manifest.json"
 PENDING_OUTPUTS = "outputs.json"
 TOKENIZER_COPY = "tokenizer.json"
 TOKENIZE_BATCH_DOCS = 256
-# Instruction tokens materialized beyond a source's computed need (when max_repeat
-# allows): the realized mix can run a little past the estimate, by about one
-# document per shard, and a source that runs dry would skew the last shards.
-UNIT_SLACK_TOKENS = 4096
-UNITS_SCHEMA = pa.schema(
-    [
-        ("unit", pa.int64()),
-        ("epoch", pa.int32()),
-        ("text", pa.string()),
-        ("tokens", pa.list_(pa.uint32())),
-        ("length", pa.int64()),
-        ("records", pa.int32()),
-        ("provenance", pa.string()),
-    ]
-)
 _FIX_ACCESS = "check that it exists and that this job may read and write there, then re-run (finished work is kept)"
 
 
@@ -151,17 +143,29 @@ def _named_errors(what: str):
         raise MixError(f"{what}: {type(err).__name__}: {_one_line(err)}; {_FIX_ACCESS}") from err
 
 
-# --- A. tokenize pretraining files ---------------------------------------------------
+# --- A. tokenize pretraining files, cut into chunks ------------------------------------
+
+PRETRAIN_CACHE_SCHEMA = pa.schema(
+    [
+        ("doc", pa.int64()),
+        ("text", pa.string()),
+        ("tokens", pa.list_(pa.uint32())),
+        ("length", pa.int64()),
+        ("url_key", pa.int64()),
+        ("provenance", pa.string()),
+    ]
+)
 
 
 def tokenize_pretrain_file(task: dict) -> dict:
-    """Token ids (uint32, concatenated) and document lengths of one pretraining file."""
+    """One pretraining file, read once: text and token ids into the work cache, a row group per chunk."""
     with _named_errors(f"pretraining file {task['path']} (work cache {task['base']})"):
         return _tokenize_pretrain_file(task)
 
 
 def _tokenize_pretrain_file(task: dict) -> dict:
     from transforms.io.mix_inputs import iter_pretrain_docs
+    from transforms.mix.plan import ChunkCutter
     from transforms.records import source_url_key
     from transforms.tokenizer import encode_batch
 
@@ -172,137 +176,53 @@ def _tokenize_pretrain_file(task: dict) -> dict:
         return previous
     tokenizer = _tokenizer_of(task)
     counters: Counter = Counter()
-    lengths: list[int] = []
-    url_keys: list[int] = []
-    staged = _staged(f"{base}.tokens", opts)
+    cutter = ChunkCutter(task["chunk_tokens"])
+    chunks: list[list[int]] = []  # [documents, tokens] per chunk
+    rows: list[dict] = []
+    batch: list[dict] = []
+    staged = _staged(f"{base}.parquet", opts)
     try:
-        with open(staged.temp, "wb") as out:
-            batch: list[str] = []
+        with pq.ParquetWriter(staged.temp, PRETRAIN_CACHE_SCHEMA, compression="zstd") as writer:
+
+            def close_chunk() -> None:
+                writer.write_table(pa.Table.from_pylist(rows, schema=PRETRAIN_CACHE_SCHEMA), row_group_size=len(rows))
+                chunks.append([len(rows), sum(r["length"] for r in rows)])
+                rows.clear()
 
             def flush() -> None:
-                for ids in encode_batch(tokenizer, batch):
-                    out.write(ids.astype(np.uint32, copy=False).tobytes())
-                    lengths.append(len(ids))
+                for row, ids in zip(batch, encode_batch(tokenizer, [r["text"] for r in batch])):
+                    row["tokens"], row["length"] = ids, len(ids)
+                    rows.append(row)
+                    if cutter.add(len(ids)):
+                        close_chunk()
                 batch.clear()
 
             for doc in iter_pretrain_docs(task["path"], task["text_field"], counters, opts):
-                batch.append(doc.text)
-                url_keys.append(source_url_key(doc.url) if doc.url else 0)
+                batch.append({"doc": doc.index, "text": doc.text,
+                              "url_key": source_url_key(doc.url) if doc.url else 0,
+                              "provenance": json.dumps(doc.provenance.as_dict(), ensure_ascii=False)})
                 if len(batch) >= TOKENIZE_BATCH_DOCS:
                     flush()
-            if batch:
-                flush()
+            flush()
+            if rows:
+                close_chunk()
         staged.publish()
     except BaseException:
         staged.discard()
         raise
-    _save_npy(f"{base}.lengths.npy", np.asarray(lengths, dtype=np.int64), opts)
-    _save_npy(f"{base}.urls.npy", np.asarray(url_keys, dtype=np.int64), opts)
-    result = {"path": task["path"], "docs": len(lengths), "tokens": int(sum(lengths)), "counters": dict(counters)}
+    result = {"path": task["path"], "docs": sum(c[0] for c in chunks), "tokens": sum(c[1] for c in chunks),
+              "chunks": chunks, "counters": dict(counters)}
     _write_json(done, result, opts)
     return result
 
 
-# --- B. materialize instruction units -------------------------------------------------
-
-
-def materialize_instruction_units(task: dict) -> dict:
-    """Render, pack and tokenize one instruction source, epoch by epoch, until its need is covered."""
-    with _named_errors(f"instruction source {task['name']} ({task['path']}; work cache {task['base']})"):
-        return _materialize_instruction_units(task)
-
-
-def _materialize_instruction_units(task: dict) -> dict:
-    from jinja2.exceptions import SecurityError
-
-    from transforms.io.mix_inputs import iter_instruction_records
-    from transforms.langid import get_language_identifier
-    from transforms.mix.render import SurfaceFormat, choose_format, pack, render
-    from transforms.tokenizer import encode_batch
-
-    base, opts = task["base"], task["storage_options"]
-    done = f"{base}.json"
-    previous = read_json(done, opts)
-    if previous is not None:
-        return previous
-    counters: Counter = Counter()
-    records = list(iter_instruction_records(task["path"], counters, opts))
-    # Surface formats are chosen by (source name, position, epoch), not by a key
-    # holding an absolute path, so two checkouts of the same data mix identically.
-    lid = get_language_identifier()
-    langs = [r.lang or lid.identify(f"{r.instruction} {r.output}")[0] for r in records]
-    # Validated on the driver (run_mix); rebuilt here without touching the file.
-    formats = [SurfaceFormat(id=f["id"], langs=tuple(f["langs"]), template=f["template"]) for f in task["formats"]]
-    tokenizer = _tokenizer_of(task)
-    seed, source, need, size = task["seed"], task["source"], task["need_tokens"], task["pack"]
-
-    def render_record(i: int, key: str) -> str:
-        r = records[i]
-        fmt = choose_format(formats, f"{task['name']}:{i}:{key}", langs[i], seed)
-        format_counts[fmt.id] += 1
-        try:
-            return render(fmt, {"instruction": r.instruction, "input": r.input, "output": r.output,
-                                "system": r.system, "history": r.history})
-        except (ValueError, SecurityError) as err:  # a limit or a refusal of the sandbox on this record
-            where = f"{r.provenance.source_file} {r.provenance.source_record}"
-            raise MixError(f"{task['formats_name']}: {_one_line(err)} (record {where} of source "
-                           f"{task['name']}); fix or remove that format") from err
-
-    format_counts: Counter = Counter()
-    attached = _attach_to_source_pages(task, records, render_record, tokenizer) if task["placement"] == "source_document" else {}
-    attached_tokens = sum(a["length"] for a in attached.values())
-    pool = np.array([i for i in range(len(records)) if i not in attached], dtype=np.int64)
-    # The plan may leave a page's pairs off where they would push a shard past the
-    # ratio, so the standalone stream is prepared for the whole share regardless.
-    standalone_need = need
-
-    produced = units = epochs_used = 0
-    staged = _staged(f"{base}.units.parquet", opts)
-    try:
-        with pq.ParquetWriter(staged.temp, UNITS_SCHEMA, compression="zstd") as writer:
-            for epoch in range(task["max_repeat"]):
-                if produced >= standalone_need + task["slack_tokens"] or not len(pool):
-                    break
-                epochs_used = epoch + 1
-                order = pool[np.random.default_rng([seed, source, epoch]).permutation(len(pool))]
-                rows: list[dict] = []
-                for start in range(0, len(order), size):
-                    group = [int(i) for i in order[start : start + size]]
-                    texts = [render_record(i, str(epoch)) for i in group]
-                    text = texts[0] if size == 1 else pack(texts, seed, f"{source}:{epoch}:{start}")
-                    provenance = dict(records[group[0]].provenance.as_dict(), key=records[group[0]].key)
-                    if size > 1:
-                        provenance["packed"] = [dict(records[i].provenance.as_dict(), key=records[i].key) for i in group]
-                    rows.append({"unit": units, "epoch": epoch, "text": text, "records": len(group),
-                                 "provenance": json.dumps(provenance, ensure_ascii=False)})
-                    units += 1
-                    if len(rows) >= TOKENIZE_BATCH_DOCS or start + size >= len(order):
-                        for row, ids in zip(rows, encode_batch(tokenizer, [r["text"] for r in rows])):
-                            row["tokens"] = ids
-                            row["length"] = len(ids)
-                            produced += len(ids)
-                        writer.write_table(pa.Table.from_pylist(rows, schema=UNITS_SCHEMA))
-                        rows = []
-                        if produced >= standalone_need + task["slack_tokens"]:
-                            break
-        staged.publish()
-    except BaseException:
-        staged.discard()
-        raise
-    result = {
-        "path": task["path"], "records": len(records), "units": units, "tokens": produced,
-        "epochs_materialized": epochs_used, "need_tokens": need, "standalone_need_tokens": standalone_need,
-        "attached_pairs": len(attached), "attached_tokens": attached_tokens, "counters": dict(counters),
-        "formats": dict(sorted(format_counts.items())),
-    }
-    _write_json(done, result, opts)
-    return result
-
+# --- B. attach pairs to the pages they were mined from (placement: source_document) ----
 
 ATTACHED_SCHEMA = pa.schema(
     [
-        ("file", pa.int64()),
         ("doc", pa.int64()),
+        ("source", pa.int32()),
+        ("chunk", pa.int32()),
         ("record", pa.int64()),
         ("text", pa.string()),
         ("tokens", pa.list_(pa.uint32())),
@@ -312,71 +232,262 @@ ATTACHED_SCHEMA = pa.schema(
 )
 # Rendered pairs start a new paragraph of the page they are appended to.
 ATTACHED_SEPARATOR = "\n\n"
+_PAGE_KEYS = pa.schema([("url_key", pa.int64()), ("file", pa.int32()), ("chunk", pa.int32()), ("doc", pa.int64())])
+_RECORD_KEYS = pa.schema([("url_key", pa.int64()), ("source", pa.int32()), ("rchunk", pa.int32()),
+                          ("record", pa.int64()), ("payload", pa.string())])
+# kind 0: tokens and pairs (in `record`) kept per page chunk and source; 1: one kept record; 2: an error.
+_MATCHES = pa.schema([("kind", pa.int32()), ("file", pa.int32()), ("chunk", pa.int32()), ("source", pa.int32()),
+                      ("rchunk", pa.int32()), ("record", pa.int64()), ("tokens", pa.int64()), ("message", pa.string())])
+_ID_FILES = pa.schema([("source", pa.int32()), ("rchunk", pa.int32())])
 
 
-def _attach_to_source_pages(task: dict, records: list, render_record, tokenizer) -> dict[int, dict]:
-    """Records whose source_url is a page in the stream, rendered for appending to that page.
+def _ddl(schema: pa.Schema) -> str:
+    """A Spark DDL string for a flat Arrow schema of the types used here."""
+    names = {pa.int32(): "int", pa.int64(): "long", pa.string(): "string"}
+    return ", ".join(f"{f.name} {names[f.type]}" for f in schema)
 
-    Matches are taken in a seeded order while they fit the source's share of the
-    instruction tokens (the ratio is the contract; a page keeps fewer of its pairs
-    rather than the stream going over it). Writes `<base>.attached.parquet`
-    (file, doc, record, text, tokens) and returns {record index: row}. A page
-    that appears twice gets its pairs once, at its first occurrence.
-    """
+
+def _page_keys(batches, task_of: dict):
+    """(url key, file, chunk, document) of every page with a URL in the pretraining files of these tasks."""
+    for batch in batches:
+        for k in batch.column("task").to_pylist():
+            task = task_of[k]
+            fs, path = _fs(f"{task['base']}.parquet", task["storage_options"])
+            with fs.open(path, "rb") as f:
+                parquet = pq.ParquetFile(f)
+                for chunk in range(parquet.num_row_groups):
+                    t = parquet.read_row_group(chunk, columns=["url_key", "doc"])
+                    keys = t.column("url_key").to_numpy()
+                    keep = keys != 0
+                    if keep.any():
+                        yield pa.RecordBatch.from_pydict({
+                            "url_key": keys[keep], "file": np.full(int(keep.sum()), k, np.int32),
+                            "chunk": np.full(int(keep.sum()), chunk, np.int32), "doc": t.column("doc").to_numpy()[keep]},
+                            schema=_PAGE_KEYS)
+
+
+def _record_keys(batches, task_of: dict):
+    """(url key, source, chunk, record, the record itself) of every instruction record that names
+    the page it came from: the record rides through the join, so no task reads its file again."""
+    from dataclasses import asdict as as_dict
+
     from transforms.records import source_url_key
+
+    for batch in batches:
+        for k in batch.column("task").to_pylist():
+            task = task_of[k]
+            rows = [{"url_key": source_url_key(r.source_url), "source": task["source"], "rchunk": task["chunk"],
+                     "record": i, "payload": json.dumps(as_dict(r), ensure_ascii=False)}
+                    for i, r in enumerate(_chunk_records(task)) if r.source_url]
+            if rows:
+                yield pa.RecordBatch.from_pylist(rows, schema=_RECORD_KEYS)
+
+
+def _record_of(payload: str):
+    from transforms.io.mix_inputs import InstructionRecord
+    from transforms.records import Provenance
+
+    data = json.loads(payload)
+    data["provenance"] = Provenance(**data["provenance"])
+    data["history"] = [tuple(turn) for turn in data["history"]]
+    return InstructionRecord(**data)
+
+
+def _chunk_records(task: dict) -> list:
+    """The usable records of one chunk (one file) of an instruction source, in file order."""
+    from transforms.io.mix_inputs import iter_instruction_records
+
+    return list(iter_instruction_records(task["file"], task.setdefault("counters_seen", Counter()),
+                                         task["storage_options"]))
+
+
+def attach_to_pages(batches, ctx: dict):
+    """Matches of one page chunk (sorted, contiguous in the partition): rendered, tokenized, capped
+    at each source's share of the chunk's target, written to `attached/<file>-<chunk>.parquet`.
+
+    Yields kind 0 rows (tokens kept per page chunk and source) and kind 1 rows (a kept record,
+    so its chunk's materialize task leaves it out of the standalone stream).
+    """
+    import itertools
+
+    rows = [r for b in batches for r in b.to_pylist()]
+    for (file, chunk), group in itertools.groupby(rows, key=lambda r: (r["file"], r["chunk"])):
+        try:
+            yield from _attach_chunk(ctx, file, chunk, list(group))
+        except UserError as err:  # raised again on the driver, as one line
+            yield pa.RecordBatch.from_pylist([{"kind": 2, "file": file, "chunk": chunk, "source": -1, "rchunk": -1,
+                                               "record": -1, "tokens": 0, "message": str(err)}], schema=_MATCHES)
+
+
+def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
     from transforms.tokenizer import encode_batch
 
-    opts = task["storage_options"]
-    keys = [_load_npy(f"{b}.urls.npy", opts) for b in task["pretrain_bases"]]
-    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-    file_of = np.concatenate([np.full(len(k), f, np.int64) for f, k in enumerate(keys)]) if keys else all_keys
-    doc_of = np.concatenate([np.arange(len(k), dtype=np.int64) for k in keys]) if keys else all_keys
-    order = np.argsort(all_keys, kind="stable")
-    sorted_keys = all_keys[order]
-    rows: dict[int, dict] = {}
-    for i, r in enumerate(records):
-        if not r.source_url:
-            continue
-        key = source_url_key(r.source_url)
-        pos = int(np.searchsorted(sorted_keys, key))
-        if pos < len(sorted_keys) and sorted_keys[pos] == key:
-            target = order[pos]
-            provenance = dict(r.provenance.as_dict(), key=r.key)
-            rows[i] = {"file": int(file_of[target]), "doc": int(doc_of[target]), "record": i,
-                       "text": ATTACHED_SEPARATOR + render_record(i, "attached"),
-                       "provenance": json.dumps(provenance, ensure_ascii=False)}
-    matched = sorted(rows)
-    for row, ids in zip((rows[i] for i in matched), encode_batch(tokenizer, [rows[i]["text"] for i in matched])):
-        row["tokens"] = ids
-        row["length"] = len(ids)
-    kept, budget = {}, task["need_tokens"]
-    for j in np.random.default_rng([task["seed"], task["source"], 1 << 20]).permutation(len(matched)):
-        row = rows[matched[j]]
-        if row["length"] <= budget:
-            kept[matched[j]] = row
-            budget -= row["length"]
-    rows = kept
-    ordered = [rows[i] for i in sorted(rows)]
-    staged = _staged(f"{task['base']}.attached.parquet", opts)
+    opts = ctx["storage_options"]
+    renderers: dict[tuple[int, int], _Renderer] = {}
+    rendered = []
+    for m in matches:
+        key = (m["source"], m["rchunk"])
+        record = _record_of(m["payload"])
+        renderer = renderers.setdefault(key, _Renderer(ctx, m["source"], m["rchunk"]))
+        rendered.append({"doc": m["doc"], "source": m["source"], "chunk": m["rchunk"], "record": m["record"],
+                         "text": ATTACHED_SEPARATOR + renderer.render(record, m["record"], "attached"),
+                         "provenance": json.dumps(dict(record.provenance.as_dict(), key=record.key),
+                                                  ensure_ascii=False)})
+    tokenizer = _tokenizer_of(ctx)
+    for row, ids in zip(rendered, encode_batch(tokenizer, [r["text"] for r in rendered])):
+        row["tokens"], row["length"] = ids, len(ids)
+    budget = [w * ctx["chunk_targets"][file][chunk] for w in ctx["weights"]]
+    kept = []
+    # A seeded order decides which of a page chunk's pairs fit its share.
+    for j in np.random.default_rng([ctx["seed"], file, chunk, 1 << 20]).permutation(len(rendered)):
+        row = rendered[j]
+        if row["length"] <= budget[row["source"]]:
+            budget[row["source"]] -= row["length"]
+            kept.append(row)
+    kept.sort(key=lambda r: (r["doc"], r["source"], r["chunk"], r["record"]))
+    if kept:
+        staged = _staged(_attached_url(ctx["work"], file, chunk), opts)
+        try:
+            pq.write_table(pa.Table.from_pylist(kept, schema=ATTACHED_SCHEMA), staged.temp, compression="zstd")
+            staged.publish()
+        except BaseException:
+            staged.discard()
+            raise
+    out = []
+    tokens, pairs = Counter(), Counter()
+    for r in kept:
+        tokens[r["source"]] += r["length"]
+        pairs[r["source"]] += 1
+        out.append({"kind": 1, "file": file, "chunk": chunk, "source": r["source"], "rchunk": r["chunk"],
+                    "record": r["record"], "tokens": r["length"], "message": None})
+    out += [{"kind": 0, "file": file, "chunk": chunk, "source": s, "rchunk": -1, "record": pairs[s], "tokens": n,
+             "message": None} for s, n in sorted(tokens.items())]
+    if out:
+        yield pa.RecordBatch.from_pylist(out, schema=_MATCHES)
+
+
+def write_attached_ids(batches, ctx: dict):
+    """The kept records of each instruction chunk, as one sorted .npy the materialize task reads."""
+    import itertools
+
+    rows = sorted((r for b in batches for r in b.to_pylist()), key=lambda r: (r["source"], r["rchunk"], r["record"]))
+    for (source, rchunk), group in itertools.groupby(rows, key=lambda r: (r["source"], r["rchunk"])):
+        _save_npy(_attached_ids_url(ctx["work"], source, rchunk),
+                  np.asarray(sorted(r["record"] for r in group), dtype=np.int64), ctx["storage_options"])
+        yield pa.RecordBatch.from_pylist([{"source": source, "rchunk": rchunk}], schema=_ID_FILES)
+
+
+def _attached_url(work: str, file: int, chunk: int) -> str:
+    return f"{work}/attached/{file:05d}-{chunk:05d}.parquet"
+
+
+def _attached_ids_url(work: str, source: int, chunk: int) -> str:
+    return f"{work}/attached-ids/{source:03d}-{chunk:05d}.npy"
+
+
+# --- C. materialize instruction units, one source chunk and epoch per task --------------
+
+UNITS_SCHEMA = pa.schema(
+    [
+        ("unit", pa.int64()),
+        ("text", pa.string()),
+        ("tokens", pa.list_(pa.uint32())),
+        ("length", pa.int64()),
+        ("records", pa.int32()),
+        ("provenance", pa.string()),
+    ]
+)
+
+
+class _Renderer:
+    """Surface formats of one instruction chunk, chosen by (source name, chunk, record, epoch):
+    never by a key holding an absolute path, so two checkouts of the same data mix identically."""
+
+    def __init__(self, task: dict, source: int, chunk: int):
+        from transforms.mix.render import SurfaceFormat
+
+        self.task, self.source, self.chunk = task, source, chunk
+        self.name = task["source_names"][source]
+        self.formats = [SurfaceFormat(id=f["id"], langs=tuple(f["langs"]), template=f["template"])
+                        for f in task["formats"]]
+        self.counts: Counter = Counter()
+
+    def render(self, record, index: int, key: str) -> str:
+        from jinja2.exceptions import SecurityError
+
+        from transforms.langid import get_language_identifier
+        from transforms.mix.render import choose_format, render
+
+        lang = record.lang or get_language_identifier().identify(f"{record.instruction} {record.output}")[0]
+        fmt = choose_format(self.formats, f"{self.name}:{self.chunk}:{index}:{key}", lang, self.task["seed"])
+        self.counts[fmt.id] += 1
+        try:
+            return render(fmt, {"instruction": record.instruction, "input": record.input, "output": record.output,
+                                "system": record.system, "history": record.history})
+        except (ValueError, SecurityError) as err:  # a limit or a refusal of the sandbox on this record
+            where = f"{record.provenance.source_file} {record.provenance.source_record}"
+            raise MixError(f"{self.task['formats_name']}: {_one_line(err)} (record {where} of source "
+                           f"{self.name}); fix or remove that format") from err
+
+
+def materialize_units(task: dict) -> dict:
+    """One chunk of one instruction source in one epoch: its records in a seeded order, rendered,
+    packed and tokenized into `units/<source>/e<epoch>-<chunk>.parquet`."""
+    with _named_errors(f"instruction source {task['name']} ({task['file']}; work cache {task['base']})"):
+        return _materialize_units(task)
+
+
+def _materialize_units(task: dict) -> dict:
+    from transforms.mix.render import pack
+    from transforms.tokenizer import encode_batch
+
+    base, opts = task["base"], task["storage_options"]
+    done = f"{base}.json"
+    previous = read_json(done, opts)
+    if previous is not None:
+        return previous
+    counters: Counter = Counter()
+    task["counters_seen"] = counters
+    records = _chunk_records(task)
+    attached = set()
+    if task["attached_ids"] and _exists(task["attached_ids"], opts):
+        attached = set(_load_npy(task["attached_ids"], opts).tolist())
+    pool = np.array([i for i in range(len(records)) if i not in attached], dtype=np.int64)
+    seed, source, epoch, chunk, size = task["seed"], task["source"], task["epoch"], task["chunk"], task["pack"]
+    order = pool[np.random.default_rng([seed, source, epoch, chunk]).permutation(len(pool))]
+    renderer = _Renderer(task, source, chunk)
+    tokenizer = _tokenizer_of(task)
+    tokens = units = max_length = 0
+    staged = _staged(f"{base}.parquet", opts)
     try:
-        pq.write_table(pa.Table.from_pylist(ordered, schema=ATTACHED_SCHEMA), staged.temp, compression="zstd")
+        with pq.ParquetWriter(staged.temp, UNITS_SCHEMA, compression="zstd") as writer:
+            rows: list[dict] = []
+            for start in range(0, len(order), size):
+                group = [int(i) for i in order[start : start + size]]
+                texts = [renderer.render(records[i], i, str(epoch)) for i in group]
+                text = texts[0] if size == 1 else pack(texts, seed, f"{source}:{epoch}:{chunk}:{start}")
+                provenance = dict(records[group[0]].provenance.as_dict(), key=records[group[0]].key)
+                if size > 1:
+                    provenance["packed"] = [dict(records[i].provenance.as_dict(), key=records[i].key) for i in group]
+                rows.append({"unit": units, "text": text, "records": len(group),
+                             "provenance": json.dumps(provenance, ensure_ascii=False)})
+                units += 1
+                if len(rows) >= TOKENIZE_BATCH_DOCS or start + size >= len(order):
+                    for row, ids in zip(rows, encode_batch(tokenizer, [r["text"] for r in rows])):
+                        row["tokens"], row["length"] = ids, len(ids)
+                        tokens += len(ids)
+                        max_length = max(max_length, len(ids))
+                    writer.write_table(pa.Table.from_pylist(rows, schema=UNITS_SCHEMA))
+                    rows = []
         staged.publish()
     except BaseException:
         staged.discard()
         raise
-    return rows
-
-
-def _read_attached(base: str, options: dict, **kwargs) -> pa.Table | None:
-    fs, path = _fs(f"{base}.attached.parquet", options)
-    if not fs.exists(path):
-        return None
-    return pq.read_table(path, filesystem=fs, **kwargs)
-
-
-# --- C. plan -----------------------------------------------------------------------
-
-# The rule lives in transforms.mix.plan (plan_shards, ShardPlan).
+    result = {"source": source, "chunk": chunk, "epoch": epoch, "file": task["file"], "records": len(records),
+              "attached": len(attached), "units": units, "tokens": tokens, "max_length": max_length,
+              "counters": dict(counters), "formats": dict(sorted(renderer.counts.items()))}
+    _write_json(done, result, opts)
+    return result
 
 
 # --- D. write shards ---------------------------------------------------------------
@@ -403,7 +514,7 @@ def _open_writers(task: dict) -> list:
 
 
 def _write_shard(task: dict) -> dict:
-    from transforms.io.mix_inputs import iter_pretrain_docs
+    from transforms.mix.interleave import interleave_shard
 
     opts = task["storage_options"]
     fs, root = _fs(task["root"], opts)
@@ -414,123 +525,151 @@ def _write_shard(task: dict) -> dict:
         for f in done["files"]
     ):
         return {k: v for k, v in done.items() if k != "versions"}
+    ranges = [_UnitRange(task, s) for s in range(len(task["sources"]))]
+    unit_tokens = [r.tokens for r in ranges]
+    pretrain, attached = task["pretrain_tokens"], task["attached_tokens"]
+    instruction = sum(unit_tokens) + attached
+    share = instruction / (pretrain + instruction) if pretrain + instruction else 0.0
+    counts = Counter()
     writers = _open_writers(task)
     try:
         with contextlib.ExitStack() as open_files:
-            readers: dict[int, tuple] = {}
-            cursors: dict[int, _UnitCursor] = {}
-            for kind, which, start, end in task["runs"]:
-                if kind == 0:
-                    _write_pretrain_run(task, readers, open_files, which, start, end, writers, iter_pretrain_docs)
-                else:
-                    _write_instruction_run(task, cursors, open_files, which, start, end, writers)
+            pages = _shard_pages(task, open_files)
+            units = [r.documents(open_files) for r in ranges]
+            for doc in interleave_shard(pages, units, unit_tokens, share):
+                for w in writers:
+                    w.add(*doc)
+                counts["docs"] += 1
+                counts["tokens"] += len(doc[4])
+                if doc[2]:
+                    counts["instruction_docs"] += 1
+                    counts["instruction_tokens"] += len(doc[4])
+                elif "attached_instructions" in doc[3]:
+                    n = sum(a["tokens"] for a in doc[3]["attached_instructions"])
+                    counts["instruction_tokens"] += n
+                    counts["attached_tokens"] += n
         files = [f.as_dict() for w in writers for f in w.close()]
     except BaseException:
         for w in writers:
             w.abort()
         raise
-    result = {"shard": task["shard"], "files": files, **task["counts"]}
+    result = {"shard": task["shard"], "files": files,
+              **{k: int(counts[k]) for k in ("docs", "tokens", "instruction_docs", "instruction_tokens",
+                                               "attached_tokens")},
+              "sources": [r.summary() for r in ranges]}
     versions = {f["path"]: _file_version(fs, f"{root}/{f['path']}") for f in files}
     _write_json(task["done"], {**result, "versions": versions}, opts)
     return result
 
 
-class _PretrainTokens:
-    """The cached token ids of one pretraining file, read document by document through fsspec."""
-
-    def __init__(self, base: str, options: dict, open_files: contextlib.ExitStack):
-        lengths = _load_npy(f"{base}.lengths.npy", options)
-        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.offsets[1:])
-        fs, path = _fs(f"{base}.tokens", options)
-        self._file = open_files.enter_context(fs.open(path, "rb")) if self.offsets[-1] else None
-
-    def of(self, doc: int) -> np.ndarray:
-        start, end = self.offsets[doc], self.offsets[doc + 1]
-        if end == start:
-            return np.zeros(0, np.uint32)
-        self._file.seek(int(start) * 4)
-        return np.frombuffer(self._file.read(int(end - start) * 4), dtype=np.uint32)
-
-
-def _write_pretrain_run(task, readers, open_files, file_index, start, end, writers, iter_pretrain_docs) -> None:
-    source = task["pretrain"][file_index]
+def _shard_pages(task: dict, open_files: contextlib.ExitStack):
+    """(writer arguments, pretraining tokens, attached tokens) of the shard's pages, chunk by chunk."""
     opts = task["storage_options"]
-    if file_index not in readers:
-        tokens = _PretrainTokens(source["base"], opts, open_files)
-        docs = iter_pretrain_docs(source["path"], source["text_field"], Counter(), opts)
-        detached = {doc for f, doc in task["detached"] if f == file_index}
-        readers[file_index] = (docs, tokens, _attachments_of(task, file_index, detached))
-    docs, tokens, attachments = readers[file_index]
-    for doc in docs:
-        if doc.index < start:
-            continue
-        ids = tokens.of(doc.index)
-        text = doc.text
-        meta = {"source": f"pretrain:{source['name']}", "is_instruction": False, "provenance": doc.provenance.as_dict()}
-        if doc.index in attachments:
-            rows = attachments[doc.index]
-            text += "".join(r["text"] for r in rows)
-            ids = np.concatenate([ids, *(np.asarray(r["tokens"], dtype=np.uint32) for r in rows)])
-            meta["attached_instructions"] = [{"source": f"instructions:{r['source']}", "tokens": r["length"],
-                                              "provenance": json.loads(r["provenance"])} for r in rows]
-        doc_id = f"{source['name']}-{file_index:05d}-{doc.index:09d}"
-        for w in writers:
-            w.add(doc_id, text, False, meta, ids)
-        if doc.index + 1 >= end:
-            return
-    raise MixError(f"{source['path']}: document {end - 1} is missing on the second read; the file changed "
-                   "during the job; keep the inputs unchanged while the mix runs, then re-run")
+    files = {f: {"name": name, "base": base} for f, name, base in task["pretrain"]}
+    for file, chunk, has_attached in task["chunks"]:
+        source = files[file]
+        fs, path = _fs(f"{source['base']}.parquet", opts)
+        rows = pq.ParquetFile(open_files.enter_context(fs.open(path, "rb"))).read_row_group(
+            chunk, columns=["doc", "text", "tokens", "provenance"])
+        riders: dict[int, list[dict]] = {}
+        if has_attached:
+            afs, apath = _fs(_attached_url(task["work"], file, chunk), opts)
+            for r in pq.read_table(apath, filesystem=afs).to_pylist():
+                riders.setdefault(r["doc"], []).append(r)
+        docs, texts, provenances = (rows.column(c).to_pylist() for c in ("doc", "text", "provenance"))
+        tokens = rows.column("tokens")
+        for j, doc in enumerate(docs):
+            ids = tokens[j].values.to_numpy(zero_copy_only=False)
+            text = texts[j]
+            meta = {"source": f"pretrain:{source['name']}", "is_instruction": False,
+                    "provenance": json.loads(provenances[j])}
+            extra = 0
+            if doc in riders:
+                rows_of = riders[doc]
+                text += "".join(r["text"] for r in rows_of)
+                ids = np.concatenate([ids, *(np.asarray(r["tokens"], dtype=np.uint32) for r in rows_of)])
+                meta["attached_instructions"] = [
+                    {"source": f"instructions:{task['sources'][r['source']]['name']}", "tokens": r["length"],
+                     "provenance": json.loads(r["provenance"])} for r in rows_of]
+                extra = sum(r["length"] for r in rows_of)
+            doc_id = f"{source['name']}-{file:05d}-{doc:09d}"
+            yield (doc_id, text, False, meta, ids), len(ids) - extra, extra
 
 
-def _attachments_of(task: dict, file_index: int, detached: set[int]) -> dict[int, list[dict]]:
-    """Rendered pairs to append to documents of one pretraining file: {doc index: rows}, by source order."""
-    out: dict[int, list[dict]] = {}
-    for src in task["instructions"]:
-        table = _read_attached(src["base"], task["storage_options"], filters=[("file", "=", file_index)])
-        if table is None:
-            continue
-        for row in table.to_pylist():
-            if row["doc"] not in detached:
-                out.setdefault(row["doc"], []).append({**row, "source": src["name"]})
-    return out
+class _UnitRange:
+    """One source's units in one shard: from the cut at the previous shard's cumulative target
+    to the cut at this one's, each the unit boundary nearest its target (transforms.mix.plan)."""
 
+    def __init__(self, task: dict, source: int):
+        from transforms.mix.plan import locate, nearest_cut
 
-class _UnitCursor:
-    """Reads one source's instruction units forward only: a shard asks for increasing ranges,
-    so each unit file is scanned once per shard, not once per run."""
+        spec = task["sources"][source]
+        self.task, self.source, self.name = task, source, spec["name"]
+        self.pieces = spec["pieces"]  # [epoch, chunk, units, first token, end token], lo's piece to hi's
+        ends = np.asarray([p[4] for p in self.pieces], dtype=np.float64)
 
-    def __init__(self, url: str, options: dict, open_files: contextlib.ExitStack):
-        fs, path = _fs(url, options)
-        self._batches = pq.ParquetFile(open_files.enter_context(fs.open(path, "rb"))).iter_batches(batch_size=1024)
-        self._rows: list[dict] = []
-        self._first = 0  # unit index of self._rows[0]
+        def cut(target: float) -> tuple[int, int]:
+            if not self.pieces:
+                return 0, 0
+            p = locate(ends, target)
+            return p, nearest_cut(self._lengths(p), target - self.pieces[p][3])
 
-    def take(self, start: int, end: int):
-        while start < end:
-            while start >= self._first + len(self._rows):
-                self._first += len(self._rows)
-                batch = next(self._batches)
-                if start >= self._first + batch.num_rows:  # skipped without turning it into rows
-                    self._first += batch.num_rows
-                    self._rows = []
-                else:
-                    self._rows = batch.to_pylist()
-            yield self._rows[start - self._first]
-            start += 1
+        self.lo, self.hi = cut(spec["lo"]), cut(spec["hi"])
+        self.tokens = self._tokens_between()
+        self.units = self.records = 0
+        self.epochs: set[int] = set()
 
+    def _url(self, p: int) -> str:
+        epoch, chunk = self.pieces[p][0], self.pieces[p][1]
+        return f"{self.task['sources'][self.source]['base']}/e{epoch:03d}-{chunk:05d}.parquet"
 
-def _write_instruction_run(task, cursors, open_files, source_index, start, end, writers) -> None:
-    source = task["instructions"][source_index]
-    if source_index not in cursors:
-        cursors[source_index] = _UnitCursor(f"{source['base']}.units.parquet", task["storage_options"], open_files)
-    for row in cursors[source_index].take(start, end):
-        ids = np.asarray(row["tokens"], dtype=np.uint32)
-        meta = {"source": f"instructions:{source['name']}", "is_instruction": True,
-                "provenance": json.loads(row["provenance"])}
-        doc_id = f"{source['name']}-e{row['epoch']}-{row['unit']:09d}"
-        for w in writers:
-            w.add(doc_id, row["text"], True, meta, ids)
+    def _lengths(self, p: int) -> np.ndarray:
+        fs, path = _fs(self._url(p), self.task["storage_options"])
+        return pq.read_table(path, columns=["length"], filesystem=fs).column("length").to_numpy()
+
+    def _span(self, p: int) -> tuple[int, int]:
+        start = self.lo[1] if p == self.lo[0] else 0
+        end = self.hi[1] if p == self.hi[0] else self.pieces[p][2]
+        return start, end
+
+    def _tokens_between(self) -> int:
+        total = 0
+        for p in range(self.lo[0], self.hi[0] + 1 if self.pieces else 0):
+            start, end = self._span(p)
+            if end > start:
+                total += int(self._lengths(p)[start:end].sum())
+        return total
+
+    def documents(self, open_files: contextlib.ExitStack):
+        """(writer arguments, tokens) of the range's units, in stream order."""
+        for p in range(self.lo[0], self.hi[0] + 1 if self.pieces else 0):
+            start, end = self._span(p)
+            if end <= start:
+                continue
+            epoch, chunk = self.pieces[p][0], self.pieces[p][1]
+            fs, path = _fs(self._url(p), self.task["storage_options"])
+            seen = 0
+            for batch in pq.ParquetFile(open_files.enter_context(fs.open(path, "rb"))).iter_batches(batch_size=512):
+                if seen + batch.num_rows <= start:
+                    seen += batch.num_rows
+                    continue
+                for row in batch.to_pylist():
+                    if start <= seen < end:
+                        ids = np.asarray(row["tokens"], dtype=np.uint32)
+                        meta = {"source": f"instructions:{self.name}", "is_instruction": True,
+                                "provenance": json.loads(row["provenance"])}
+                        self.units += 1
+                        self.records += row["records"]
+                        self.epochs.add(epoch)
+                        yield (f"{self.name}-e{epoch}-{chunk:05d}-{row['unit']:07d}", row["text"], True, meta,
+                               ids), len(ids)
+                    seen += 1
+                if seen >= end:
+                    break
+
+    def summary(self) -> dict:
+        return {"units": self.units, "records": self.records, "tokens": self.tokens,
+                "last_epoch": max(self.epochs) if self.epochs else -1}
 
 
 # --- checks on the driver, before any task ------------------------------------------
@@ -682,6 +821,7 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     from jobs.engines.spark_tasks import run_tasks
     from jobs.progress import log, spark_task_progress
     from transforms.io.shard_writers import shard_file_paths, write_parquet_dataset_card
+    from transforms.mix.plan import chunk_tokens_for, layout_shards, standalone_targets
     from transforms.tokenizer import vocab_size
 
     out: StageOutput = ctx["out"]
@@ -695,81 +835,92 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     common = {"tokenizer": tokenizer_url, "storage_options": opts}
     spark = spark or spark_session(master, "instructmix-mix", config.spark_conf)
 
+    # A. Every pretraining file read once: token ids and chunk totals.
+    chunk_tokens = chunk_tokens_for(config.output.shard_tokens)
     with spark_task_progress(spark, "tokenize pretraining files"):
-        tokenized = run_tasks(spark, tokenize_pretrain_file, [{**f, **common} for f in pretrain_files])
+        tokenized = run_tasks(spark, tokenize_pretrain_file,
+                              [{**f, **common, "chunk_tokens": chunk_tokens} for f in pretrain_files])
     pretrain_tokens = sum(t["tokens"] for t in tokenized)
     if pretrain_tokens == 0:
         raise MixError(f"no pretraining text found in {[s.path for s in config.pretrain]}; check each "
                        "source's text_field and that its files hold text")
-    needed = int(np.ceil(config.ratio / (1 - config.ratio) * pretrain_tokens))
+
+    # Plan: shards as ranges of chunks, from chunk totals alone (transforms/mix/plan.py).
+    chunks = _ChunkIndex.of(tokenized)
+    schedule = config.ratio_schedule()
+    layout = layout_shards(chunks.tokens, schedule.at_many, config.output.shard_tokens)
+    needed = float(layout.instruction_target.sum())
     total_weight = sum(s.weight for s in config.instructions)
-    for src in instructions:
-        need = int(np.ceil(needed * config.instructions[src["source"]].weight / total_weight))
-        src.update({"base": f"{work}/instructions/{src['source']:03d}-{need}", "need_tokens": need})
-    log(f"mix: {pretrain_tokens:,} pretraining tokens in {len(pretrain_files)} file(s); "
-        f"{needed:,} instruction tokens needed for ratio {config.ratio}")
+    weights = [s.weight / total_weight for s in config.instructions]
+    log(f"mix: {pretrain_tokens:,} pretraining tokens in {len(pretrain_files)} file(s), {len(chunks.tokens):,} "
+        f"chunk(s), {layout.shards} shard(s); {needed:,.0f} instruction tokens needed for ratio "
+        f"{_ratio_text(config)}")
+    source_chunks = _instruction_chunks(config, instructions, ctx, work, common)
 
-    with spark_task_progress(spark, "render + tokenize instructions"):
-        materialized = run_tasks(spark, materialize_instruction_units, [
-            {**src, **common, "seed": config.seed, "pack": config.pack, "max_repeat": config.max_repeat,
-             "formats": ctx["formats"], "formats_name": ctx["formats_name"], "placement": config.placement,
-             "pretrain_bases": [f["base"] for f in pretrain_files],
-             "slack_tokens": max(UNIT_SLACK_TOKENS, src["need_tokens"] // 100)} for src in instructions])
-    for m in materialized:
-        m["available_tokens"] = m["tokens"] + m["attached_tokens"]
-    short = [(src, m) for src, m in zip(instructions, materialized) if m["available_tokens"] < src["need_tokens"]]
+    # B. Pairs appended to the pages they came from, capped at each chunk's share.
+    attached = np.zeros((len(instructions), len(chunks.tokens)), dtype=np.int64)
+    attached_pairs = [0] * len(instructions)
+    if config.placement == "source_document":
+        attach_ctx = {**common, "work": work, "seed": config.seed, "weights": weights,
+                      "chunk_targets": chunks.per_file(layout.chunk_instruction_target),
+                      "source_names": [s["name"] for s in instructions],
+                      "formats": ctx["formats"], "formats_name": ctx["formats_name"]}
+        with spark_task_progress(spark, "attach pairs to their pages"):
+            summary = _attach(spark, attach_ctx, pretrain_files, source_chunks)
+        for file, chunk, source, pairs, tokens in summary:
+            attached[source, chunks.index(file, chunk)] += tokens
+            attached_pairs[source] += pairs
+    attached_per_shard = np.add.reduceat(attached, layout.starts[:-1], axis=1) if attached.size else attached
+    targets = standalone_targets(layout, weights, attached_per_shard)
+
+    # C. Instruction units, epoch by epoch, until each source covers its cumulative target.
+    pieces = _materialize(spark, config, source_chunks, targets[:, -1], run_tasks, spark_task_progress)
+    short = [(src, p) for src, p in zip(instructions, pieces) if p.tokens < targets[src["source"], -1]]
     if short:
-        parts = [f"{src['name']} ({src['path']}) needs {src['need_tokens']:,} tokens, has {m['available_tokens']:,} "
-                 f"from {m['records']:,} usable record(s) with max_repeat={config.max_repeat}, missing "
-                 f"{src['need_tokens'] - m['available_tokens']:,}" + (f" (skipped rows: {m['counters']})" if m["counters"] else "")
-                 for src, m in short]
-        raise MixError(f"instruction sources cannot fill ratio {config.ratio} of {pretrain_tokens:,} pretraining "
-                       f"tokens; nothing was written: {'; '.join(parts)}; add instruction data, raise max_repeat "
-                       "or lower ratio")
+        parts = []
+        for src, p in short:
+            need = int(np.ceil(targets[src["source"], -1] + attached[src["source"]].sum()))
+            have = p.tokens + int(attached[src["source"]].sum())
+            parts.append(f"{src['name']} ({src['path']}) needs {need:,} tokens, has {have:,} from {p.records:,} "
+                         f"usable record(s) with max_repeat={config.max_repeat}, missing {need - have:,}"
+                         + (f" (skipped rows: {dict(p.counters)})" if p.counters else ""))
+        raise MixError(f"instruction sources cannot fill ratio {_ratio_text(config)} of {pretrain_tokens:,} "
+                       f"pretraining tokens; nothing was written: {'; '.join(parts)}; add instruction data, "
+                       "raise max_repeat or lower ratio")
 
-    pretrain_lengths = [_load_npy(f"{f['base']}.lengths.npy", opts) for f in pretrain_files]
-    unit_lengths = []
-    for src in instructions:
-        ufs, upath = _fs(f"{src['base']}.units.parquet", opts)
-        unit_lengths.append(pq.read_table(upath, columns=["length"], filesystem=ufs).column("length").to_numpy())
-    attached_lengths = [np.zeros(len(lengths), dtype=np.int64) for lengths in pretrain_lengths]
-    for src in instructions:
-        t = _read_attached(src["base"], opts, columns=["file", "doc", "length"])
-        if t is not None:
-            for f, d, n in zip(*(t.column(c).to_numpy() for c in ("file", "doc", "length"))):
-                attached_lengths[f][d] += n
-    weights = [s.weight for s in config.instructions]
-    shards, units_used = plan_shards(pretrain_lengths, unit_lengths, weights, config.ratio,
-                                     config.output.shard_tokens, attached_lengths)
-    log(f"mix: {len(shards)} shard(s) planned")
-
-    planned = shard_file_paths(config.output.formats, len(shards)) + [MANIFEST_FILE]
+    # D. One task per shard: its chunks, its pages' pairs, its units between two cuts.
+    planned = shard_file_paths(config.output.formats, layout.shards) + [MANIFEST_FILE]
     _write_json(f"{work}/{PENDING_OUTPUTS}", planned, opts)
     vocab = vocab_size(ctx["tokenizer"])
     tasks = []
-    for i, shard in enumerate(shards):
+    for k in range(layout.shards):
+        span = range(int(layout.starts[k]), int(layout.starts[k + 1]))
+        files = sorted({int(chunks.file[j]) for j in span})
         tasks.append({
-            "root": out.url, "shard": i, "num_shards": len(shards), "runs": shard.runs, "detached": shard.detached,
-            "formats": config.output.formats, "vocab_size": vocab, "storage_options": opts,
-            "pretrain": pretrain_files, "instructions": instructions, "done": f"{work}/shards/{i:05d}.json",
-            "counts": {"docs": shard.docs, "tokens": shard.tokens, "instruction_docs": shard.instruction_docs,
-                       "instruction_tokens": shard.instruction_tokens, "attached_tokens": shard.attached_tokens},
+            "root": out.url, "shard": k, "num_shards": layout.shards, "formats": config.output.formats,
+            "vocab_size": vocab, "storage_options": opts, "work": work, "done": f"{work}/shards/{k:05d}.json",
+            "pretrain": [[f, pretrain_files[f]["name"], pretrain_files[f]["base"]] for f in files],
+            "chunks": [[int(chunks.file[j]), int(chunks.chunk[j]), bool(attached[:, j].any())] for j in span],
+            "pretrain_tokens": int(layout.pretrain_tokens[k]),
+            "attached_tokens": int(attached_per_shard[:, k].sum()) if attached.size else 0,
+            "sources": [p.between(targets[s, k - 1] if k else 0.0, targets[s, k]) for s, p in enumerate(pieces)],
         })
     with spark_task_progress(spark, "write shards"):
         written = run_tasks(spark, write_shard, tasks)
     # The tasks wrote from other processes: listings this process cached (object stores) are stale.
     out.fs.invalidate_cache()
 
-    total = sum(s.tokens for s in shards)
-    instruction_total = sum(s.instruction_tokens for s in shards)
-    summary = {"target_ratio": config.ratio, "realized_ratio": instruction_total / total if total else 0.0,
-               "docs": sum(s.docs for s in shards), "tokens": total, "shards": len(shards)}
+    total = sum(w["tokens"] for w in written)
+    instruction_total = sum(w["instruction_tokens"] for w in written)
+    summary = {"target_ratio": _overall_target(config, layout),
+               "realized_ratio": instruction_total / total if total else 0.0,
+               "docs": sum(w["docs"] for w in written), "tokens": total, "shards": layout.shards}
     card = None
     if "parquet" in config.output.formats:
         with _named_errors(f"output {out.url}"):
-            card = write_parquet_dataset_card(out.url, len(shards), summary, opts).as_dict()
-    manifest, counters = _manifest(config, ctx["digest"], shards, written, pretrain_files, tokenized, instructions,
-                                   materialized, units_used, card, summary)
+            card = write_parquet_dataset_card(out.url, layout.shards, summary, opts).as_dict()
+    manifest, counters = _manifest(config, ctx["digest"], layout, written, pretrain_files, tokenized, instructions,
+                                   pieces, attached, attached_pairs, card, summary)
     outputs = [f["path"] for s in manifest["shards"] for f in s["files"]] + ([card["path"]] if card else [])
     outputs.append(MANIFEST_FILE)
     # Before the new manifest names the new files: every reader then sees exactly those.
@@ -780,13 +931,169 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     elapsed = time.time() - ctx["started"]
     out.write_json(STATS_FILE, stats_document(
         "mix", counters, run_id=out.run_id, fingerprint=ctx["digest"], elapsed_seconds=elapsed, outputs=outputs,
-        details={"target_ratio": config.ratio, "realized_ratio": summary["realized_ratio"],
+        details={"target_ratio": summary["target_ratio"], "realized_ratio": summary["realized_ratio"],
                  "manifest": MANIFEST_FILE, "removed_stale": removed}))
     if not keep_work:
         out.remove_work()
-    log(f"mix: wrote {len(shards)} shard(s), {total:,} tokens, realized ratio "
-        f"{summary['realized_ratio']:.4f} (target {config.ratio}) -> {out.url} [{elapsed:.1f}s]")
+    log(f"mix: wrote {layout.shards} shard(s), {total:,} tokens, realized ratio "
+        f"{summary['realized_ratio']:.4f} (target {_ratio_text(config)}) -> {out.url} [{elapsed:.1f}s]")
     return manifest
+
+
+def _ratio_text(config: MixConfig) -> str:
+    schedule = config.ratio_schedule()
+    if schedule.is_constant:
+        return f"{schedule.steps[0].ratio}"
+    return " -> ".join(f"{s.ratio}{' (ramp)' if s.ramp else ''} until {s.until}" for s in schedule.steps)
+
+
+def _overall_target(config: MixConfig, layout) -> float:
+    """The configured ratio; for a schedule, its token-weighted mean over the planned shards."""
+    schedule = config.ratio_schedule()
+    if schedule.is_constant:
+        return schedule.steps[0].ratio
+    total = float(layout.pretrain_tokens.sum() + layout.instruction_target.sum())
+    return float(layout.instruction_target.sum()) / total if total else 0.0
+
+
+class _ChunkIndex:
+    """The pretraining chunks in stream order (file order, then chunk order), as flat arrays."""
+
+    def __init__(self, file: np.ndarray, tokens: np.ndarray, files: int):
+        self.file = np.asarray(file, dtype=np.int64)
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(self.file, minlength=files))]).astype(np.int64)
+        self.chunk = np.arange(len(self.tokens)) - self.offsets[self.file]
+
+    @classmethod
+    def of(cls, tokenized: list[dict]) -> _ChunkIndex:
+        """From the tokenize tasks' results ([documents, tokens] per chunk of each file)."""
+        counts = [len(t["chunks"]) for t in tokenized]
+        tokens = [c[1] for t in tokenized for c in t["chunks"]]
+        return cls(np.repeat(np.arange(len(tokenized)), counts), np.asarray(tokens, dtype=np.int64), len(tokenized))
+
+    def index(self, file: int, chunk: int) -> int:
+        return int(self.offsets[file] + chunk)
+
+    def per_file(self, values: np.ndarray) -> list[list[float]]:
+        return [values[self.offsets[f]: self.offsets[f + 1]].tolist() for f in range(len(self.offsets) - 1)]
+
+
+def _instruction_chunks(config: MixConfig, instructions: list[dict], ctx: dict, work: str,
+                        common: dict) -> list[list[dict]]:
+    """Each source's chunks (its files, in sorted order) as materialize tasks for epoch 0."""
+    from transforms.io.mix_inputs import expand_paths
+
+    out = []
+    for src in instructions:
+        files = expand_paths([src["path"]], config.storage_options)
+        out.append([{
+            **common, "file": file, "source": src["source"], "chunk": c, "name": src["name"],
+            "source_names": [s["name"] for s in instructions], "formats": ctx["formats"],
+            "formats_name": ctx["formats_name"], "seed": config.seed, "pack": config.pack,
+            "attached_ids": _attached_ids_url(work, src["source"], c) if config.placement == "source_document" else None,
+            "units_dir": f"{work}/units/{src['source']:03d}",
+        } for c, file in enumerate(files)])
+    return out
+
+
+def _attach(spark, ctx: dict, pretrain_files: list[dict], source_chunks: list[list[dict]]) -> list[list[int]]:
+    """The Spark join of pages and pairs by URL key; [file, chunk, source, pairs, tokens] kept per page chunk."""
+    opts, work = ctx["storage_options"], ctx["work"]
+    done = f"{work}/attached.json"
+    previous = read_json(done, opts)
+    if previous is not None:
+        return previous
+    from pyspark.sql import functions as F
+
+    sc = spark.sparkContext
+    files = {k: {"base": f["base"], "storage_options": opts} for k, f in enumerate(pretrain_files)}
+    record_tasks = {n: c for n, c in enumerate(c for chunks in source_chunks for c in chunks)}
+    pages = sc.parallelize([(k,) for k in files], max(1, len(files))).toDF("task int") \
+        .mapInArrow(lambda it: _page_keys(it, files), _ddl(_PAGE_KEYS))
+    # A page that appears twice gets its pairs once, at its first occurrence.
+    first = pages.groupBy("url_key").agg(F.min(F.struct("file", "doc", "chunk")).alias("page"))
+    records = sc.parallelize([(k,) for k in record_tasks], max(1, len(record_tasks))).toDF("task int") \
+        .mapInArrow(lambda it: _record_keys(it, record_tasks), _ddl(_RECORD_KEYS))
+    partitions = max(1, min(len(files), sc.defaultParallelism * 4))
+    matches = first.join(records, "url_key").select(
+        F.col("page.file").alias("file"), F.col("page.chunk").alias("chunk"), F.col("page.doc").alias("doc"),
+        "source", "rchunk", "record", "payload")
+    kept = matches.repartition(partitions, "file", "chunk") \
+        .sortWithinPartitions("file", "chunk", "doc", "source", "rchunk", "record") \
+        .mapInArrow(lambda it: attach_to_pages(it, ctx), _ddl(_MATCHES)).persist()
+    try:
+        rows = kept.filter("kind != 1").collect()
+        errors = sorted((r["file"], r["chunk"], r["message"]) for r in rows if r["kind"] == 2)
+        if errors:
+            raise MixError(errors[0][2])
+        kept.filter("kind = 1").repartition(partitions, "source", "rchunk") \
+            .mapInArrow(lambda it: write_attached_ids(it, ctx), _ddl(_ID_FILES)).count()
+    finally:
+        kept.unpersist()
+    summary = sorted([r["file"], r["chunk"], r["source"], r["record"], r["tokens"]] for r in rows)
+    _write_json(done, summary, opts)
+    return summary
+
+
+class _SourcePieces:
+    """One source's unit stream: pieces (a chunk in an epoch) in the seeded two-level order."""
+
+    def __init__(self, name: str, units_dir: str):
+        self.name, self.units_dir = name, units_dir
+        self.rows: list[list] = []  # [epoch, chunk, units, first token, end token]
+        self.records = 0
+        self.counters: Counter = Counter()
+        self.formats: Counter = Counter()
+
+    @property
+    def tokens(self) -> int:
+        return int(self.rows[-1][4]) if self.rows else 0
+
+    def add_epoch(self, epoch: int, results: list[dict], order: np.ndarray) -> None:
+        for c in order:
+            r = results[int(c)]
+            start = self.tokens
+            self.rows.append([epoch, int(c), r["units"], start, start + r["tokens"]])
+            self.formats.update(r["formats"])
+            if epoch == 0:
+                self.records += r["records"]
+                self.counters.update(r["counters"])
+
+    def between(self, lo: float, hi: float) -> dict:
+        """The write task's view: the pieces from the one holding `lo` to the one holding `hi`."""
+        from transforms.mix.plan import locate
+
+        ends = np.asarray([r[4] for r in self.rows], dtype=np.float64)
+        first, last = (locate(ends, lo), locate(ends, hi)) if self.rows else (0, -1)
+        return {"name": self.name, "base": self.units_dir, "lo": float(lo), "hi": float(hi),
+                "pieces": self.rows[first: last + 1]}
+
+
+def _materialize(spark, config: MixConfig, source_chunks: list[list[dict]], needs: np.ndarray, run_tasks,
+                 progress) -> list[_SourcePieces]:
+    """Epoch 0 of every source chunk, then further epochs (at most max_repeat) while a source is short.
+
+    Chunk order within an epoch is a seeded permutation per (source, epoch), record
+    order within a chunk one per (source, epoch, chunk): the same whatever the parallelism.
+    """
+    pieces = [_SourcePieces(chunks[0]["name"] if chunks else "", chunks[0]["units_dir"] if chunks else "")
+              for chunks in source_chunks]
+    for epoch in range(config.max_repeat):
+        wanted = [s for s, p in enumerate(pieces)
+                  if source_chunks[s] and (epoch == 0 or p.tokens < needs[s])
+                  and (epoch == 0 or p.rows and p.rows[-1][4] > 0)]
+        if not wanted:
+            break
+        tasks = [{**c, "epoch": epoch, "base": f"{c['units_dir']}/e{epoch:03d}-{c['chunk']:05d}"}
+                 for s in wanted for c in source_chunks[s]]
+        with progress(spark, f"render + tokenize instructions (epoch {epoch + 1})"):
+            results = run_tasks(spark, materialize_units, tasks)
+        for s in wanted:
+            mine = [r for r in results if r["source"] == s]
+            order = np.random.default_rng([config.seed, s, epoch, 1 << 21]).permutation(len(mine))
+            pieces[s].add_epoch(epoch, mine, order)
+    return pieces
 
 
 def _skip_counters(counters: Counter, what: str, *key: str) -> Counter:
@@ -797,59 +1104,55 @@ def _skip_counters(counters: Counter, what: str, *key: str) -> Counter:
     return out
 
 
-def _manifest(config, digest, shards, written, pretrain_files, tokenized, instructions, materialized, units_used,
-              card, summary) -> tuple[dict, Counter]:
+def _manifest(config, digest, layout, written, pretrain_files, tokenized, instructions, pieces, attached,
+              attached_pairs, card, summary) -> tuple[dict, Counter]:
     """The trainer-facing manifest, and the stage's counters for `_stats.json`."""
-    opts = config.storage_options
     counters: Counter = Counter()
     for t in tokenized:
         counters.update(_skip_counters(Counter(t["counters"]), "pretrain"))
     counters[counter_name("mix", "pretrain", "files")] = len(pretrain_files)
     counters[counter_name("mix", "pretrain", "documents")] = sum(t["docs"] for t in tokenized)
     counters[counter_name("mix", "pretrain", "tokens")] = sum(t["tokens"] for t in tokenized)
-    detached = {(f, d) for shard in shards for f, d in shard.detached}
+    counters[counter_name("mix", "pretrain", "chunks")] = len(layout.chunk_instruction_target)
     sources = []
-    for src, m, used in zip(instructions, materialized, units_used):
-        attached_pairs = attached_tokens = 0
-        t = _read_attached(src["base"], opts, columns=["file", "doc", "length"])
-        if t is not None:
-            for f, d, n in zip(*(t.column(c).to_numpy() for c in ("file", "doc", "length"))):
-                if (int(f), int(d)) not in detached:
-                    attached_pairs += 1
-                    attached_tokens += int(n)
-        ufs, upath = _fs(f"{src['base']}.units.parquet", opts)
-        units = pq.read_table(upath, columns=["epoch", "length", "records"], filesystem=ufs).slice(0, used)
-        epochs = units.column("epoch").to_numpy()
+    for s, (src, p) in enumerate(zip(instructions, pieces)):
+        used = [w["sources"][s] for w in written]
+        attached_tokens = int(attached[s].sum())
         entry = {
             "name": src["name"], "path": src["path"], "weight": config.instructions[src["source"]].weight,
-            "records": m["records"], "documents_used": int(used),
-            "records_used": int(units.column("records").to_numpy().sum()) + attached_pairs,
-            "tokens_used": int(units.column("length").to_numpy().sum()) + attached_tokens,
-            "attached_pairs": attached_pairs, "attached_tokens": attached_tokens,
-            "repeats": int(epochs.max()) + 1 if len(epochs) else 0, "formats_rendered": m["formats"],
+            "records": p.records, "chunks": len({r[1] for r in p.rows}),
+            "documents_used": sum(u["units"] for u in used),
+            "records_used": sum(u["records"] for u in used) + attached_pairs[s],
+            "tokens_used": sum(u["tokens"] for u in used) + attached_tokens,
+            "attached_pairs": attached_pairs[s], "attached_tokens": attached_tokens,
+            "repeats": max((u["last_epoch"] for u in used), default=-1) + 1, "formats_rendered": dict(p.formats),
         }
         sources.append(entry)
         key = src["name"].replace(".", "_")
-        counters.update(_skip_counters(Counter(m["counters"]), "instructions", key))
+        counters.update(_skip_counters(p.counters, "instructions", key))
         for what in ("records", "documents_used", "tokens_used"):
             counters[counter_name("mix", "instructions", key, what)] = entry[what]
+    targets = layout.target_ratio()
     shard_entries = []
-    for shard, result in zip(shards, written):
+    for result, target in zip(written, targets):
         shard_entries.append({
-            "name": f"part-{result['shard']:05d}", "docs": shard.docs, "tokens": shard.tokens,
-            "instruction_docs": shard.instruction_docs, "instruction_tokens": shard.instruction_tokens,
-            "attached_instruction_tokens": shard.attached_tokens,
-            "ratio": shard.instruction_tokens / shard.tokens if shard.tokens else 0.0,
+            "name": f"part-{result['shard']:05d}", "docs": result["docs"], "tokens": result["tokens"],
+            "instruction_docs": result["instruction_docs"], "instruction_tokens": result["instruction_tokens"],
+            "attached_instruction_tokens": result["attached_tokens"],
+            "ratio": result["instruction_tokens"] / result["tokens"] if result["tokens"] else 0.0,
+            "target_ratio": round(float(target), 6),
             "files": result["files"],
         })
-    counters[counter_name("mix", "output", "shards")] = len(shards)
+    counters[counter_name("mix", "output", "shards")] = len(written)
     counters[counter_name("mix", "output", "documents")] = summary["docs"]
     counters[counter_name("mix", "output", "tokens")] = summary["tokens"]
-    counters[counter_name("mix", "output", "instruction_tokens")] = sum(s.instruction_tokens for s in shards)
+    counters[counter_name("mix", "output", "instruction_tokens")] = sum(w["instruction_tokens"] for w in written)
+    schedule = config.ratio_schedule()
     manifest = {
         "fingerprint": digest,
         "seed": config.seed,
-        "target_ratio": config.ratio,
+        "target_ratio": summary["target_ratio"],
+        "ratio_schedule": None if schedule.is_constant else schedule.as_dict(),
         "realized_ratio": summary["realized_ratio"],
         "tokenizer": config.tokenizer,
         "formats": config.output.formats,

@@ -310,7 +310,7 @@ def stage_summary(stage: str, counters: dict[str, int], section: dict) -> dict:
     tokens = counters.get("mix.output.tokens", 0)
     return {"shards": counters.get("mix.output.shards", 0), "tokens": tokens,
             "realized_ratio": round(counters.get("mix.output.instruction_tokens", 0) / tokens, 6) if tokens else 0.0,
-            "target_ratio": section["ratio"]}
+            "target_ratio": section["ratio"]}  # a number, or the schedule as written
 
 
 __all__ = ["PIPELINE_STAGES", "STAGE_DIRS", "run_pipeline"]

@@ -1,12 +1,21 @@
-"""The mixing rule, exactly: source shares by tokens, shard ratios, order, completeness."""
+"""The mixing rule, exactly: source shares by tokens, the coarse shard plan, cuts, order, completeness."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from transforms.mix.interleave import ShardInterleaver, SourcePicker
-from transforms.mix.plan import plan_shards
+from transforms.mix.interleave import ShardInterleaver, SourcePicker, interleave_shard
+from transforms.mix.plan import (
+    ChunkCutter,
+    chunk_ends,
+    chunk_ratios,
+    layout_shards,
+    locate,
+    nearest_cut,
+    standalone_targets,
+)
+from transforms.mix.schedule import RatioSchedule
 
 
 def test_source_picker_follows_weights_exactly_with_equal_lengths():
@@ -56,44 +65,141 @@ def test_interleaver_prefers_pretraining_on_an_empty_shard_and_keeps_prefixes_cl
     assert worst <= max(0.05 * pre.max(), 0.95 * ins.max())
 
 
+# --- the coarse plan ---------------------------------------------------------------------
+
+
+def test_chunks_close_after_the_document_that_fills_them_streamed_or_at_once():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 900, size=5000)
+    ends = chunk_ends(lengths, 2000)
+    cutter = ChunkCutter(2000)
+    streamed = [i + 1 for i, n in enumerate(lengths) if cutter.add(int(n))]
+    if streamed[-1] != len(lengths):
+        streamed.append(len(lengths))
+    assert [e for e, _ in ends] == streamed
+    assert sum(t for _, t in ends) == lengths.sum()
+    starts = [0] + [e for e, _ in ends[:-1]]
+    for (end, tokens), start in zip(ends[:-1], starts):
+        assert tokens >= 2000 and lengths[start:end - 1].sum() < 2000  # closed by its last document
+    assert chunk_ends(np.asarray([5000, 10, 10]), 100) == [(1, 5000), (3, 20)]  # a long page is a chunk alone
+
+
+def test_shards_are_whole_consecutive_chunks_and_a_short_tail_joins_the_last():
+    chunks = np.full(100, 1000)
+    layout = layout_shards(chunks, RatioSchedule.constant(0.2).at_many, shard_tokens=10_000)
+    assert layout.starts[0] == 0 and layout.starts[-1] == 100 and np.all(np.diff(layout.starts) > 0)
+    assert layout.pretrain_tokens.sum() == 100_000
+    # 1000 pretraining tokens + 250 instruction tokens per chunk: 8 chunks make 10,000 output tokens,
+    # and the 4 chunks left over (5,000 tokens) are not under half a shard, so they stay a shard.
+    assert list(np.diff(layout.starts)) == [8] * 12 + [4]
+    assert np.allclose(layout.target_ratio(), 0.2)
+    short_tail = layout_shards(np.full(98, 1000), RatioSchedule.constant(0.2).at_many, shard_tokens=10_000)
+    assert list(np.diff(short_tail.starts)) == [8] * 11 + [10]
+
+
+def _simulate(pretrain, units, weights, ratio_at, shard_tokens, chunk_tokens):
+    """What the driver and the write tasks do, in memory: per shard, its documents in order."""
+    chunk_lengths, chunk_docs = [], []
+    for f, lengths in enumerate(pretrain):
+        start = 0
+        for end, tokens in chunk_ends(lengths, chunk_tokens):
+            chunk_lengths.append(tokens)
+            chunk_docs.append([(("p", f, i), int(lengths[i]), 0) for i in range(start, end)])
+            start = end
+    layout = layout_shards(np.asarray(chunk_lengths), ratio_at, shard_tokens)
+    targets = standalone_targets(layout, weights)
+    cuts = np.zeros((len(units), layout.shards + 1), dtype=np.int64)
+    for s, u in enumerate(units):
+        for k in range(layout.shards):
+            cuts[s, k + 1] = nearest_cut(u, targets[s, k])
+    shards = []
+    for k in range(layout.shards):
+        pages = [d for j in range(layout.starts[k], layout.starts[k + 1]) for d in chunk_docs[j]]
+        streams = [[(("u", s, i), int(units[s][i])) for i in range(cuts[s, k], cuts[s, k + 1])] for s in range(len(units))]
+        unit_tokens = [sum(n for _, n in st) for st in streams]
+        pre = sum(n for _, n, _ in pages)
+        share = sum(unit_tokens) / (pre + sum(unit_tokens))
+        order = list(interleave_shard(pages, streams, unit_tokens, share))
+        shards.append((order, pre, sum(unit_tokens)))
+    return layout, cuts, shards
+
+
 @pytest.mark.parametrize("ratio", [0.01, 0.05, 0.10, 0.3])
 def test_every_shard_within_half_a_point_and_the_whole_within_a_tenth(ratio):
     rng = np.random.default_rng(42)
     pretrain = [rng.integers(30, 3000, size=n) for n in (4000, 2500, 7000)]
     units = [rng.integers(20, 600, size=200_000), rng.integers(40, 300, size=200_000)]
-    shards, used = plan_shards(pretrain, units, [0.7, 0.3], ratio, shard_tokens=400_000)
+    _, cuts, shards = _simulate(pretrain, units, [0.7, 0.3], RatioSchedule.constant(ratio).at_many,
+                                     400_000, 25_000)
     assert len(shards) > 5
-    for shard in shards:
-        assert abs(shard.instruction_tokens / shard.tokens - ratio) <= 0.005
-    total = sum(s.tokens for s in shards)
-    assert abs(sum(s.instruction_tokens for s in shards) / total - ratio) <= 0.001
-    # Instruction tokens split 70/30 between the sources, within a few documents.
-    used_tokens = [int(units[s][: used[s]].sum()) for s in range(2)]
-    assert abs(used_tokens[0] / sum(used_tokens) - 0.7) < 0.01
+    for _, pre, inst in shards:
+        assert abs(inst / (pre + inst) - ratio) <= 0.005
+    pre_total = sum(p for _, p, _ in shards)
+    inst_total = sum(i for _, _, i in shards)
+    assert abs(inst_total / (pre_total + inst_total) - ratio) <= 0.0002  # half a unit per source, not per shard
+    used = [int(units[s][: cuts[s, -1]].sum()) for s in range(2)]
+    assert abs(used[0] / sum(used) - 0.7) < 0.002
 
 
-def test_plan_uses_every_pretraining_document_once_in_order_and_is_deterministic():
+def test_a_shard_holds_its_pages_in_order_and_every_unit_once():
     rng = np.random.default_rng(7)
     pretrain = [rng.integers(10, 500, size=300), rng.integers(10, 500, size=200)]
-    units = [rng.integers(10, 100, size=5000)]
-    shards, _ = plan_shards(pretrain, units, [1.0], 0.05, shard_tokens=5000)
-    seen = [(which, i) for s in shards for kind, which, a, b in s.runs if kind == 0 for i in range(a, b)]
-    assert seen == [(0, i) for i in range(300)] + [(1, i) for i in range(200)]
-    again, _ = plan_shards(pretrain, units, [1.0], 0.05, shard_tokens=5000)
-    assert [s.runs for s in again] == [s.runs for s in shards]
+    units = [rng.integers(10, 100, size=5000), rng.integers(10, 60, size=5000)]
+    _, cuts, shards = _simulate(pretrain, units, [0.5, 0.5], RatioSchedule.constant(0.05).at_many, 5000, 300)
+    pages = [item for order, _, _ in shards for item in order if item[0] == "p"]
+    assert pages == [("p", 0, i) for i in range(300)] + [("p", 1, i) for i in range(200)]
+    placed = [item for order, _, _ in shards for item in order if item[0] == "u"]
+    assert sorted(placed) == sorted(("u", s, i) for s in range(2) for i in range(cuts[s, -1]))
+    again = _simulate(pretrain, units, [0.5, 0.5], RatioSchedule.constant(0.05).at_many, 5000, 300)[2]
+    assert again == shards
 
 
-def test_a_short_last_shard_is_merged_into_the_previous_one():
-    pretrain = [np.full(105, 100)]
-    units = [np.full(1000, 50)]
-    shards, _ = plan_shards(pretrain, units, [1.0], 0.1, shard_tokens=5000)
-    assert all(s.tokens >= 2500 for s in shards)
+def test_inside_a_shard_every_prefix_stays_near_its_share():
+    pages = [(("p", i), n, 0) for i, n in enumerate(np.random.default_rng(1).integers(100, 1500, size=400))]
+    units = [[(("u", i), 120) for i in range(110)]]
+    pre = sum(n for _, n, _ in pages)
+    share = 13_200 / (pre + 13_200)
+    lengths = {p[0]: p[1] for p in pages} | {u[0]: u[1] for u in units[0]}
+    inst = total = 0
+    for item in interleave_shard(pages, units, [13_200], share):
+        total += lengths[item]
+        inst += lengths[item] if item[0] == "u" else 0
+        assert abs(inst - share * total) <= 1500
+    assert inst == 13_200
 
 
-def test_pairs_riding_on_a_page_are_left_off_when_they_would_overshoot():
-    inter = ShardInterleaver(0.05)
-    inter.add(1000, 0)
-    assert inter.attached_part(100, 300) == 0  # 300 instruction tokens would put the shard far above 5 %
-    assert inter.attached_part(100, 50) == 50  # 50 brings it closer to 5 % than the bare page would
-    # The page with its 50 attached tokens (error 7.5) beats a 200-token instruction document (error 140).
-    assert not inter.prefer_instruction(100, 200, attached_length=50)
+def test_pages_carrying_pairs_count_towards_the_share():
+    pages = [(("p", 0), 1000, 100), (("p", 1), 1000, 0), (("p", 2), 1000, 0)]
+    units = [[(("u", 0), 100)]]
+    order = list(interleave_shard(pages, units, [100], 200 / 3200))
+    # The first page's 100 attached tokens already meet the share; the unit waits for the second page.
+    assert order.index(("u", 0)) >= 2
+
+
+def test_cuts_round_to_the_nearest_unit_and_never_go_back():
+    lengths = np.asarray([10, 10, 50, 10])
+    assert [nearest_cut(lengths, t) for t in (0, 4, 5, 6, 15, 44, 46, 80, 1000)] == [0, 0, 0, 1, 1, 2, 3, 4, 4]
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 100, size=500)
+    cuts = [nearest_cut(lengths, t) for t in np.linspace(0, lengths.sum(), 2000)]
+    assert cuts == sorted(cuts)
+    ends = np.asarray([100.0, 100.0, 250.0])  # the second piece is empty
+    assert [locate(ends, t) for t in (0, 100, 100.5, 250, 999)] == [0, 0, 2, 2, 2]
+
+
+def test_a_schedule_sets_each_chunks_target_by_its_place_in_the_output():
+    schedule = RatioSchedule.from_spec({"schedule": [{"until": 0.5, "ratio": 0.02}, {"until": 1.0, "ratio": 0.08}]})
+    ratios = chunk_ratios(np.full(1000, 1000), schedule.at_many)
+    assert np.all(np.diff(ratios) >= 0) and ratios[0] == 0.02 and ratios[-1] == 0.08
+    # Half of the OUTPUT tokens are at 2 %: the later chunks are longer in output, so fewer of them.
+    out = 1000 / (1 - ratios)
+    switch = int(np.argmax(ratios > 0.02))
+    assert abs(out[:switch].sum() / out.sum() - 0.5) < 0.002
+    rng = np.random.default_rng(11)
+    pretrain = [rng.integers(30, 3000, size=6000)]
+    units = [rng.integers(20, 600, size=100_000)]
+    layout, _, shards = _simulate(pretrain, units, [1.0], schedule.at_many, 200_000, 12_500)
+    realized = [inst / (pre + inst) for _, pre, inst in shards]
+    for got, want in zip(realized, layout.target_ratio()):
+        assert abs(got - want) <= 0.005
+    assert realized[0] < 0.03 and realized[-1] > 0.07

@@ -15,7 +15,10 @@ furthest behind its target), both on TOKENS:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class SourcePicker:
@@ -81,18 +84,58 @@ class ShardInterleaver:
         if instruction_length is None:
             return False
         if pretrain_length is None:
-            # Only instruction documents are left: take one only if it brings the shard closer.
-            return self.error_after(0, instruction_length) < self.error()
-        best_pretrain = self.error_after(pretrain_length, self.attached_part(pretrain_length, attached_length))
-        return self.error_after(0, instruction_length) < best_pretrain
-
-    def attached_part(self, pretrain_length: int, attached_length: int) -> int:
-        """The instruction tokens a pretraining document should keep: all of them, or none when
-        they would take the shard further from the target than the bare document would."""
-        if attached_length and self.error_after(pretrain_length, attached_length) > self.error_after(pretrain_length, 0):
-            return 0
-        return attached_length
+            return True
+        return self.error_after(0, instruction_length) < self.error_after(pretrain_length, attached_length)
 
     def add(self, pretrain: int, instruction: int) -> None:
         self.pretrain_tokens += pretrain
         self.instruction_tokens += instruction
+
+
+
+def interleave_shard(
+    pretrain: Iterable[tuple[T, int, int]],
+    units: Sequence[Iterable[tuple[T, int]]],
+    unit_tokens: Sequence[int],
+    share: float,
+) -> Iterator[T]:
+    """One shard's documents in order: its pretraining documents in stream order, with
+    every one of its instruction units placed among them by the two rules above.
+
+    `pretrain` yields (item, pretraining tokens, instruction tokens riding on it);
+    `units[s]` yields (item, tokens) of source s, `unit_tokens[s]` tokens in all;
+    `share` is the shard's whole instruction share (the plan knows it exactly), so
+    the units spread over the whole shard and the last of them lands near its end.
+    Units left when the pages run out follow them.
+    """
+    pages = iter(pretrain)
+    page = next(pages, None)
+    if not 0 < share < 1 or not any(t > 0 for t in unit_tokens):
+        while page is not None:
+            yield page[0]
+            page = next(pages, None)
+        for stream in units:
+            for item, _ in stream:
+                yield item
+        return
+    streams = [iter(u) for u in units]
+    heads = [next(s, None) for s in streams]
+    picker = SourcePicker([max(int(t), 0) for t in unit_tokens])
+    inter = ShardInterleaver(share)
+    while True:
+        source = picker.pick([h is not None for h in heads])
+        head = heads[source] if source is not None else None
+        if head is None and any(h is not None for h in heads):  # a source the picker gives no weight
+            source = next(s for s, h in enumerate(heads) if h is not None)
+            head = heads[source]
+        if inter.prefer_instruction(page[1] if page else None, head[1] if head else None, page[2] if page else 0):
+            yield head[0]
+            inter.add(0, head[1])
+            picker.consume(source, head[1])
+            heads[source] = next(streams[source], None)
+        elif page is not None:
+            yield page[0]
+            inter.add(page[1], page[2])
+            page = next(pages, None)
+        else:
+            return

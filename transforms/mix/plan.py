@@ -1,114 +1,184 @@
-"""The shard plan: which pretraining documents and instruction units go into which shard.
+"""The shard plan, coarse: the driver never looks at a document.
 
-Stated in a sentence: documents are taken in stream order, an instruction unit is
-placed whenever the running instruction share is below the target (picking the
-source furthest behind its weight), and a shard is cut once it is full and its
-share is within CUT_TOLERANCE of the target. Pure arithmetic on token lengths, so
-it is tested exactly and runs the same on a driver or in a task.
+Pretraining files are cut, inside their tokenize tasks, into chunks of about
+`chunk_tokens_for(shard_tokens)` tokens at document boundaries (`chunk_ends`).
+The driver sees only each chunk's token total. From those it
+
+1. gives every chunk its target ratio: the schedule at the chunk's position in
+   the output (`chunk_ratios`; a constant ratio is a one-step schedule);
+2. groups consecutive chunks into shards of about `shard_tokens` output tokens
+   (`layout_shards`), so a shard reads whole chunks and each chunk is read by
+   one shard;
+3. sets, for every instruction source, how many of its tokens the stream holds
+   by the end of each shard (`standalone_targets`): the cumulative target, never
+   a per-shard quota, so rounding to whole instruction units does not pile up.
+
+A write task turns those token targets into unit indices with `nearest_cut` on
+the lengths of the one piece of units the target falls in; neighbouring shards
+compute the same cut, so every unit is written exactly once. Rounding to the
+nearest unit boundary leaves the whole output within half a unit per source of
+its target, and a shard within about one unit per source. The document-level
+order inside a shard is transforms.mix.interleave's. Time and memory here are
+proportional to chunks + shards, not to documents.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from transforms.mix.interleave import ShardInterleaver, SourcePicker
+# Chunks per shard, roughly: shards are whole chunks, so a shard's size varies by about one chunk.
+CHUNKS_PER_SHARD = 16
+# Chunks stay small enough to hold in one task's memory (text and token ids) whatever the shard size.
+MAX_CHUNK_TOKENS = 4 << 20
+# Rounds of "position -> ratio -> output tokens -> position"; the positions move by
+# less than a ratio's change times a chunk's share, so a few rounds settle them.
+POSITION_ROUNDS = 4
 
-# A shard is closed at a point where its instruction share is within this of the target...
-CUT_TOLERANCE = 0.002
-# ... unless it has grown this much past shard_tokens without reaching such a point.
-OVERSIZE_FACTOR = 2.0
+RatioAt = Callable[[np.ndarray], np.ndarray]
 
+
+def chunk_tokens_for(shard_tokens: int) -> int:
+    """The pretraining tokens a chunk closes at, for shards of `shard_tokens`."""
+    return max(1, min(shard_tokens // CHUNKS_PER_SHARD, MAX_CHUNK_TOKENS))
+
+
+def chunk_ends(lengths: np.ndarray, chunk_tokens: int) -> list[tuple[int, int]]:
+    """(end document, exclusive; tokens) of each chunk of one file, in order.
+
+    A chunk closes after the document that brings it to `chunk_tokens`, so a
+    document is never split and one longer than `chunk_tokens` is a chunk of
+    its own. One search per chunk, not a step per document.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    cum = np.cumsum(lengths)
+    out: list[tuple[int, int]] = []
+    start, base = 0, 0
+    while start < len(lengths):
+        end = int(np.searchsorted(cum, base + chunk_tokens, side="left")) + 1
+        end = min(max(end, start + 1), len(lengths))
+        out.append((end, int(cum[end - 1] - base)))
+        start, base = end, int(cum[end - 1])
+    return out
+
+
+class ChunkCutter:
+    """`chunk_ends`'s rule, one document at a time, for a task that streams a file."""
+
+    def __init__(self, chunk_tokens: int):
+        self.chunk_tokens = chunk_tokens
+        self.tokens = 0
+
+    def add(self, length: int) -> bool:
+        """Count a document; True when the chunk closes after it."""
+        self.tokens += int(length)
+        if self.tokens >= self.chunk_tokens:
+            self.tokens = 0
+            return True
+        return False
+
+
+def chunk_ratios(chunk_tokens: np.ndarray, ratio_at: RatioAt) -> np.ndarray:
+    """The target ratio of each pretraining chunk: the schedule at the chunk's midpoint in the output.
+
+    A chunk of p pretraining tokens at ratio r takes p / (1 - r) output tokens,
+    so positions depend on the ratios before them; a few rounds of the fixed
+    point settle them (exact at once for a constant ratio).
+    """
+    p = np.asarray(chunk_tokens, dtype=np.float64)
+    if not len(p):
+        return np.zeros(0)
+    total = p.sum() or 1.0
+    ratios = ratio_at((np.cumsum(p) - p / 2) / total)
+    for _ in range(POSITION_ROUNDS):
+        out = p / (1 - ratios)
+        ratios = ratio_at((np.cumsum(out) - out / 2) / (out.sum() or 1.0))
+    return ratios
 
 
 @dataclass
-class ShardPlan:
-    runs: list[list[int]] = field(default_factory=list)  # [kind, source/file, start, end); kind 0 pretrain, 1 instruction
-    docs: int = 0
-    tokens: int = 0
-    instruction_docs: int = 0
-    instruction_tokens: int = 0
-    attached_tokens: int = 0  # instruction tokens appended to pretraining documents (placement: source_document)
-    detached: list[list[int]] = field(default_factory=list)  # [file, doc] whose pairs were left off to keep the ratio
+class ShardLayout:
+    """Shards as ranges of the chunk stream, and what each must hold."""
 
-    def add(self, kind: int, which: int, index: int, length: int, attached: int = 0) -> None:
-        last = self.runs[-1] if self.runs else None
-        if last and last[0] == kind and last[1] == which and last[3] == index:
-            last[3] = index + 1
-        else:
-            self.runs.append([kind, which, index, index + 1])
-        self.docs += 1
-        self.tokens += length + attached
-        self.attached_tokens += attached
-        self.instruction_tokens += attached
-        if kind == 1:
-            self.instruction_docs += 1
-            self.instruction_tokens += length
+    starts: np.ndarray  # first chunk of each shard; shard k is chunks [starts[k], starts[k+1])
+    pretrain_tokens: np.ndarray  # per shard
+    instruction_target: np.ndarray  # per shard, float: the schedule's instruction tokens for its chunks
+    chunk_instruction_target: np.ndarray  # per chunk, float
 
-    def merge(self, other: ShardPlan) -> None:
-        for kind, which, start, end in other.runs:
-            self.runs.append([kind, which, start, end])
-        self.docs += other.docs
-        self.tokens += other.tokens
-        self.instruction_docs += other.instruction_docs
-        self.instruction_tokens += other.instruction_tokens
-        self.attached_tokens += other.attached_tokens
-        self.detached.extend(other.detached)
+    @property
+    def shards(self) -> int:
+        return len(self.starts) - 1
+
+    def target_ratio(self) -> np.ndarray:
+        """Each shard's target share of instruction tokens."""
+        total = self.pretrain_tokens + self.instruction_target
+        return np.divide(self.instruction_target, total, out=np.zeros(len(total)), where=total > 0)
+
+    def cumulative_target(self) -> np.ndarray:
+        """Instruction tokens the stream holds by the end of each shard."""
+        return np.cumsum(self.instruction_target)
 
 
-def plan_shards(
-    pretrain_lengths: list[np.ndarray], unit_lengths: list[np.ndarray], weights: list[float], ratio: float,
-    shard_tokens: int, attached_lengths: list[np.ndarray] | None = None,
-) -> tuple[list[ShardPlan], list[int]]:
-    """Interleave by the rules of transforms.mix.interleave; returns the shards and units used per source.
+def layout_shards(chunk_tokens: np.ndarray, ratio_at: RatioAt, shard_tokens: int) -> ShardLayout:
+    """Consecutive chunks grouped into shards of at least `shard_tokens` output tokens (expected).
 
-    `attached_lengths[f][i]` are instruction tokens appended to pretraining
-    document i of file f; they count towards the ratio like standalone ones.
-    A shard is cut once it holds `shard_tokens` and its ratio is within
-    CUT_TOLERANCE of the target (the running error crosses zero every few
-    documents), or at OVERSIZE_FACTOR * shard_tokens regardless. A final shard
-    shorter than half of `shard_tokens` is merged into the one before it, so no
-    shard is a few documents whose ratio means nothing.
+    A last shard under half of `shard_tokens` joins the one before it, so no
+    shard is a remnant whose ratio means little.
     """
-    if attached_lengths is None:
-        attached_lengths = [np.zeros(len(lengths), dtype=np.int64) for lengths in pretrain_lengths]
-    picker = SourcePicker(weights) if sum(weights) > 0 else None
-    next_unit = [0] * len(unit_lengths)
-    shards: list[ShardPlan] = []
-    shard, inter = ShardPlan(), ShardInterleaver(ratio)
-    docs = iter(
-        (f, i, int(n), int(a))
-        for f, (lengths, attached) in enumerate(zip(pretrain_lengths, attached_lengths))
-        for i, (n, a) in enumerate(zip(lengths, attached))
+    p = np.asarray(chunk_tokens, dtype=np.int64)
+    ratios = chunk_ratios(p, ratio_at)
+    inst = p * ratios / (1 - ratios) if len(p) else np.zeros(0)
+    cum_out = np.cumsum(p + inst)
+    starts = [0]
+    base = 0.0
+    while starts[-1] < len(p):
+        end = int(np.searchsorted(cum_out, base + shard_tokens, side="left")) + 1
+        end = min(max(end, starts[-1] + 1), len(p))
+        starts.append(end)
+        base = float(cum_out[end - 1])
+    if len(starts) > 2:
+        last = cum_out[-1] - (cum_out[starts[-2] - 1] if starts[-2] else 0.0)
+        if last < shard_tokens / 2:
+            del starts[-2]
+    starts_arr = np.asarray(starts, dtype=np.int64)
+    pre_cum = np.concatenate([[0], np.cumsum(p)])
+    inst_cum = np.concatenate([[0.0], np.cumsum(inst)])
+    return ShardLayout(
+        starts=starts_arr,
+        pretrain_tokens=np.diff(pre_cum[starts_arr]).astype(np.int64),
+        instruction_target=np.diff(inst_cum[starts_arr]),
+        chunk_instruction_target=inst,
     )
-    pending = next(docs, None)
-    while True:
-        source = picker.pick([next_unit[s] < len(u) for s, u in enumerate(unit_lengths)]) if picker else None
-        unit_len = int(unit_lengths[source][next_unit[source]]) if source is not None else None
-        pre_len, attached = (pending[2], pending[3]) if pending else (None, 0)
-        if inter.prefer_instruction(pre_len, unit_len, attached):
-            shard.add(1, source, next_unit[source], unit_len)
-            inter.add(0, unit_len)
-            picker.consume(source, unit_len)
-            next_unit[source] += 1
-        elif pending is not None:
-            kept = inter.attached_part(pre_len, attached)
-            if attached and not kept:
-                shard.detached.append([pending[0], pending[1]])
-            shard.add(0, pending[0], pending[1], pre_len, kept)
-            inter.add(pre_len, kept)
-            pending = next(docs, None)
-        else:
-            break
-        if inter.tokens >= shard_tokens and (
-            inter.error() <= CUT_TOLERANCE * inter.tokens or inter.tokens >= OVERSIZE_FACTOR * shard_tokens
-        ):
-            shards.append(shard)
-            shard, inter = ShardPlan(), ShardInterleaver(ratio)
-    if shard.docs:
-        if shards and shard.tokens < shard_tokens // 2:
-            shards[-1].merge(shard)
-        else:
-            shards.append(shard)
-    return shards, next_unit
+
+
+def standalone_targets(layout: ShardLayout, weights: list[float], attached: np.ndarray | None = None) -> np.ndarray:
+    """[source, shard] cumulative standalone instruction tokens by the end of each shard.
+
+    `attached[source, shard]`: instruction tokens riding on that shard's pages
+    (placement: source_document), which count towards the source's share.
+    Never decreasing, so cuts move forward only.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    want = np.outer(w, layout.cumulative_target())
+    if attached is not None and attached.size:
+        want = want - np.cumsum(attached, axis=1)
+    return np.maximum.accumulate(np.maximum(want, 0.0), axis=1)
+
+
+def nearest_cut(lengths: np.ndarray, tokens: float) -> int:
+    """How many of these units (in order) come closest to `tokens` in total; the fewer on a tie."""
+    cum = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))])
+    i = int(np.searchsorted(cum, tokens, side="left"))
+    if i >= len(cum):
+        return len(cum) - 1
+    if i > 0 and tokens - cum[i - 1] <= cum[i] - tokens:
+        return i - 1
+    return i
+
+
+def locate(piece_ends: np.ndarray, tokens: float) -> int:
+    """The piece (of a source's unit stream, by cumulative end tokens) a cut at `tokens` falls in."""
+    return min(int(np.searchsorted(piece_ends, tokens, side="left")), max(len(piece_ends) - 1, 0))
