@@ -315,3 +315,30 @@ def test_long_real_pages_meet_the_ratio_per_shard_and_overall(spark, webdata, mi
     assert abs(manifest["realized_ratio"] - 0.05) <= 0.001
     low = sum(s["ratio"] < 0.05 for s in manifest["shards"])
     assert 0 < low < len(manifest["shards"])  # errors of both signs: the cut does not always land short
+
+
+def test_a_ratio_schedule_gives_each_shard_its_target_and_the_report_draws_both(spark, corpus, mined, tmp_path):
+    from jobs.report.numbers import mixing_summary
+    from jobs.report.plots import draw_plots
+
+    schedule = {"schedule": [{"until": 0.4, "ratio": 0.02}, {"until": 1.0, "ratio": 0.08, "ramp": True}]}
+    cfg = _config(corpus, mined, tmp_path / "out", ratio=schedule,
+                  output={"path": str(tmp_path / "out"), "formats": ["parquet"], "shard_tokens": 40_000})
+    manifest = run_mix(cfg, spark=spark)
+    assert manifest["ratio_schedule"] == {"schedule": [{"until": 0.4, "ratio": 0.02, "ramp": False},
+                                                       {"until": 1.0, "ratio": 0.08, "ramp": True}]}
+    shards = manifest["shards"]
+    targets = [s["target_ratio"] for s in shards]
+    assert len(shards) >= 6 and targets == sorted(targets)
+    assert targets[0] == pytest.approx(0.02) and 0.06 < targets[-1] <= 0.08
+    for shard in shards:
+        assert abs(shard["ratio"] - shard["target_ratio"]) <= 0.005, shard
+    # Overall: the schedule's token-weighted mean (0.4 * 0.02 + 0.6 * 0.05 = 0.038).
+    assert manifest["target_ratio"] == pytest.approx(0.038, abs=0.002)
+    assert abs(manifest["realized_ratio"] - manifest["target_ratio"]) <= 0.001
+    stats = json.loads((tmp_path / "out" / STATS_FILE).read_text())
+    summary = mixing_summary(stats["counters"], manifest)
+    assert [s["target_ratio"] for s in summary["shards"]] == targets
+    assert all(abs(s["deviation"]) <= 0.005 for s in summary["shards"])
+    assert summary["ratio_schedule"] == manifest["ratio_schedule"]
+    assert draw_plots({"mixing": summary})["mixing"][:8] == b"\x89PNG\r\n\x1a\n"
