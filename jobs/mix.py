@@ -566,11 +566,13 @@ def _shard_pages(task: dict, open_files: contextlib.ExitStack):
     """(writer arguments, pretraining tokens, attached tokens) of the shard's pages, chunk by chunk."""
     opts = task["storage_options"]
     files = {f: {"name": name, "base": base} for f, name, base in task["pretrain"]}
+    caches: dict[int, pq.ParquetFile] = {}
     for file, chunk, has_attached in task["chunks"]:
         source = files[file]
-        fs, path = _fs(f"{source['base']}.parquet", opts)
-        rows = pq.ParquetFile(open_files.enter_context(fs.open(path, "rb"))).read_row_group(
-            chunk, columns=["doc", "text", "tokens", "provenance"])
+        if file not in caches:
+            fs, path = _fs(f"{source['base']}.parquet", opts)
+            caches[file] = pq.ParquetFile(open_files.enter_context(fs.open(path, "rb")))
+        rows = caches[file].read_row_group(chunk, columns=["doc", "text", "tokens", "provenance"])
         riders: dict[int, list[dict]] = {}
         if has_attached:
             afs, apath = _fs(_attached_url(task["work"], file, chunk), opts)
@@ -1045,6 +1047,7 @@ class _SourcePieces:
         self.records = 0
         self.counters: Counter = Counter()
         self.formats: Counter = Counter()
+        self._ends: np.ndarray | None = None
 
     @property
     def tokens(self) -> int:
@@ -1064,8 +1067,9 @@ class _SourcePieces:
         """The write task's view: the pieces from the one holding `lo` to the one holding `hi`."""
         from transforms.mix.plan import locate
 
-        ends = np.asarray([r[4] for r in self.rows], dtype=np.float64)
-        first, last = (locate(ends, lo), locate(ends, hi)) if self.rows else (0, -1)
+        if self._ends is None or len(self._ends) != len(self.rows):
+            self._ends = np.asarray([r[4] for r in self.rows], dtype=np.float64)
+        first, last = (locate(self._ends, lo), locate(self._ends, hi)) if self.rows else (0, -1)
         return {"name": self.name, "base": self.units_dir, "lo": float(lo), "hi": float(hi),
                 "pieces": self.rows[first: last + 1]}
 
