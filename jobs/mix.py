@@ -1076,28 +1076,39 @@ class _SourcePieces:
 
 def _materialize(spark, config: MixConfig, source_chunks: list[list[dict]], needs: np.ndarray, run_tasks,
                  progress) -> list[_SourcePieces]:
-    """Epoch 0 of every source chunk, then further epochs (at most max_repeat) while a source is short.
+    """Epoch 0 of every source chunk; then, for a source still short, as many further epochs
+    (at most max_repeat in all) as epoch 0's tokens say it needs, in one round, and one more
+    epoch per round while it is still short (surface formats change lengths a little).
 
     Chunk order within an epoch is a seeded permutation per (source, epoch), record
     order within a chunk one per (source, epoch, chunk): the same whatever the parallelism.
     """
     pieces = [_SourcePieces(chunks[0]["name"] if chunks else "", chunks[0]["units_dir"] if chunks else "")
               for chunks in source_chunks]
-    for epoch in range(config.max_repeat):
-        wanted = [s for s, p in enumerate(pieces)
-                  if source_chunks[s] and (epoch == 0 or p.tokens < needs[s])
-                  and (epoch == 0 or p.rows and p.rows[-1][4] > 0)]
-        if not wanted:
-            break
-        tasks = [{**c, "epoch": epoch, "base": f"{c['units_dir']}/e{epoch:03d}-{c['chunk']:05d}"}
-                 for s in wanted for c in source_chunks[s]]
-        with progress(spark, f"render + tokenize instructions (epoch {epoch + 1})"):
+    epochs_done = [0] * len(pieces)
+    while True:
+        rounds: dict[int, list[int]] = {}
+        for s, p in enumerate(pieces):
+            done = epochs_done[s]
+            if not source_chunks[s] or done >= config.max_repeat or (done and (p.tokens >= needs[s] or not p.tokens)):
+                continue
+            more = 1 if not done else max(1, int(np.ceil((needs[s] - p.tokens) / (p.tokens / done))))
+            rounds[s] = list(range(done, min(config.max_repeat, done + more)))
+        if not rounds:
+            return pieces
+        tasks = [{**c, "epoch": e, "base": f"{c['units_dir']}/e{e:03d}-{c['chunk']:05d}"}
+                 for s, epochs in rounds.items() for e in epochs for c in source_chunks[s]]
+        first, last = min(min(e) for e in rounds.values()) + 1, max(max(e) for e in rounds.values()) + 1
+        with progress(spark, f"render + tokenize instructions (epoch {first}{f'-{last}' if last > first else ''})"):
             results = run_tasks(spark, materialize_units, tasks)
-        for s in wanted:
-            mine = [r for r in results if r["source"] == s]
-            order = np.random.default_rng([config.seed, s, epoch, 1 << 21]).permutation(len(mine))
-            pieces[s].add_epoch(epoch, mine, order)
-    return pieces
+        by_epoch: dict[tuple[int, int], list[dict]] = {}
+        for r in results:  # task order: chunk order within each (source, epoch)
+            by_epoch.setdefault((r["source"], r["epoch"]), []).append(r)
+        for s, epochs in rounds.items():
+            for e in epochs:
+                mine = by_epoch[(s, e)]
+                pieces[s].add_epoch(e, mine, np.random.default_rng([config.seed, s, e, 1 << 21]).permutation(len(mine)))
+            epochs_done[s] = epochs[-1] + 1
 
 
 def _skip_counters(counters: Counter, what: str, *key: str) -> Counter:
