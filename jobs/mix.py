@@ -294,11 +294,13 @@ def _record_of(payload: str):
 
 
 def _chunk_records(task: dict) -> list:
-    """The usable records of one chunk (one file) of an instruction source, in file order."""
+    """The usable records of one chunk (a file, or row groups of a Parquet file) of an instruction
+    source, in file order."""
     from transforms.io.mix_inputs import iter_instruction_records
 
+    groups = task.get("row_groups")
     return list(iter_instruction_records(task["file"], task.setdefault("counters_seen", Counter()),
-                                         task["storage_options"]))
+                                         task["storage_options"], tuple(groups) if groups else None))
 
 
 def attach_to_pages(batches, ctx: dict):
@@ -988,15 +990,33 @@ def _instruction_chunks(config: MixConfig, instructions: list[dict], ctx: dict, 
 
     out = []
     for src in instructions:
-        files = expand_paths([src["path"]], config.storage_options)
+        parts = [(file, groups) for file in expand_paths([src["path"]], config.storage_options)
+                 for groups in _parquet_chunks(file, config.storage_options)]
         out.append([{
-            **common, "file": file, "source": src["source"], "chunk": c, "name": src["name"],
+            **common, "file": file, "row_groups": groups, "source": src["source"], "chunk": c, "name": src["name"],
             "source_names": [s["name"] for s in instructions], "formats": ctx["formats"],
             "formats_name": ctx["formats_name"], "seed": config.seed, "pack": config.pack,
             "attached_ids": _attached_ids_url(work, src["source"], c) if config.placement == "source_document" else None,
             "units_dir": f"{work}/units/{src['source']:03d}",
-        } for c, file in enumerate(files)])
+        } for c, (file, groups) in enumerate(parts)])
     return out
+
+
+def _parquet_chunks(file: str, options: dict) -> list[list[int] | None]:
+    """A Parquet file's chunks as [first, end) row groups (its footer alone is read); [None] for
+    any other file, which is one chunk (a JSON Lines file cannot be split without reading it)."""
+    from transforms.io.paths import file_format
+    from transforms.mix.plan import row_group_chunks
+
+    try:
+        if file_format(file, (".parquet",)) != "parquet":
+            return [None]
+        fs, path = _fs(file, options)
+        with fs.open(path, "rb") as f:
+            meta = pq.ParquetFile(f).metadata
+    except (OSError, ValueError, pa.ArrowException):
+        return [None]  # unreadable: the materialize task counts it as its reader does
+    return [list(g) for g in row_group_chunks([meta.row_group(i).num_rows for i in range(meta.num_row_groups)])]
 
 
 def _attach(spark, ctx: dict, pretrain_files: list[dict], source_chunks: list[list[dict]]) -> list[list[int]]:

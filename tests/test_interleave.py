@@ -203,3 +203,12 @@ def test_a_schedule_sets_each_chunks_target_by_its_place_in_the_output():
     for got, want in zip(realized, layout.target_ratio()):
         assert abs(got - want) <= 0.005
     assert realized[0] < 0.03 and realized[-1] > 0.07
+
+
+def test_a_parquet_file_is_cut_into_chunks_of_whole_row_groups():
+    from transforms.mix.plan import row_group_chunks
+
+    assert row_group_chunks([40, 40, 40, 40, 10], 100) == [(0, 3), (3, 5)]
+    assert row_group_chunks([500], 100) == [(0, 1)]  # a row group is never split
+    assert row_group_chunks([], 100) == [(0, 0)]  # an empty file is still one (empty) chunk
+    assert row_group_chunks([50, 50], 100) == [(0, 2)]

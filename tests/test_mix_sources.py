@@ -457,3 +457,15 @@ def test_records_are_plain_slotted_dataclasses():
     assert not hasattr(PretrainDoc(0, "t", Provenance()), "__dict__")
     assert not hasattr(InstructionRecord("k", "i", "", "o", "", [], "", Provenance()), "__dict__")
     assert not hasattr(Provenance(), "__dict__")
+
+
+def test_instruction_parquet_row_groups_read_alone_give_the_same_records_and_locators(tmp_path):
+    rows = [{"instruction": f"Question {i}?", "input": "", "output": f"Answer {i}."} for i in range(25)]
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=10)  # groups of 10, 10, 5
+    whole = list(iter_instruction_records(str(path), collections.Counter()))
+    parts = [r for groups in ((0, 1), (1, 3)) for r in
+             iter_instruction_records(str(path), collections.Counter(), row_groups=groups)]
+    assert [(r.key, r.provenance.source_record, r.output) for r in parts] == \
+        [(r.key, r.provenance.source_record, r.output) for r in whole]
+    assert [r.provenance.source_record for r in parts][10] == "row 10"

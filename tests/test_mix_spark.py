@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 import zstandard
@@ -342,3 +344,28 @@ def test_a_ratio_schedule_gives_each_shard_its_target_and_the_report_draws_both(
     assert all(abs(s["deviation"]) <= 0.005 for s in summary["shards"])
     assert summary["ratio_schedule"] == manifest["ratio_schedule"]
     assert draw_plots({"mixing": summary})["mixing"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_large_instruction_file_is_materialized_in_chunks_of_row_groups(spark, corpus, mined, tmp_path, monkeypatch):
+    """One Parquet file of 40 row groups, cut into 8 chunks (one task each, per epoch): no task holds
+    the whole file, and an epoch still uses every record once before any repeats."""
+    from transforms.mix import plan
+
+    rows = [{"instruction": f"Name {i} things that are blue.", "input": "", "output": f"Here are {i}: sky, sea."}
+            for i in range(400)]
+    big = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), big, row_group_size=10)
+    monkeypatch.setattr(plan, "RECORDS_PER_CHUNK", 50)
+    cfg = _config(corpus, mined, tmp_path / "out", instructions=[{"path": str(big), "weight": 1.0, "name": "big"}],
+                  output={"path": str(tmp_path / "out"), "formats": ["jsonl.zst"], "shard_tokens": 60_000})
+    manifest = run_mix(cfg, spark=spark)
+    (source,) = manifest["instructions"]
+    assert source["chunks"] == 8 and source["records"] == 400
+    for shard in manifest["shards"]:
+        assert abs(shard["ratio"] - shard["target_ratio"]) <= 0.005
+    docs = [r for s in range(len(manifest["shards"]))
+            for r in _jsonl_rows(tmp_path / "out" / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    used = [r["metadata"]["provenance"]["source_record"] for r in docs if r["metadata"]["is_instruction"]]
+    # Epoch by epoch every record once: the first 400 instruction documents are 400 different rows.
+    assert len(set(used[:400])) == min(400, len(used))
+    assert len(used) == source["documents_used"]

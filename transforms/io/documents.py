@@ -187,8 +187,10 @@ def iter_field_records(
     endings: tuple[str, ...],
     storage_options: dict | None = None,
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+    row_groups: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """(locator, parsed value) for each record of one JSON Lines / JSON / Parquet file.
+    """(locator, parsed value) for each record of one JSON Lines / JSON / Parquet file
+    (of its row groups [first, end) only, for Parquet, when `row_groups` is given).
 
     Locators: "line N" (1-based), "item N" (0-based, a JSON array), "row N"
     (0-based). `parquet_columns(schema)` names the columns to read; a row lacks
@@ -199,7 +201,7 @@ def iter_field_records(
     def read(fmt: str, fs: fsspec.AbstractFileSystem, fs_path: str) -> Iterator[tuple[str, Any]]:
         return _read_field_records(
             fmt, fs, fs_path, path, counters, lambda parquet: parquet_columns(parquet.schema_arrow),
-            max_line_bytes(max_page_bytes),
+            max_line_bytes(max_page_bytes), row_groups,
         )  # fmt: skip
 
     return read_input(path, counters, read, endings=endings, storage_options=storage_options)
@@ -213,9 +215,10 @@ def _read_field_records(
     counters: collections.Counter,
     columns_of: Callable[[pq.ParquetFile], list[str] | None],
     line_limit: int,
+    row_groups: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     if fmt == "parquet":
-        return iter_parquet_rows(fs, fs_path, source_file, counters, columns_of)
+        return iter_parquet_rows(fs, fs_path, source_file, counters, columns_of, row_groups)
     return iter_json_records(fs, fs_path, source_file, counters, line_limit)
 
 

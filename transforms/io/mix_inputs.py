@@ -185,7 +185,8 @@ def _instruction_parquet_columns(schema: pa.Schema) -> list[str]:
 
 
 def iter_instruction_records(
-    path: str, counters: collections.Counter, storage_options: dict | None = None
+    path: str, counters: collections.Counter, storage_options: dict | None = None,
+    row_groups: tuple[int, int] | None = None,
 ) -> Iterator[InstructionRecord]:
     """The instruction records under `path`: a file, a directory or a glob.
 
@@ -198,11 +199,13 @@ def iter_instruction_records(
     instance. Files in sorted order (`expand_paths`), records in file order.
     Raises NoInputError (a FileNotFoundError) or UnsupportedInputError (a
     ValueError) only for a `path` that names no readable kind of file; bad
-    records and unreadable files are counted (module docstring).
+    records and unreadable files are counted (module docstring). `row_groups`
+    (first, end) limits a Parquet file to those row groups (one chunk of it).
     """
     for file in expand_paths([path], storage_options):
         records = iter_field_records(
-            file, counters, _instruction_parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options
+            file, counters, _instruction_parquet_columns, endings=MIX_ENDINGS, storage_options=storage_options,
+            row_groups=row_groups,
         )
         yield from _built_or_explained(
             file,

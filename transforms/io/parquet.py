@@ -30,11 +30,14 @@ def iter_parquet_rows(
     source_file: str,
     counters: collections.Counter,
     columns_of: Callable[[pq.ParquetFile], list[str] | None],
+    row_groups: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str, dict]]:
     """("row N" (0-based, counted across row groups), row) of a Parquet file.
 
     `columns_of` picks the columns to read, so a reader of one text column
     never decodes the others; it returns None to skip the file (and counts why).
+    `row_groups` (first, end) reads only those row groups, with the same locators
+    as a whole read: one task's share of a large file.
     """
     with fs.open(fs_path, "rb") as f:
         try:
@@ -50,6 +53,8 @@ def iter_parquet_rows(
         for group in range(parquet.num_row_groups):
             row = first_row
             first_row += parquet.metadata.row_group(group).num_rows
+            if row_groups is not None and not row_groups[0] <= group < row_groups[1]:
+                continue
             try:
                 for batch in parquet.iter_batches(
                     batch_size=BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False

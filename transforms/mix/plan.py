@@ -182,3 +182,23 @@ def nearest_cut(lengths: np.ndarray, tokens: float) -> int:
 def locate(piece_ends: np.ndarray, tokens: float) -> int:
     """The piece (of a source's unit stream, by cumulative end tokens) a cut at `tokens` falls in."""
     return min(int(np.searchsorted(piece_ends, tokens, side="left")), max(len(piece_ends) - 1, 0))
+
+
+# Instruction records per chunk of a Parquet instruction file, at most (whole row groups).
+RECORDS_PER_CHUNK = 100_000
+
+
+def row_group_chunks(rows_per_group: list[int], records_per_chunk: int | None = None) -> list[tuple[int, int]]:
+    """Consecutive row groups of one Parquet file, (first, end) each, closed once a chunk holds
+    `records_per_chunk` (RECORDS_PER_CHUNK) rows: a large instruction file is several tasks."""
+    records_per_chunk = records_per_chunk or RECORDS_PER_CHUNK
+    out: list[tuple[int, int]] = []
+    first, rows = 0, 0
+    for group, n in enumerate(rows_per_group):
+        rows += n
+        if rows >= records_per_chunk:
+            out.append((first, group + 1))
+            first, rows = group + 1, 0
+    if first < len(rows_per_group) or not out:
+        out.append((first, len(rows_per_group)))
+    return out
