@@ -40,6 +40,7 @@ test: model
 bench: $(STAMP)
 	$(PY) bench/bench_mining.py
 	$(PY) bench/bench_mix.py
+	$(PY) bench/bench_mix_plan.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jobs transforms tests bench
