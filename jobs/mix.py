@@ -67,6 +67,8 @@ MANIFEST_FILE = "manifest.json"
 PENDING_OUTPUTS = "outputs.json"
 TOKENIZER_COPY = "tokenizer.json"
 TOKENIZE_BATCH_DOCS = 256
+# Pieces of instruction units (one file's records in one epoch) per task that resolves cuts.
+RESOLVE_PIECES_PER_TASK = 64
 _FIX_ACCESS = "check that it exists and that this job may read and write there, then re-run (finished work is kept)"
 
 
@@ -492,6 +494,26 @@ def _materialize_units(task: dict) -> dict:
     return result
 
 
+# --- C2. resolve each source's cuts to unit boundaries ---------------------------------
+
+
+def resolve_cuts(task: dict) -> dict:
+    """The unit boundaries either side of each cumulative target that falls in these pieces of
+    one source: [shard, piece, below: (unit, tokens), above: (unit, tokens)], from length columns."""
+    from transforms.mix.plan import unit_bounds
+
+    out = []
+    with _named_errors(f"instruction source {task['name']} (work cache {task['base']})"):
+        for piece, (epoch, chunk, _units, start, _end), targets in task["pieces"]:
+            fs, path = _fs(f"{task['base']}/e{epoch:03d}-{chunk:05d}.parquet", task["storage_options"])
+            lengths = pq.read_table(path, columns=["length"], filesystem=fs).column("length").to_numpy()
+            cum = np.concatenate([[0], np.cumsum(lengths)])
+            for shard, target in targets:
+                lo, hi = unit_bounds(lengths, target - start)
+                out.append([shard, piece, lo, int(start + cum[lo]), hi, int(start + cum[hi])])
+    return {"cuts": out}
+
+
 # --- D. write shards ---------------------------------------------------------------
 
 
@@ -601,25 +623,15 @@ def _shard_pages(task: dict, open_files: contextlib.ExitStack):
 
 
 class _UnitRange:
-    """One source's units in one shard: from the cut at the previous shard's cumulative target
-    to the cut at this one's, each the unit boundary nearest its target (transforms.mix.plan)."""
+    """One source's units in one shard: from the previous shard's cut to this one's (resolved
+    before any shard is written: `resolve_cuts`)."""
 
     def __init__(self, task: dict, source: int):
-        from transforms.mix.plan import locate, nearest_cut
-
         spec = task["sources"][source]
         self.task, self.source, self.name = task, source, spec["name"]
         self.pieces = spec["pieces"]  # [epoch, chunk, units, first token, end token], lo's piece to hi's
-        ends = np.asarray([p[4] for p in self.pieces], dtype=np.float64)
-
-        def cut(target: float) -> tuple[int, int]:
-            if not self.pieces:
-                return 0, 0
-            p = locate(ends, target)
-            return p, nearest_cut(self._lengths(p), target - self.pieces[p][3])
-
-        self.lo, self.hi = cut(spec["lo"]), cut(spec["hi"])
-        self.tokens = self._tokens_between()
+        self.lo, self.hi = tuple(spec["lo"]), tuple(spec["hi"])  # (piece in self.pieces, unit in it)
+        self.tokens = int(spec["tokens"])
         self.units = self.records = 0
         self.epochs: set[int] = set()
 
@@ -627,22 +639,10 @@ class _UnitRange:
         epoch, chunk = self.pieces[p][0], self.pieces[p][1]
         return f"{self.task['sources'][self.source]['base']}/e{epoch:03d}-{chunk:05d}.parquet"
 
-    def _lengths(self, p: int) -> np.ndarray:
-        fs, path = _fs(self._url(p), self.task["storage_options"])
-        return pq.read_table(path, columns=["length"], filesystem=fs).column("length").to_numpy()
-
     def _span(self, p: int) -> tuple[int, int]:
         start = self.lo[1] if p == self.lo[0] else 0
         end = self.hi[1] if p == self.hi[0] else self.pieces[p][2]
         return start, end
-
-    def _tokens_between(self) -> int:
-        total = 0
-        for p in range(self.lo[0], self.hi[0] + 1 if self.pieces else 0):
-            start, end = self._span(p)
-            if end > start:
-                total += int(self._lengths(p)[start:end].sum())
-        return total
 
     def documents(self, open_files: contextlib.ExitStack):
         """(writer arguments, tokens) of the range's units, in stream order."""
@@ -892,6 +892,10 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
                        f"pretraining tokens; nothing was written: {'; '.join(parts)}; add instruction data, "
                        "raise max_repeat or lower ratio")
 
+    # C2. Each shard's end in each source's units, before anything is written.
+    cuts = _resolve_cuts(spark, pieces, targets, opts, run_tasks, spark_task_progress)
+    start = np.zeros(3, dtype=np.int64)
+
     # D. One task per shard: its chunks, its pages' pairs, its units between two cuts.
     planned = shard_file_paths(config.output.formats, layout.shards) + [MANIFEST_FILE]
     _write_json(f"{work}/{PENDING_OUTPUTS}", planned, opts)
@@ -907,7 +911,7 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
             "chunks": [[int(chunks.file[j]), int(chunks.chunk[j]), bool(attached[:, j].any())] for j in span],
             "pretrain_tokens": int(layout.pretrain_tokens[k]),
             "attached_tokens": int(attached_per_shard[:, k].sum()) if attached.size else 0,
-            "sources": [p.between(targets[s, k - 1] if k else 0.0, targets[s, k]) for s, p in enumerate(pieces)],
+            "sources": [p.view(cuts[s][k - 1] if k else start, cuts[s][k]) for s, p in enumerate(pieces)],
         })
     with spark_task_progress(spark, "write shards"):
         written = run_tasks(spark, write_shard, tasks)
@@ -1067,7 +1071,7 @@ class _SourcePieces:
         self.records = 0
         self.counters: Counter = Counter()
         self.formats: Counter = Counter()
-        self._ends: np.ndarray | None = None
+        self._ends: np.ndarray | None = None  # cumulative end tokens of each piece
 
     @property
     def tokens(self) -> int:
@@ -1083,15 +1087,57 @@ class _SourcePieces:
                 self.records += r["records"]
                 self.counters.update(r["counters"])
 
-    def between(self, lo: float, hi: float) -> dict:
-        """The write task's view: the pieces from the one holding `lo` to the one holding `hi`."""
-        from transforms.mix.plan import locate
-
+    @property
+    def ends(self) -> np.ndarray:
         if self._ends is None or len(self._ends) != len(self.rows):
             self._ends = np.asarray([r[4] for r in self.rows], dtype=np.float64)
-        first, last = (locate(self._ends, lo), locate(self._ends, hi)) if self.rows else (0, -1)
-        return {"name": self.name, "base": self.units_dir, "lo": float(lo), "hi": float(hi),
-                "pieces": self.rows[first: last + 1]}
+        return self._ends
+
+    def view(self, lo: np.ndarray, hi: np.ndarray) -> dict:
+        """A write task's view of the units between two cuts, each (piece, unit, tokens before it)."""
+        first, last = (int(lo[0]), int(hi[0])) if self.rows else (0, -1)
+        return {"name": self.name, "base": self.units_dir, "pieces": self.rows[first: last + 1],
+                "lo": [0, int(lo[1])], "hi": [last - first, int(hi[1])], "tokens": int(hi[2] - lo[2])}
+
+
+def _resolve_cuts(spark, pieces: list[_SourcePieces], targets: np.ndarray, opts: dict, run_tasks,
+                  progress) -> list[np.ndarray]:
+    """Every shard's end cut in every source: [shards, 3] arrays of (piece, unit, tokens before it).
+
+    Tasks bracket each source's targets by the unit boundaries below and above them, reading
+    only the length columns of the pieces they fall in; per cut the driver then picks, per
+    source, the boundary that brings the instruction total closest to its target
+    (transforms.mix.plan.choose_cuts), and keeps each source's cuts from going back.
+    """
+    from transforms.mix.plan import choose_cuts, locate, monotone_cuts
+
+    shards = targets.shape[1]
+    below = np.zeros((len(pieces), shards, 3), dtype=np.int64)  # (piece, unit, tokens)
+    above = np.zeros_like(below)
+    want = np.zeros((len(pieces), shards))
+    tasks = []
+    for s, p in enumerate(pieces):
+        want[s] = np.clip(targets[s], 0.0, float(p.tokens))
+        if not p.rows:
+            continue
+        by_piece: dict[int, list] = {}
+        for k, (piece, target) in enumerate(zip(locate(p.ends, want[s]).tolist(), want[s].tolist())):
+            by_piece.setdefault(piece, []).append([k, target])
+        groups = sorted(by_piece.items())
+        tasks += [{"source": s, "name": p.name, "base": p.units_dir, "storage_options": opts,
+                   "pieces": [[piece, p.rows[piece], ts] for piece, ts in groups[i: i + RESOLVE_PIECES_PER_TASK]]}
+                  for i in range(0, len(groups), RESOLVE_PIECES_PER_TASK)]
+    with progress(spark, "cut instruction units at each shard's end"):
+        results = run_tasks(spark, resolve_cuts, tasks)
+    for task, result in zip(tasks, results):
+        for k, piece, lo, lo_tokens, hi, hi_tokens in result["cuts"]:
+            below[task["source"], k] = (piece, lo, lo_tokens)
+            above[task["source"], k] = (piece, hi, hi_tokens)
+    chosen = np.empty_like(below)
+    for k in range(shards):
+        up = choose_cuts(below[:, k, 2], above[:, k, 2], want[:, k])
+        chosen[:, k] = np.where(up[:, None], above[:, k], below[:, k])
+    return [chosen[s][monotone_cuts(chosen[s, :, 2])] for s in range(len(pieces))]
 
 
 def _materialize(spark, config: MixConfig, source_chunks: list[list[dict]], needs: np.ndarray, run_tasks,

@@ -72,7 +72,10 @@ def test_the_demo_runs_every_stage_and_writes_a_report(demo_run):
     manifest = json.loads((corpus / "manifest.json").read_text())
     assert abs(manifest["realized_ratio"] - 0.05) <= 0.005
     sources = {s["name"]: s for s in manifest["instructions"]}
-    assert all(s["tokens_used"] > 0 for s in sources.values()), sources
+    # The demo's stream holds ~390 instruction tokens: a source whose share is under one document of its
+    # own may get none, since the ratio comes first; the mined pairs' share is several documents.
+    assert sources["instructions0"]["tokens_used"] > 0, sources
+    assert sum(s["tokens_used"] for s in sources.values()) == sum(s["instruction_tokens"] for s in manifest["shards"])
     shards = len(manifest["shards"])
     assert len(list((corpus / "megatron").glob("part-*.bin"))) == shards
     assert len(list((corpus / "jsonl.zst").glob("part-*.jsonl.zst"))) == shards

@@ -13,13 +13,15 @@ The driver sees only each chunk's token total. From those it
    by the end of each shard (`standalone_targets`): the cumulative target, never
    a per-shard quota, so rounding to whole instruction units does not pile up.
 
-A write task turns those token targets into unit indices with `nearest_cut` on
-the lengths of the one piece of units the target falls in; neighbouring shards
-compute the same cut, so every unit is written exactly once. Rounding to the
-nearest unit boundary leaves the whole output within half a unit per source of
-its target, and a shard within about one unit per source. The document-level
-order inside a shard is transforms.mix.interleave's. Time and memory here are
-proportional to chunks + shards, not to documents.
+Before any shard is written, each target is bracketed by the unit boundaries
+below and above it (`unit_bounds`, in tasks that read only the lengths of the
+pieces of units the targets fall in), and for each cut the driver picks, per
+source, the one that brings the instruction total closest to its target
+(`choose_cuts`). So at every shard's end the stream holds its cumulative
+instruction target to within about half a unit: the whole output ends there,
+and a shard (the difference of two cuts) within about one unit. The
+document-level order inside a shard is transforms.mix.interleave's. Time and
+memory here are proportional to chunks + shards, not to documents.
 """
 
 from __future__ import annotations
@@ -168,20 +170,9 @@ def standalone_targets(layout: ShardLayout, weights: list[float], attached: np.n
     return np.maximum.accumulate(np.maximum(want, 0.0), axis=1)
 
 
-def nearest_cut(lengths: np.ndarray, tokens: float) -> int:
-    """How many of these units (in order) come closest to `tokens` in total; the fewer on a tie."""
-    cum = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))])
-    i = int(np.searchsorted(cum, tokens, side="left"))
-    if i >= len(cum):
-        return len(cum) - 1
-    if i > 0 and tokens - cum[i - 1] <= cum[i] - tokens:
-        return i - 1
-    return i
-
-
-def locate(piece_ends: np.ndarray, tokens: float) -> int:
-    """The piece (of a source's unit stream, by cumulative end tokens) a cut at `tokens` falls in."""
-    return min(int(np.searchsorted(piece_ends, tokens, side="left")), max(len(piece_ends) - 1, 0))
+def locate(piece_ends: np.ndarray, tokens):
+    """The piece (of a source's unit stream, by cumulative end tokens) each cut at `tokens` falls in."""
+    return np.minimum(np.searchsorted(piece_ends, tokens, side="left"), max(len(piece_ends) - 1, 0))
 
 
 # Instruction records per chunk of a Parquet instruction file, at most (whole row groups).
@@ -202,3 +193,49 @@ def row_group_chunks(rows_per_group: list[int], records_per_chunk: int | None = 
     if first < len(rows_per_group) or not out:
         out.append((first, len(rows_per_group)))
     return out
+
+
+def unit_bounds(lengths: np.ndarray, tokens: float) -> tuple[int, int]:
+    """The unit boundaries either side of `tokens`: (units whose total is the largest not above
+    it, units whose total is the smallest not below it); equal when one falls on it."""
+    cum = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))])
+    i = int(np.searchsorted(cum, tokens, side="left"))
+    if i >= len(cum):
+        return len(cum) - 1, len(cum) - 1
+    return (i if cum[i] == tokens else i - 1), i
+
+
+def choose_cuts(below: np.ndarray, above: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For one cut, each source's choice between the boundary below its target and the one above
+    (True: above), so that the instruction total comes closest to the sum of the targets.
+
+    Starts from each source's nearest boundary and flips, one source at a time, whichever
+    choice brings the total closest, until none does: with S sources the total ends within
+    half a unit of the finest source that could still flip, usually far closer, where
+    rounding each source alone can be off by half a unit per source.
+    """
+    below, above, targets = (np.asarray(x, dtype=np.float64) for x in (below, above, targets))
+    up = (above - targets) < (targets - below)
+    goal = float(targets.sum())
+    for _ in range(len(targets)):
+        chosen = np.where(up, above, below)
+        error = float(chosen.sum()) - goal
+        flipped = error - chosen + np.where(up, below, above)  # the total's error after flipping each source
+        best = int(np.argmin(np.abs(flipped)))
+        if abs(flipped[best]) >= abs(error):
+            break
+        up[best] = not up[best]
+    return up
+
+
+def monotone_cuts(tokens: np.ndarray) -> np.ndarray:
+    """Indices (into the per-cut choices of one source) that make its cuts never go back:
+    where a cut would fall below the one before it (shards shorter than a unit or two), the
+    earlier cut takes the later one's place, so the last cut, which decides the whole output,
+    never moves."""
+    tokens = np.asarray(tokens)
+    index = np.arange(len(tokens))
+    for k in range(len(tokens) - 2, -1, -1):
+        if tokens[index[k]] > tokens[index[k + 1]]:
+            index[k] = index[k + 1]
+    return index
