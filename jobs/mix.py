@@ -16,7 +16,7 @@ A. tokenize (Spark, one task per pretraining file, read once): text and token id
 B. attach (placement: source_document; a Spark join by URL key): pairs appended to
    the page they were mined from, capped at each chunk's share, so the rest of the
    share is standalone.
-C. materialize (Spark, one task per instruction file and epoch): records in a
+C. materialize (Spark, one task per instruction chunk and round of epochs): records in a
    seeded two-level order (file order per epoch, then records within the file),
    rendered in seeded surface formats, packed, tokenized; further epochs (at most
    `max_repeat`) while a source is short. A shortfall stops the job before
@@ -187,7 +187,7 @@ def _tokenize_pretrain_file(task: dict) -> dict:
         with pq.ParquetWriter(staged.temp, PRETRAIN_CACHE_SCHEMA, compression="zstd") as writer:
 
             def close_chunk() -> None:
-                writer.write_table(pa.Table.from_pylist(rows, schema=PRETRAIN_CACHE_SCHEMA), row_group_size=len(rows))
+                writer.write_table(_cache_table(rows), row_group_size=len(rows))
                 chunks.append([len(rows), sum(r["length"] for r in rows)])
                 rows.clear()
 
@@ -216,6 +216,22 @@ def _tokenize_pretrain_file(task: dict) -> dict:
               "chunks": chunks, "counters": dict(counters)}
     _write_json(done, result, opts)
     return result
+
+
+def _token_lists(ids: list[np.ndarray]) -> pa.ListArray:
+    """Token id arrays as one Arrow list column, without a Python step per token."""
+    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
+    np.cumsum([len(a) for a in ids], out=offsets[1:])
+    values = np.concatenate(ids).astype(np.uint32, copy=False) if ids else np.zeros(0, np.uint32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.uint32()))
+
+
+def _cache_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_arrays([
+        pa.array([r["doc"] for r in rows], pa.int64()), pa.array([r["text"] for r in rows], pa.string()),
+        _token_lists([r["tokens"] for r in rows]), pa.array([r["length"] for r in rows], pa.int64()),
+        pa.array([r["url_key"] for r in rows], pa.int64()), pa.array([r["provenance"] for r in rows], pa.string()),
+    ], schema=PRETRAIN_CACHE_SCHEMA)
 
 
 # --- B. attach pairs to the pages they were mined from (placement: source_document) ----
@@ -389,7 +405,7 @@ def _attached_ids_url(work: str, source: int, chunk: int) -> str:
     return f"{work}/attached-ids/{source:03d}-{chunk:05d}.npy"
 
 
-# --- C. materialize instruction units, one source chunk and epoch per task --------------
+# --- C. materialize instruction units, one source chunk (its epochs of a round) per task ---
 
 UNITS_SCHEMA = pa.schema(
     [
@@ -435,13 +451,15 @@ class _Renderer:
 
 
 def materialize_units(task: dict) -> dict:
-    """One chunk of one instruction source in one epoch: its records in a seeded order, rendered,
-    packed and tokenized into `units/<source>/e<epoch>-<chunk>.parquet`."""
-    with _named_errors(f"instruction source {task['name']} ({task['file']}; work cache {task['base']})"):
-        return _materialize_units(task)
+    """One chunk of one instruction source in each of `epochs`: its records (read once) in a
+    seeded order per epoch, rendered, packed and tokenized into `units/<source>/e<epoch>-<chunk>.parquet`."""
+    with _named_errors(f"instruction source {task['name']} ({task['file']}; work cache {task['units_dir']})"):
+        loaded: dict = {}
+        return {"pieces": [_materialize_units({**task, "epoch": e, "base": f"{task['units_dir']}/e{e:03d}-"
+                                               f"{task['chunk']:05d}"}, loaded) for e in task["epochs"]]}
 
 
-def _materialize_units(task: dict) -> dict:
+def _materialize_units(task: dict, loaded: dict) -> dict:
     from transforms.mix.render import pack
     from transforms.tokenizer import encode_batch
 
@@ -450,12 +468,12 @@ def _materialize_units(task: dict) -> dict:
     previous = read_json(done, opts)
     if previous is not None:
         return previous
-    counters: Counter = Counter()
-    task["counters_seen"] = counters
-    records = _chunk_records(task)
-    attached = set()
-    if task["attached_ids"] and _exists(task["attached_ids"], opts):
-        attached = set(_load_npy(task["attached_ids"], opts).tolist())
+    if not loaded:  # the chunk's records, once for all the task's epochs
+        loaded["counters"] = task["counters_seen"] = Counter()
+        loaded["records"] = _chunk_records(task)
+        ids = task["attached_ids"]
+        loaded["attached"] = set(_load_npy(ids, opts).tolist()) if ids and _exists(ids, opts) else set()
+    records, counters, attached = loaded["records"], loaded["counters"], loaded["attached"]
     pool = np.array([i for i in range(len(records)) if i not in attached], dtype=np.int64)
     seed, source, epoch, chunk, size = task["seed"], task["source"], task["epoch"], task["chunk"], task["pack"]
     order = pool[np.random.default_rng([seed, source, epoch, chunk]).permutation(len(pool))]
@@ -1162,11 +1180,10 @@ def _materialize(spark, config: MixConfig, source_chunks: list[list[dict]], need
             rounds[s] = list(range(done, min(config.max_repeat, done + more)))
         if not rounds:
             return pieces
-        tasks = [{**c, "epoch": e, "base": f"{c['units_dir']}/e{e:03d}-{c['chunk']:05d}"}
-                 for s, epochs in rounds.items() for e in epochs for c in source_chunks[s]]
+        tasks = [{**c, "epochs": epochs} for s, epochs in rounds.items() for c in source_chunks[s]]
         first, last = min(min(e) for e in rounds.values()) + 1, max(max(e) for e in rounds.values()) + 1
         with progress(spark, f"render + tokenize instructions (epoch {first}{f'-{last}' if last > first else ''})"):
-            results = run_tasks(spark, materialize_units, tasks)
+            results = [piece for r in run_tasks(spark, materialize_units, tasks) for piece in r["pieces"]]
         by_epoch: dict[tuple[int, int], list[dict]] = {}
         for r in results:  # task order: chunk order within each (source, epoch)
             by_epoch.setdefault((r["source"], r["epoch"]), []).append(r)
