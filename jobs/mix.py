@@ -17,13 +17,15 @@ B. attach (placement: source_document; a Spark join by URL key): pairs appended 
    the page they were mined from, capped at each chunk's share, so the rest of the
    share is standalone.
 C. materialize (Spark, one task per instruction chunk and round of epochs): records in a
-   seeded two-level order (file order per epoch, then records within the file),
+   seeded two-level order (chunk order per epoch, then records within the chunk),
    rendered in seeded surface formats, packed, tokenized; further epochs (at most
    `max_repeat`) while a source is short. A shortfall stops the job before
    anything is written, naming the missing tokens per source.
+C2. cut (Spark tasks reading length columns, then the driver per shard): each
+   source's cut at each shard's end, the side of its target that brings the
+   instruction total closest (transforms/mix/plan.py: choose_cuts).
 D. write (Spark, one task per shard): its chunks' pages, its units between the
-   previous shard's cut and its own (each the unit boundary nearest the
-   cumulative target), interleaved by transforms/mix/interleave.py; every enabled
+   previous shard's cut and its own, interleaved by transforms/mix/interleave.py; every enabled
    format, published whole (transforms/io/shard_writers.py); a finished shard
    leaves a small JSON record with each file's version, so a re-run skips it while
    the file is unchanged.
