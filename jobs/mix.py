@@ -189,7 +189,7 @@ def _tokenize_pretrain_file(task: dict) -> dict:
         with pq.ParquetWriter(staged.temp, PRETRAIN_CACHE_SCHEMA, compression="zstd") as writer:
 
             def close_chunk() -> None:
-                writer.write_table(_cache_table(rows), row_group_size=len(rows))
+                writer.write_table(_rows_table(rows, PRETRAIN_CACHE_SCHEMA), row_group_size=len(rows))
                 chunks.append([len(rows), sum(r["length"] for r in rows)])
                 rows.clear()
 
@@ -228,12 +228,13 @@ def _token_lists(ids: list[np.ndarray]) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.uint32()))
 
 
-def _cache_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_arrays([
-        pa.array([r["doc"] for r in rows], pa.int64()), pa.array([r["text"] for r in rows], pa.string()),
-        _token_lists([r["tokens"] for r in rows]), pa.array([r["length"] for r in rows], pa.int64()),
-        pa.array([r["url_key"] for r in rows], pa.int64()), pa.array([r["provenance"] for r in rows], pa.string()),
-    ], schema=PRETRAIN_CACHE_SCHEMA)
+def _rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows as a table of `schema`, token id columns built by `_token_lists`: the cache, unit and
+    attached-pair files all carry token ids, and a per-row conversion of them is slow."""
+    token_ids = pa.list_(pa.uint32())
+    return pa.Table.from_arrays(
+        [_token_lists([r[f.name] for r in rows]) if f.type == token_ids else pa.array([r[f.name] for r in rows], f.type)
+         for f in schema], schema=schema)
 
 
 # --- B. attach pairs to the pages they were mined from (placement: source_document) ----
@@ -298,7 +299,7 @@ def _record_keys(batches, task_of: dict):
             task = task_of[k]
             rows = [{"url_key": source_url_key(r.source_url), "source": task["source"], "rchunk": task["chunk"],
                      "record": i, "payload": json.dumps(as_dict(r), ensure_ascii=False)}
-                    for i, r in enumerate(_chunk_records(task)) if r.source_url]
+                    for i, r in enumerate(_chunk_records(task, Counter())) if r.source_url]
             if rows:
                 yield pa.RecordBatch.from_pylist(rows, schema=_RECORD_KEYS)
 
@@ -313,14 +314,14 @@ def _record_of(payload: str):
     return InstructionRecord(**data)
 
 
-def _chunk_records(task: dict) -> list:
+def _chunk_records(task: dict, counters: Counter) -> list:
     """The usable records of one chunk (a file, or row groups of a Parquet file) of an instruction
-    source, in file order."""
+    source, in file order; skipped rows are counted in `counters`."""
     from transforms.io.mix_inputs import iter_instruction_records
 
     groups = task.get("row_groups")
-    return list(iter_instruction_records(task["file"], task.setdefault("counters_seen", Counter()),
-                                         task["storage_options"], tuple(groups) if groups else None))
+    return list(iter_instruction_records(task["file"], counters, task["storage_options"],
+                                         tuple(groups) if groups else None))
 
 
 def attach_to_pages(batches, ctx: dict):
@@ -370,7 +371,7 @@ def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
     if kept:
         staged = _staged(_attached_url(ctx["work"], file, chunk), opts)
         try:
-            pq.write_table(pa.Table.from_pylist(kept, schema=ATTACHED_SCHEMA), staged.temp, compression="zstd")
+            pq.write_table(_rows_table(kept, ATTACHED_SCHEMA), staged.temp, compression="zstd")
             staged.publish()
         except BaseException:
             staged.discard()
@@ -401,6 +402,11 @@ def write_attached_ids(batches, ctx: dict):
 
 def _attached_url(work: str, file: int, chunk: int) -> str:
     return f"{work}/attached/{file:05d}-{chunk:05d}.parquet"
+
+
+def _piece_base(units_dir: str, epoch: int, chunk: int) -> str:
+    """Where one instruction chunk's units of one epoch live (`.parquet`, and `.json` once done)."""
+    return f"{units_dir}/e{epoch:03d}-{chunk:05d}"
 
 
 def _attached_ids_url(work: str, source: int, chunk: int) -> str:
@@ -457,8 +463,9 @@ def materialize_units(task: dict) -> dict:
     seeded order per epoch, rendered, packed and tokenized into `units/<source>/e<epoch>-<chunk>.parquet`."""
     with _named_errors(f"instruction source {task['name']} ({task['file']}; work cache {task['units_dir']})"):
         loaded: dict = {}
-        return {"pieces": [_materialize_units({**task, "epoch": e, "base": f"{task['units_dir']}/e{e:03d}-"
-                                               f"{task['chunk']:05d}"}, loaded) for e in task["epochs"]]}
+        return {"pieces": [_materialize_units({**task, "epoch": e, "base": _piece_base(task["units_dir"], e,
+                                                                                      task["chunk"])}, loaded)
+                           for e in task["epochs"]]}
 
 
 def _materialize_units(task: dict, loaded: dict) -> dict:
@@ -471,8 +478,8 @@ def _materialize_units(task: dict, loaded: dict) -> dict:
     if previous is not None:
         return previous
     if not loaded:  # the chunk's records, once for all the task's epochs
-        loaded["counters"] = task["counters_seen"] = Counter()
-        loaded["records"] = _chunk_records(task)
+        loaded["counters"] = Counter()
+        loaded["records"] = _chunk_records(task, loaded["counters"])
         ids = task["attached_ids"]
         loaded["attached"] = set(_load_npy(ids, opts).tolist()) if ids and _exists(ids, opts) else set()
     records, counters, attached = loaded["records"], loaded["counters"], loaded["attached"]
@@ -481,7 +488,7 @@ def _materialize_units(task: dict, loaded: dict) -> dict:
     order = pool[np.random.default_rng([seed, source, epoch, chunk]).permutation(len(pool))]
     renderer = _Renderer(task, source, chunk)
     tokenizer = _tokenizer_of(task)
-    tokens = units = max_length = 0
+    tokens = units = 0
     staged = _staged(f"{base}.parquet", opts)
     try:
         with pq.ParquetWriter(staged.temp, UNITS_SCHEMA, compression="zstd") as writer:
@@ -500,15 +507,14 @@ def _materialize_units(task: dict, loaded: dict) -> dict:
                     for row, ids in zip(rows, encode_batch(tokenizer, [r["text"] for r in rows])):
                         row["tokens"], row["length"] = ids, len(ids)
                         tokens += len(ids)
-                        max_length = max(max_length, len(ids))
-                    writer.write_table(pa.Table.from_pylist(rows, schema=UNITS_SCHEMA))
+                    writer.write_table(_rows_table(rows, UNITS_SCHEMA))
                     rows = []
         staged.publish()
     except BaseException:
         staged.discard()
         raise
     result = {"source": source, "chunk": chunk, "epoch": epoch, "file": task["file"], "records": len(records),
-              "attached": len(attached), "units": units, "tokens": tokens, "max_length": max_length,
+              "attached": len(attached), "units": units, "tokens": tokens,
               "counters": dict(counters), "formats": dict(sorted(renderer.counts.items()))}
     _write_json(done, result, opts)
     return result
@@ -525,7 +531,7 @@ def resolve_cuts(task: dict) -> dict:
     out = []
     with _named_errors(f"instruction source {task['name']} (work cache {task['base']})"):
         for piece, (epoch, chunk, _units, start, _end), targets in task["pieces"]:
-            fs, path = _fs(f"{task['base']}/e{epoch:03d}-{chunk:05d}.parquet", task["storage_options"])
+            fs, path = _fs(f"{_piece_base(task['base'], epoch, chunk)}.parquet", task["storage_options"])
             lengths = pq.read_table(path, columns=["length"], filesystem=fs).column("length").to_numpy()
             cum = np.concatenate([[0], np.cumsum(lengths)])
             for shard, target in targets:
@@ -657,7 +663,7 @@ class _UnitRange:
 
     def _url(self, p: int) -> str:
         epoch, chunk = self.pieces[p][0], self.pieces[p][1]
-        return f"{self.task['sources'][self.source]['base']}/e{epoch:03d}-{chunk:05d}.parquet"
+        return f"{_piece_base(self.task['sources'][self.source]['base'], epoch, chunk)}.parquet"
 
     def _span(self, p: int) -> tuple[int, int]:
         start = self.lo[1] if p == self.lo[0] else 0
@@ -1125,16 +1131,21 @@ def _resolve_cuts(spark, pieces: list[_SourcePieces], targets: np.ndarray, opts:
     """Every shard's end cut in every source: [shards, 3] arrays of (piece, unit, tokens before it).
 
     Tasks bracket each source's targets by the unit boundaries below and above them, reading
-    only the length columns of the pieces they fall in; per cut the driver then picks, per
-    source, the boundary that brings the instruction total closest to its target
-    (transforms.mix.plan.choose_cuts), and keeps each source's cuts from going back.
+    only the length columns of the pieces they fall in (`_cut_tasks`); the driver then picks
+    the cuts from their answers (`_pick_cuts`).
     """
-    from transforms.mix.plan import choose_cuts, locate, monotone_cuts
+    tasks, want = _cut_tasks(pieces, targets, opts)
+    with progress(spark, "cut instruction units at each shard's end"):
+        results = run_tasks(spark, resolve_cuts, tasks)
+    return _pick_cuts(tasks, results, want)
 
-    shards = targets.shape[1]
-    below = np.zeros((len(pieces), shards, 3), dtype=np.int64)  # (piece, unit, tokens)
-    above = np.zeros_like(below)
-    want = np.zeros((len(pieces), shards))
+
+def _cut_tasks(pieces: list[_SourcePieces], targets: np.ndarray, opts: dict) -> tuple[list[dict], np.ndarray]:
+    """`resolve_cuts` tasks, each source's targets grouped by the piece they fall in, and the
+    targets kept within what each source has."""
+    from transforms.mix.plan import locate
+
+    want = np.zeros(targets.shape)
     tasks = []
     for s, p in enumerate(pieces):
         want[s] = np.clip(targets[s], 0.0, float(p.tokens))
@@ -1147,8 +1158,17 @@ def _resolve_cuts(spark, pieces: list[_SourcePieces], targets: np.ndarray, opts:
         tasks += [{"source": s, "name": p.name, "base": p.units_dir, "storage_options": opts,
                    "pieces": [[piece, p.rows[piece], ts] for piece, ts in groups[i: i + RESOLVE_PIECES_PER_TASK]]}
                   for i in range(0, len(groups), RESOLVE_PIECES_PER_TASK)]
-    with progress(spark, "cut instruction units at each shard's end"):
-        results = run_tasks(spark, resolve_cuts, tasks)
+    return tasks, want
+
+
+def _pick_cuts(tasks: list[dict], results: list[dict], want: np.ndarray) -> list[np.ndarray]:
+    """Per cut, each source's side that brings the instruction total closest to its target
+    (transforms.mix.plan.choose_cuts); each source's cuts kept from going back."""
+    from transforms.mix.plan import choose_cuts, monotone_cuts
+
+    sources, shards = want.shape
+    below = np.zeros((sources, shards, 3), dtype=np.int64)  # (piece, unit, tokens)
+    above = np.zeros_like(below)
     for task, result in zip(tasks, results):
         for k, piece, lo, lo_tokens, hi, hi_tokens in result["cuts"]:
             below[task["source"], k] = (piece, lo, lo_tokens)
@@ -1157,7 +1177,7 @@ def _resolve_cuts(spark, pieces: list[_SourcePieces], targets: np.ndarray, opts:
     for k in range(shards):
         up = choose_cuts(below[:, k, 2], above[:, k, 2], want[:, k])
         chosen[:, k] = np.where(up[:, None], above[:, k], below[:, k])
-    return [chosen[s][monotone_cuts(chosen[s, :, 2])] for s in range(len(pieces))]
+    return [chosen[s][monotone_cuts(chosen[s, :, 2])] for s in range(sources)]
 
 
 def _materialize(spark, config: MixConfig, source_chunks: list[list[dict]], needs: np.ndarray, run_tasks,

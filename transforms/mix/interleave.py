@@ -66,10 +66,6 @@ class ShardInterleaver:
     def tokens(self) -> int:
         return self.pretrain_tokens + self.instruction_tokens
 
-    def error(self) -> float:
-        """|instruction tokens - ratio * all tokens| so far."""
-        return abs(self.instruction_tokens - self.ratio * self.tokens)
-
     def error_after(self, pretrain: int, instruction: int) -> float:
         i = self.instruction_tokens + instruction
         return abs(i - self.ratio * (self.tokens + pretrain + instruction))
@@ -90,7 +86,6 @@ class ShardInterleaver:
     def add(self, pretrain: int, instruction: int) -> None:
         self.pretrain_tokens += pretrain
         self.instruction_tokens += instruction
-
 
 
 def interleave_shard(
