@@ -10,9 +10,12 @@ bench runs the same driver code as `jobs/mix.py` on a simulated stream of
   into chunks with `chunk_ends`, the rule the tokenize task applies; only the
   chunk totals come back, as the tokenize tasks' results do;
 * the driver indexes the chunks (`_ChunkIndex`), lays out the shards, sets each
-  source's cumulative targets and builds every write task's view of the unit
-  stream (`_SourcePieces.between`), for `--sources` instruction sources of
-  `--source-files` files each.
+  source's cumulative targets, groups them into the tasks that bracket them
+  (`_cut_tasks`), picks every shard's cuts from those tasks' answers
+  (`_pick_cuts`; the answers are made up on a 1,000-token unit grid, since
+  reading unit lengths is executor work) and builds every write task's view
+  of the unit stream (`_SourcePieces.view`), for `--sources` instruction
+  sources of `--source-files` files each.
 
 Reported: the driver's wall time for the planning (results in hand -> write
 tasks built), the whole run's wall time, and the driver's peak memory: Python
@@ -75,7 +78,7 @@ def main() -> None:
 
     from jobs.engines.spark import spark_session
     from jobs.engines.spark_tasks import run_tasks
-    from jobs.mix import _ChunkIndex, _SourcePieces
+    from jobs.mix import _ChunkIndex, _cut_tasks, _pick_cuts, _SourcePieces
     from transforms.mix.plan import chunk_tokens_for, layout_shards, standalone_targets
     from transforms.mix.schedule import RatioSchedule
 
@@ -106,12 +109,17 @@ def main() -> None:
                           "counters": {}, "formats": {}} for _ in range(args.source_files)],
                     rng.permutation(args.source_files))
         pieces.append(p)
-    views = 0
+    tasks, want = _cut_tasks(pieces, targets, {})
+    # The executors' answer (resolve_cuts), here from a grid of 1,000-token units: not driver work.
+    plan_seconds = time.perf_counter() - plan_started
+    results = [{"cuts": [[k, piece, 0, int(t // 1000 * 1000), 1, int(t // 1000 * 1000 + 1000)]
+                         for piece, _, ts in task["pieces"] for k, t in ts]} for task in tasks]
+    plan_started = time.perf_counter()
+    cuts = _pick_cuts(tasks, results, want)
     for k in range(layout.shards):
         for s, p in enumerate(pieces):
-            p.between(targets[s, k - 1] if k else 0.0, targets[s, k])
-            views += 1
-    plan_seconds = time.perf_counter() - plan_started
+            p.view(cuts[s][k - 1] if k else np.zeros(3, np.int64), cuts[s][k])
+    plan_seconds += time.perf_counter() - plan_started
     _, heap_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     result = {
