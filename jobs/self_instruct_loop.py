@@ -21,67 +21,79 @@ from jobs.config import SynthConfig
 from jobs.synth_records import BatchCheckpoints, SeenOutputs
 
 
-def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheckpoints,
-                      counters: Counter) -> tuple[int, int, int]:
-    """Run (or resume) the rounds; returns (records accepted, rounds done, rounds resumed).
+class SelfInstructRounds:
+    """The loop's state (the instruction pool, its novelty index, the outputs kept) and one
+    round at a time on it. A Ray actor (jobs.synth): the state lives beside the work, and
+    the driver only asks for the next round and counts what it returns.
 
-    Every prompt is fitted to the context first (`fitter`, transforms.synth.prompt_fit):
-    a generation prompt that is too long shows fewer example tasks; a classification
-    or instance prompt that cannot fit drops its instruction, counted as
+    Every prompt is fitted to the context first (transforms.synth.prompt_fit): a
+    generation prompt that is too long shows fewer example tasks; a classification or
+    instance prompt that cannot fit drops its instruction, counted as
     `prompts.drop.prompt_too_long`.
     """
-    from jobs.progress import log
-    from jobs.synth_records import keep_record, synth_record
-    from transforms.langid import get_language_identifier
-    from transforms.synth.novelty_index import NoveltyIndex
-    from transforms.synth.prompt_fit import PROMPT_TOO_LONG
-    from transforms.synth.prompts import (
-        classification_prompt,
-        instance_prompt,
-        load_prompts,
-        self_instruct_prompt,
-    )
-    from transforms.synth.seed_tasks import load_seed_tasks
-    from transforms.synth.self_instruct import (
-        filter_instances,
-        instruction_rejection,
-        parse_classification_answer,
-        parse_generated_instructions,
-        parse_instances,
-        sample_prompt_tasks,
-    )
 
-    user_prompts = load_prompts(config.prompts)  # checked by run_synth; read once per process (cached)
-    # A chat model gets the `_chat` prompts, which ask for the reply's form (transforms/synth/prompts.py).
-    chat = fitter.encoder.prompt_format == "chat"
-    seeds = load_seed_tasks(config.seeds)  # None: the packaged templates/seeds (works from a zip too)
-    seed_id = {s.instruction: s.id for s in seeds}
-    human = [s.instruction for s in seeds]
-    seen = SeenOutputs()
-    index = NoveltyIndex(threshold=0.7)
-    for h in human:
-        index.add(h)
-    machine: list[str] = []
-    lid = get_language_identifier()
-    accepted = rounds = resumed = 0
-    for r in range(config.self_instruct_rounds):
-        if checkpoints.exists(r):
-            table, c = checkpoints.read(r)
-            seen.add(table.select(["input", "output"]).to_pylist())
+    def __init__(self, config: SynthConfig, pool, model_dir: str, work: str) -> None:
+        from jobs.synth import worker_fitter
+        from transforms.langid import get_language_identifier
+        from transforms.synth.novelty_index import NoveltyIndex
+        from transforms.synth.seed_tasks import load_seed_tasks
+
+        self.config, self.pool = config, pool
+        self.fitter = worker_fitter(config, model_dir)
+        self.checkpoints = BatchCheckpoints(work, config.storage_options)
+        seeds = load_seed_tasks(config.seeds)  # None: the packaged templates/seeds (works from a zip too)
+        self.seed_id = {s.instruction: s.id for s in seeds}
+        self.human = [s.instruction for s in seeds]
+        self.seen = SeenOutputs()
+        self.index = NoveltyIndex(threshold=0.7)
+        for h in self.human:
+            self.index.add(h)
+        self.machine: list[str] = []
+        self.lid = get_language_identifier()
+
+    def run_round(self, r: int) -> tuple[int, Counter, bool]:
+        """Run (or resume) round r; returns (records kept, its counters, whether it was resumed).
+        Rounds must be asked for in order: each starts from the pool the earlier ones left."""
+        if self.checkpoints.exists(r):
+            table, c = self.checkpoints.read(r)
+            self.seen.add(table.select(["input", "output"]).to_pylist())
             for inst in dict.fromkeys(table.column("instruction").to_pylist()):
-                index.add(inst)
-                machine.append(inst)
-            counters.update(c)
-            accepted += table.num_rows
-            rounds += 1
-            resumed += 1
-            continue
+                self.index.add(inst)
+                self.machine.append(inst)
+            return table.num_rows, c, True
         c: Counter = Counter()
+        records = self._new_records(r, c)
+        records = self.seen.keep_new(records, c)
+        self.checkpoints.write(r, records, c)
+        return len(records), c, False
+
+    def _new_records(self, r: int, c: Counter) -> list[dict]:
+        from jobs.synth_records import keep_record, synth_record
+        from transforms.synth.prompt_fit import PROMPT_TOO_LONG
+        from transforms.synth.prompts import (
+            classification_prompt,
+            instance_prompt,
+            load_prompts,
+            self_instruct_prompt,
+        )
+        from transforms.synth.self_instruct import (
+            filter_instances,
+            instruction_rejection,
+            parse_classification_answer,
+            parse_generated_instructions,
+            parse_instances,
+            sample_prompt_tasks,
+        )
+
+        config, pool, fitter, index, lid = self.config, self.pool, self.fitter, self.index, self.lid
+        user_prompts = load_prompts(config.prompts)  # checked by run_synth; read once per process (cached)
+        # A chat model gets the `_chat` prompts, which ask for the reply's form (transforms/synth/prompts.py).
+        chat = fitter.encoder.prompt_format == "chat"
         rng = random.Random(config.seed * 1_000_003 + r)
         too_long = f"prompts.drop.{PROMPT_TOO_LONG}"
         prompt_tasks, prompts = [], []
         for _ in range(config.engine.batch_size):
-            tasks = sample_prompt_tasks(human, machine, rng)
+            tasks = sample_prompt_tasks(self.human, self.machine, rng)
             fitted = fitter.with_fewer(lambda shown: self_instruct_prompt(shown, prompts=user_prompts, chat=chat), tasks)
             if fitted is None:
                 c[too_long] += 1
@@ -110,7 +122,7 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
                     c[f"instructions.drop.{reason}"] += 1
                     continue
                 index.add(inst)
-                new.append((inst, lang, [seed_id[t] for t in tasks if t in seed_id], prompt.text))
+                new.append((inst, lang, [self.seed_id[t] for t in tasks if t in self.seed_id], prompt.text))
         c["instructions.novel"] += len(new)
         new, kind_prompts = _fitted(new, lambda item: classification_prompt(item[0], prompts=user_prompts, chat=chat),
                                     fitter, c)
@@ -129,22 +141,14 @@ def run_self_instruct(config: SynthConfig, pool, fitter, checkpoints: BatchCheck
             if not valid:
                 c["instructions.drop.no_valid_instances"] += 1
                 continue
-            machine.append(inst)
+            self.machine.append(inst)
             for inp, outp in valid:
                 rec = synth_record(inst, inp, outp, lang=lang, mode="self_instruct",
                                    task_type="classify" if cls else "", seed_ids=seed_ids, model=config.model or "",
                                    sampling=pool.sampling_json(), prompt=prompt)
                 if keep_record(rec, c):
                     records.append(rec)
-        records = seen.keep_new(records, c)
-        checkpoints.write(r, records, c)
-        counters.update(c)
-        accepted += len(records)
-        rounds += 1
-        log(f"synth self_instruct: round {r}: {len(new)} new instructions, {accepted} records so far")
-        if accepted >= config.limit:
-            break
-    return accepted, rounds, resumed
+        return records
 
 
 def _fitted(items: list, render, fitter, counters: Counter) -> tuple[list, list[list[int]]]:

@@ -38,12 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import SYNTH_MODES, ConfigError, SynthConfig
 from jobs.errors import UserError
-from jobs.synth_records import BatchCheckpoints, SeenOutputs, keep_record, synth_record
+from jobs.synth_records import BatchCheckpoints, keep_record, synth_record
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.records import SYNTH_SCHEMA
 from transforms.stats import counter_name, prefixed, stats_document
@@ -65,39 +64,50 @@ def input_files(inputs: list[str], storage_options: dict) -> list[str]:
     return expand_paths(inputs, storage_options=storage_options, endings=PRETRAIN_ENDINGS)
 
 
-def iter_documents(files: list[str], counters: Counter, storage_options: dict) -> Iterator[dict]:
-    """Documents from mined Parquet (each answer is a document) or shards with a `text` field.
+def iter_file_documents(path: str, counters: Counter, storage_options: dict) -> Iterator[dict]:
+    """The documents of one input file: mined Parquet (each answer is a document) or shards
+    with a `text` field.
 
     The reader's own counts (`skip:<reason>`, `repaired:<what>`) become
     `documents.skip.<reason>` / `documents.repaired.<what>`.
     """
     from transforms.io.mix_inputs import PARQUET_ENDINGS, iter_pretrain_docs
 
-    for path in files:
-        field = "text"
-        if path.lower().endswith(PARQUET_ENDINGS):
-            fs, fs_path = fsspec.core.url_to_fs(path, **storage_options)
-            names = pq.read_schema(fs_path, filesystem=fs).names
-            if "text" not in names and "output" in names:
-                field = "output"
-        reader_counts: Counter = Counter()
-        name = path.rstrip("/").rsplit("/", 1)[-1]
-        for doc in iter_pretrain_docs(path, field, reader_counts, storage_options):
-            counters["documents.read"] += 1
-            yield {"id": f"{name}#{doc.index}", "text": doc.text, "url": doc.url, "provenance": doc.provenance}
-        for key, count in reader_counts.items():
-            counters[f"documents.{key.replace(':', '.')}"] += count
+    field = "text"
+    if path.lower().endswith(PARQUET_ENDINGS):
+        fs, fs_path = fsspec.core.url_to_fs(path, **storage_options)
+        names = pq.read_schema(fs_path, filesystem=fs).names
+        if "text" not in names and "output" in names:
+            field = "output"
+    reader_counts: Counter = Counter()
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    for doc in iter_pretrain_docs(path, field, reader_counts, storage_options):
+        counters["documents.read"] += 1
+        yield {"id": f"{name}#{doc.index}", "text": doc.text, "url": doc.url, "provenance": doc.provenance}
+        _move_reader_counts(reader_counts, counters)
+    _move_reader_counts(reader_counts, counters)
 
 
-def _batches(docs: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    batch: list[dict] = []
-    for d in docs:
-        batch.append(d)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _move_reader_counts(reader_counts: Counter, counters: Counter) -> None:
+    for key, count in reader_counts.items():
+        counters[f"documents.{key.replace(':', '.')}"] += count
+    reader_counts.clear()
+
+
+def read_document_batches(path: str, size: int, storage_options: dict) -> Iterator[dict]:
+    """A file's documents in batches of `size`: {"docs": [...], "counts": the reader's counters
+    since the previous batch}. Run as a streaming Ray task: each batch becomes an object the
+    next stage takes, never fetched by the driver. A file whose last skipped lines come after
+    its last document ends with a batch of counts only."""
+    docs: list[dict] = []
+    counts: Counter = Counter()
+    for doc in iter_file_documents(path, counts, storage_options):
+        docs.append(doc)
+        if len(docs) == size:
+            yield {"docs": docs, "counts": counts}
+            docs, counts = [], Counter()
+    if docs or counts:
+        yield {"docs": docs, "counts": counts}
 
 
 # --- records ---------------------------------------------------------------------
@@ -125,13 +135,14 @@ def _filled(batch: list[dict], config: SynthConfig, counters: Counter,
     return out
 
 
-def template_only_batch(batch: list[dict], config: SynthConfig) -> tuple[list[dict], Counter]:
+def template_only_batch(batch: dict, config: SynthConfig) -> tuple[list[dict], Counter]:
+    """A batch's records of mode template_only (a Ray task: no model)."""
     from transforms.synth.extractive_answers import answer_with_reason
 
-    counters: Counter = Counter()
+    counters: Counter = Counter(batch["counts"])
     records = []
     # Only templates the passage can answer without a model (no translate / write).
-    for doc, filled in _filled(batch, config, counters, answerable_only=True):
+    for doc, filled in _filled(batch["docs"], config, counters, answerable_only=True):
         answer, reason = answer_with_reason(filled)
         if not answer:
             counters[f"records.drop.{reason}"] += 1
@@ -265,6 +276,37 @@ def doc_qa_records(jobs: list, prompts: list, outputs: list[dict], counters: Cou
             if keep_record(rec, counters):
                 records.append(rec)
     return records
+
+
+def prepare_llm_batch(mode: str, batch: dict, config: SynthConfig, model_dir: str,
+                      seed_offset: int) -> tuple[tuple, list[list[int]]]:
+    """A Ray task: a batch's prompts (token ids, for the engines) and what finishing the
+    batch needs beside the completions (the items they answer, the prompts, counters)."""
+    fitter = worker_fitter(config, model_dir)
+    if mode == "template":
+        items, prompts, counters = template_prompts(batch["docs"], config, fitter)
+    else:
+        items, prompts, counters = doc_qa_prompts(batch["docs"], config, seed_offset, fitter)
+    counters.update(batch["counts"])
+    return (items, prompts, counters), [p.token_ids for p in prompts]
+
+
+def finish_llm_batch(mode: str, prepared: tuple, outputs: list[dict], config: SynthConfig,
+                     sampling: str) -> tuple[list[dict], Counter]:
+    """A Ray task: the batch's records from its completions, parsed, grounded and filtered."""
+    items, prompts, counters = prepared
+    build = template_records if mode == "template" else doc_qa_records
+    return build(items, prompts, outputs, counters, config, sampling), counters
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_fitter(config_json: str, model_dir: str):
+    return prompt_fitter(SynthConfig.model_validate_json(config_json), model_dir)
+
+
+def worker_fitter(config: SynthConfig, model_dir: str):
+    """The prompt fitter in a Ray worker: the tokenizer is loaded once per worker process."""
+    return _cached_fitter(config.model_dump_json(), model_dir)
 
 
 # --- what a run may reuse ----------------------------------------------------------
@@ -436,14 +478,9 @@ def _synthesize(plan: _Plan, mode: str, config: SynthConfig, checkpoints: BatchC
     progress = _Progress(mode, config.limit)
     try:
         if mode == "self_instruct":
-            from jobs.self_instruct_loop import run_self_instruct
-
-            progress.accepted, progress.done, progress.resumed = run_self_instruct(
-                config, pool, plan.fitter, checkpoints, progress.counters)
+            _run_rounds(config, pool, plan.model_dir, checkpoints, progress)
         else:
-            docs = iter_documents(plan.files, progress.counters, config.storage_options)
-            _run_batches(mode, _batches(docs, config.documents_per_batch), checkpoints, config, pool, plan.fitter,
-                         progress)
+            _stream_batches(mode, plan, config, pool, checkpoints, progress)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -451,116 +488,201 @@ def _synthesize(plan: _Plan, mode: str, config: SynthConfig, checkpoints: BatchC
 
 
 class _Progress:
-    """What the finished batches add up to, in batch order."""
+    """What the settled batches add up to, in batch order: the driver's only state per batch."""
 
     def __init__(self, mode: str, limit: int) -> None:
         self.mode, self.limit = mode, limit
         self.counters: Counter = Counter()
-        self.accepted = self.done = self.resumed = 0
+        self.keys: list[int | str] = []  # the settled batches, in order
+        self.accepted = self.resumed = 0
 
-    def add(self, k: int, rows: int, counters: Counter, resumed: bool) -> None:
+    def add(self, key: int | str, rows: int, counters: Counter, resumed: bool) -> None:
         from jobs.progress import log
 
         self.counters.update(counters)
         self.accepted += rows
-        self.done += 1
+        self.keys.append(key)
         self.resumed += resumed
-        log(f"synth {self.mode}: batch {k} {'resumed' if resumed else 'done'}, {self.accepted} accepted so far")
+        what = "round" if isinstance(key, int) else "batch"
+        log(f"synth {self.mode}: {what} {key} {'resumed' if resumed else 'done'}, {self.accepted} accepted so far")
 
     @property
     def full(self) -> bool:
         return self.accepted >= self.limit
 
 
-def _batch_starter(mode: str, config: SynthConfig, pool, fitter):
-    """start(k, batch) submits batch k's work and returns finish() -> (records, counters)."""
+# Input files read at once: each streams its batches into the object store ahead of the
+# engines (a few batches each, then it waits), so reading never sets the pace.
+READ_AHEAD_FILES = 2
+BATCHES_READ_AHEAD = 4
+
+
+def _document_batches(files: list[str], config: SynthConfig) -> Iterator[tuple[str, int, object]]:
+    """(batch key, seed offset, ObjectRef of the batch) of every input file in order.
+
+    Each file is read by a streaming Ray task (read_document_batches); the driver only
+    passes the refs on. A batch's seed offset (its prompts' sampling seeds and doc_qa's
+    choices) follows from its key, so it does not depend on what ran beside it."""
+    import ray
+
+    from jobs.synth_records import batch_key
+
+    # A reader mostly waits (storage, backpressure) and at most READ_AHEAD_FILES run: no CPU slot.
+    reader = ray.remote(num_cpus=0)(read_document_batches).options(
+        num_returns="streaming", _generator_backpressure_num_objects=BATCHES_READ_AHEAD)
+    streams: deque = deque()
+    started = 0
+    try:
+        for file_index in range(len(files)):
+            while started < len(files) and len(streams) < READ_AHEAD_FILES:
+                streams.append(reader.remote(files[started], config.documents_per_batch, config.storage_options))
+                started += 1
+            for batch_index, ref in enumerate(streams[0]):
+                yield batch_key(file_index, batch_index), (file_index * 100_000 + batch_index) * 100_000, ref
+            streams.popleft()
+    finally:
+        for stream in streams:  # the run stopped early (limit reached, or an error)
+            ray.cancel(stream)
+
+
+def _batch_stages(mode: str, plan: _Plan, config: SynthConfig, pool):
+    """start(batch_ref, seed_offset) -> ObjectRef of the batch's (records, counters): the
+    stages of one batch chained as Ray tasks and an engine request, none fetched here."""
     import ray
 
     if mode == "template_only":
         task = ray.remote(num_cpus=1, max_retries=2)(template_only_batch)
-        return lambda k, batch: functools.partial(ray.get, task.remote(batch, config))
-    if mode == "template":
-        build, schema = template_records, None
-
-        def prepare(batch: list[dict], seed_offset: int):
-            return template_prompts(batch, config, fitter)
-    else:
+        return lambda batch, seed_offset: task.remote(batch, config)
+    schema = None
+    if mode == "doc_qa":
         from transforms.synth.doc_qa import QA_PAIRS_JSON_SCHEMA
 
-        build, schema = doc_qa_records, QA_PAIRS_JSON_SCHEMA
+        schema = QA_PAIRS_JSON_SCHEMA
+    prepare = ray.remote(num_cpus=1, max_retries=2, num_returns=2)(prepare_llm_batch)
+    finish = ray.remote(num_cpus=1, max_retries=2)(finish_llm_batch)
+    sampling = pool.sampling_json()
 
-        def prepare(batch: list[dict], seed_offset: int):
-            return doc_qa_prompts(batch, config, seed_offset, fitter)
-
-    def start(k: int, batch: list[dict]):
-        seed_offset = k * 100_000
-        items, prompts, counters = prepare(batch, seed_offset)
-        refs = pool.submit([p.token_ids for p in prompts], json_schema=schema, seed_offset=seed_offset) \
-            if prompts else []
-
-        def finish() -> tuple[list[dict], Counter]:
-            records = build(items, prompts, pool.collect(refs), counters, config, pool.sampling_json())
-            return records, counters
-
-        return finish
+    def start(batch, seed_offset: int):
+        prepared, prompts = prepare.remote(mode, batch, config, plan.model_dir, seed_offset)
+        outputs = pool.submit_ref(prompts, json_schema=schema, seed_offset=seed_offset)
+        return finish.remote(mode, prepared, outputs, config, sampling)
 
     return start
 
 
-def _run_batches(mode: str, batches, checkpoints: BatchCheckpoints, config: SynthConfig, pool, fitter,
-                 progress: _Progress) -> None:
-    """Keep several batches submitted (one per engine plus one, or one per CPU for
-    template_only) and finish them in batch order, so the output and where `limit`
-    stops do not depend on which batch finished first."""
+def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoints: BatchCheckpoints,
+                    progress: _Progress) -> None:
+    """Feed every document batch through its stages and into the OrderedBatchWriter, keeping
+    a few batches per engine (or per CPU for template_only) in flight, and settle them in
+    batch order, so the output and where `limit` stops do not depend on which batch
+    finished first. The driver handles refs and per-batch totals only."""
     import ray
 
-    start = _batch_starter(mode, config, pool, fitter)
-    depth = len(pool.actors) + 1 if pool is not None else max(1, int(ray.cluster_resources().get("CPU", 1)))
+    from jobs.synth_records import OrderedBatchWriter
+
+    # The writer mostly waits for batches; its work per batch is a set lookup per record.
+    writer = ray.remote(num_cpus=0)(OrderedBatchWriter).remote(checkpoints.url, config.storage_options)
+    start = _batch_stages(mode, plan, config, pool)
+    if pool is not None:
+        from jobs.engines.vllm_actors import REQUESTS_PER_ACTOR
+
+        depth = len(pool.actors) * REQUESTS_PER_ACTOR + 1
+    else:
+        depth = max(1, int(ray.cluster_resources().get("CPU", 1))) + 1
     in_flight: deque = deque()
-    seen = SeenOutputs()
 
     def settle() -> None:
-        k, finish = in_flight.popleft()
-        if finish is None:
-            table, c = checkpoints.read(k)
-            seen.add(table.select(["input", "output"]).to_pylist())
-            progress.add(k, table.num_rows, c, resumed=True)
-            return
-        records, c = finish()
-        records = seen.keep_new(records, c)
-        checkpoints.write(k, records, c)
-        progress.add(k, len(records), c, resumed=False)
+        key, ref, resumed = in_flight.popleft()
+        rows, counters = ray.get(ref)
+        progress.add(key, rows, counters, resumed)
 
-    for k, batch in enumerate(batches):
-        in_flight.append((k, None if checkpoints.exists(k) else start(k, batch)))
-        while in_flight and not progress.full and (len(in_flight) > depth or in_flight[0][1] is None):
+    batches = _document_batches(plan.files, config)
+    try:
+        for key, seed_offset, batch in batches:
+            if checkpoints.exists(key):
+                in_flight.append((key, writer.resume.remote(key), True))
+            else:
+                in_flight.append((key, writer.settle.remote(key, start(batch, seed_offset)), False))
+            while in_flight and not progress.full and len(in_flight) > depth:
+                settle()
+            if progress.full:
+                break
+        while in_flight and not progress.full:
             settle()
-        if progress.full:
-            return
-    while in_flight and not progress.full:
-        settle()
+    finally:
+        batches.close()  # stops the readers
+        if in_flight:
+            # Batches past `limit` (or beside a failure): their generation is cancelled and
+            # whatever they raise is expected; fetched so Ray does not report it as unhandled.
+            if pool is not None:
+                pool.shutdown()
+            for _, ref, _ in in_flight:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError:
+                    pass
+        ray.kill(writer)
+
+
+def _run_rounds(config: SynthConfig, pool, model_dir: str, checkpoints: BatchCheckpoints,
+                progress: _Progress) -> None:
+    """Self-Instruct's rounds, one after another (each round's pool of instructions feeds the
+    next), run by an actor that holds the loop's state; the driver only counts them."""
+    import ray
+
+    from jobs.self_instruct_loop import SelfInstructRounds
+
+    # The loop mostly waits for the engines.
+    rounds = ray.remote(num_cpus=0)(SelfInstructRounds).remote(config, pool, model_dir, checkpoints.url)
+    try:
+        for r in range(config.self_instruct_rounds):
+            rows, counters, resumed = ray.get(rounds.run_round.remote(r))
+            progress.add(r, rows, counters, resumed)
+            if progress.full:
+                break
+    finally:
+        ray.kill(rounds)
+
+
+def write_output(work: str, keys: list, limit: int, url: str, storage_options: dict) -> tuple[int, list]:
+    """A Ray task: the settled batches' checkpoints, in order, as one Parquet file at `url`
+    (the first `limit` rows), written batch by batch; returns (rows, [(column, value, count)])
+    of the task type and language columns."""
+    from jobs.workdir import atomic_writer
+
+    checkpoints = BatchCheckpoints(work, storage_options)
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    written, values = 0, Counter()
+    with atomic_writer(fs, path) as f, pq.ParquetWriter(f, SYNTH_SCHEMA, compression="zstd") as parquet:
+        for key in keys:
+            if written >= limit:
+                break
+            table = checkpoints.read(key)[0].slice(0, limit - written)
+            parquet.write_table(table)
+            written += table.num_rows
+            for column in ("task_type", "lang"):
+                values.update((column, v or "none") for v in table.column(column).to_pylist())
+    return written, [(column, value, n) for (column, value), n in values.items()]
 
 
 def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str, config: SynthConfig,
              progress: _Progress, started: float, previous: list[str] | None, plan: _Plan) -> dict:
-    """Write the output and `_stats.json` (the finish line, written last), drop what the
-    previous run published and this one did not, and the work of other configs."""
+    """Write the output (in a Ray task) and `_stats.json` (the finish line, written last), drop
+    what the previous run published and this one did not, and the work of other configs."""
+    import ray
+
     from jobs.progress import log
 
-    tables = [checkpoints.read(k)[0] for k in range(progress.done)]
-    table = pa.concat_tables(tables) if tables else SYNTH_SCHEMA.empty_table()
-    table = table.slice(0, config.limit)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    out.write_bytes(OUTPUT_FILE, sink.getvalue().to_pybytes())
+    task = ray.remote(num_cpus=1)(write_output)
+    written, values = ray.get(task.remote(checkpoints.url, progress.keys, config.limit, out.url_of(OUTPUT_FILE),
+                                          config.storage_options))
     # Before the new stats: once they are written, the old files would look foreign.
     out.remove_stale(keep=[OUTPUT_FILE], previous=previous)
     counters = prefixed("synth", progress.counters)
-    counters[counter_name("synth", "records", "written")] = table.num_rows
-    for column, what in (("task_type", "task_type"), ("lang", "lang")):
-        for value, count in Counter(table.column(column).to_pylist()).items():
-            counters[counter_name("synth", "records", what, value or "none")] = count
-    counters[counter_name("synth", "batches", "done")] = progress.done
+    counters[counter_name("synth", "records", "written")] = written
+    for column, value, count in values:
+        counters[counter_name("synth", "records", column, value)] = count
+    counters[counter_name("synth", "batches", "done")] = len(progress.keys)
     counters[counter_name("synth", "batches", "resumed")] = progress.resumed
     stats = stats_document("synth", counters, run_id=out.run_id, fingerprint=fp,
                            elapsed_seconds=time.time() - started, outputs=[OUTPUT_FILE],
@@ -570,7 +692,7 @@ def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str
                                     "work_dir": checkpoints.url})
     out.write_json(STATS_FILE, stats)
     _remove_other_work(out, checkpoints)
-    log(f"synth {mode}: wrote {table.num_rows} records to {out.url}")
+    log(f"synth {mode}: wrote {written} records to {out.url}")
     return stats
 
 

@@ -55,7 +55,7 @@ class SeenOutputs:
     (an extractive summary that is the page's lead sentence for four templates, a
     model's stock reply) is kept once; the rest are `records.drop.duplicate_output`.
 
-    Batches are judged in batch order (the driver settles them in order) and a resumed
+    Batches are judged in batch order (OrderedBatchWriter settles them in order) and a resumed
     batch's rows are added as they were written, so the result does not depend on
     which batch finished first or whether the run was resumed. Outputs compare as
     mining's exact dedup compares pairs (transforms.mine.dedup.exact_key: case, width,
@@ -89,11 +89,17 @@ class SeenOutputs:
         return kept
 
 
+def batch_key(file_index: int, batch_index: int) -> str:
+    """The name of a document batch: its input file's place in the sorted inputs and its
+    place in that file. Sorting the keys gives the order the run settles batches in."""
+    return f"{file_index:06d}-{batch_index:06d}"
+
+
 class BatchCheckpoints:
     """The finished batches (document batches or self-instruct rounds) of one run.
 
-    Batch k is `WORK/batch-<k>.parquet` on any fsspec filesystem, written by the
-    driver once the batch is complete (whole-file atomic write), so a re-run after
+    Batch k is `WORK/batch-<k>.parquet` on any fsspec filesystem, written once the
+    batch is complete (whole-file atomic write), so a re-run after
     a kill finds only finished batches and skips them. `work` is a fingerprinted
     work dir (`jobs.workdir.StageOutput.work_dir`): batches of another config or
     code version live elsewhere and are never read.
@@ -104,13 +110,14 @@ class BatchCheckpoints:
         self.fs, self.root = fsspec.core.url_to_fs(work, **(storage_options or {}))
         self.root = self.root.rstrip("/")
 
-    def path(self, k: int) -> str:
-        return f"{self.root}/batch-{k:06d}.parquet"
+    def path(self, k: int | str) -> str:
+        """Batch k's file; k is a round number or a batch key (`batch_key`)."""
+        return f"{self.root}/batch-{k:06d}.parquet" if isinstance(k, int) else f"{self.root}/batch-{k}.parquet"
 
-    def exists(self, k: int) -> bool:
+    def exists(self, k: int | str) -> bool:
         return self.fs.exists(self.path(k))
 
-    def write(self, k: int, records: list[dict], counters: Counter) -> None:
+    def write(self, k: int | str, records: list[dict], counters: Counter) -> None:
         from jobs.workdir import write_atomic
 
         table = pa.Table.from_pylist(records, schema=SYNTH_SCHEMA)
@@ -119,8 +126,37 @@ class BatchCheckpoints:
         pq.write_table(table, sink, compression="zstd")
         write_atomic(self.fs, self.path(k), sink.getvalue().to_pybytes())
 
-    def read(self, k: int) -> tuple[pa.Table, Counter]:
+    def read(self, k: int | str) -> tuple[pa.Table, Counter]:
         """Batch k's rows (without the counters metadata) and its counters."""
         table = pq.read_table(self.path(k), filesystem=self.fs)
         meta = (table.schema.metadata or {}).get(COUNTERS_METADATA_KEY, b"{}")
         return table.replace_schema_metadata(None), Counter(json.loads(meta))
+
+
+class OrderedBatchWriter:
+    """The one place batches meet: a Ray actor (jobs.synth) that judges each finished
+    batch against the outputs kept before it (SeenOutputs) and checkpoints what survives.
+
+    Calls from one caller run in the order they were made, so when the driver hands
+    batches over in batch order, the result does not depend on which batch's
+    generation finished first or whether the run was resumed. The records go from the
+    tasks that built them to this actor and on to the checkpoint: the driver sees only
+    each batch's row count and counters.
+    """
+
+    def __init__(self, work: str, storage_options: dict | None = None) -> None:
+        self.checkpoints = BatchCheckpoints(work, storage_options)
+        self.seen = SeenOutputs()
+
+    def settle(self, key: str, built: tuple[list[dict], Counter]) -> tuple[int, Counter]:
+        """Keep the batch's new records, checkpoint them; (rows kept, the batch's counters)."""
+        records, counters = built
+        records = self.seen.keep_new(records, counters)
+        self.checkpoints.write(key, records, counters)
+        return len(records), counters
+
+    def resume(self, key: str) -> tuple[int, Counter]:
+        """A batch a previous run finished: its outputs count as seen, its counters as they were."""
+        table, counters = self.checkpoints.read(key)
+        self.seen.add(table.select(["input", "output"]).to_pylist())
+        return table.num_rows, counters

@@ -279,17 +279,38 @@ class StageOutput:
 
 def write_atomic(fs, path: str, data: bytes) -> None:
     """Write `data` at `path` so no reader ever sees a partial file."""
+    with atomic_writer(fs, path) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_writer(fs, path: str) -> Iterator:
+    """A binary file to write `path` through, which no reader sees until the block ends
+    without an error: a temporary file renamed over `path` on a local disk, and one
+    upload (an object appears whole or not at all) on an object store."""
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)
     if not _is_local(fs):
-        with fs.open(path, "wb") as f:  # one PUT: the object appears whole or not at all
-            f.write(data)
+        f = fs.open(path, "wb")
+        try:
+            yield f
+        except BaseException:
+            try:
+                f.discard()  # s3fs: abort the multipart upload, so nothing appears
+            finally:
+                f.closed = True  # not committed by a close, now or when collected
+            raise
+        f.close()
         return
     tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_json_atomic(url: str, data: Any, storage_options: dict | None = None) -> None:
