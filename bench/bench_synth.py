@@ -40,7 +40,7 @@ cut to fit); self_instruct runs `--rounds` rounds of `--si-prompts` prompts. Per
     shares of replies that say yes/no, and that hold at least one (input, output) pair
     before the instance filters). `items_per_generation`: answers / pairs / tasks parsed
     per generation.
-    The generations are read in the driver by a recording GeneratorPool; nothing in
+    The generations are logged by the engines (recording_generations); nothing in
     the job changes;
   * accepted_rate = synth.records.accepted / candidates, the candidates being the
     records the parsers produced: accepted plus every `synth.records.drop.<reason>`
@@ -237,19 +237,27 @@ def plain_worker(spec_file: str) -> None:
     start_s = time.perf_counter() - t0
     requests = [{"prompt_token_ids": ids} for ids in spec["prompts"]]
     llm.generate(requests[:2], SamplingParams(**sampling), use_tqdm=False)  # first-call costs, as the pool's warm-up
+    # Per-prompt seeds when given (as the pipeline's engines sample), else one for all.
+    params = ([SamplingParams(**dict(sampling, seed=seed)) for seed in spec["seeds"]] if spec.get("seeds")
+              else SamplingParams(**sampling))
     t0 = time.perf_counter()
-    outputs = llm.generate(requests, SamplingParams(**sampling), use_tqdm=False)
+    outputs = llm.generate(requests, params, use_tqdm=False)
     secs = time.perf_counter() - t0
     tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-    print("PLAIN_RESULT " + json.dumps({"engine_start_seconds": round(start_s, 2), "seconds": round(secs, 3),
-                                        "generated_tokens": tokens, "outputs": len(outputs)}), flush=True)
+    result = {"engine_start_seconds": round(start_s, 2), "seconds": round(secs, 3), "generated_tokens": tokens,
+              "outputs": len(outputs)}
+    if spec.get("return_texts"):
+        result["texts"] = [o.outputs[0].text for o in outputs]
+    print("PLAIN_RESULT " + json.dumps(result), flush=True)
 
 
 def bench_plain(model: str, prompts: list[list[int]], engine: dict, sampling: dict, tmp: Path,
-                timeout: float = 1800) -> dict:
+                timeout: float = 1800, seeds: list[int] | None = None) -> dict:
+    """Plain vLLM over `prompts` (one seed, or `seeds` one per prompt); with `seeds` the
+    result also holds the completions' `plain_texts`."""
     spec = tmp / "plain.json"
-    spec.write_text(json.dumps({"model": model, "engine": engine, "sampling": sampling, "prompts": prompts}),
-                    encoding="utf-8")
+    spec.write_text(json.dumps({"model": model, "engine": engine, "sampling": sampling, "prompts": prompts,
+                                "seeds": seeds, "return_texts": seeds is not None}), encoding="utf-8")
     env = dict(os.environ)
     if engine["gpus_per_actor"]:
         env.setdefault("CUDA_VISIBLE_DEVICES", "0")  # plain vLLM on one GPU, as one actor
@@ -268,7 +276,8 @@ def bench_plain(model: str, prompts: list[list[int]], engine: dict, sampling: di
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"plain vLLM subprocess failed (rc {proc.returncode}):\n{stderr[-4000:]}")
     r = json.loads(line.removeprefix("PLAIN_RESULT "))
-    return {"plain_engine_start_seconds": r["engine_start_seconds"], "plain_generate_seconds": r["seconds"],
+    texts = {"plain_texts": r["texts"]} if "texts" in r else {}
+    return {**texts, "plain_engine_start_seconds": r["engine_start_seconds"], "plain_generate_seconds": r["seconds"],
             "plain_generated_tokens": r["generated_tokens"],
             "plain_tokens_per_s": round(r["generated_tokens"] / r["seconds"], 1)}
 
@@ -340,41 +349,29 @@ def bench_throughput(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
 # --- quality ---------------------------------------------------------------------------------
 
 
-# Every generation the synthesis driver collects: (seed_offset, prompt token ids, outputs).
-_RECORDED: list[tuple[int, list, list[dict]]] = []
-
-
-def recording_pool_class():
-    """GeneratorPool that also keeps, in the driver, what each submit sent and what came back."""
-    from jobs.engines.vllm_actors import GeneratorPool
-
-    class RecordingPool(GeneratorPool):
-        def submit(self, prompts, json_schema=None, seed_offset=0):
-            refs = super().submit(prompts, json_schema, seed_offset)
-            self._sent = getattr(self, "_sent", {})
-            self._sent[id(refs)] = (seed_offset, list(prompts))
-            return refs
-
-        def collect(self, refs):
-            out = GeneratorPool.collect(refs)
-            offset, prompts = getattr(self, "_sent", {}).pop(id(refs), (0, []))
-            _RECORDED.append((offset, prompts, out))
-            return out
-
-    return RecordingPool
-
-
 @contextlib.contextmanager
-def recording_generations():
-    import jobs.engines.vllm_actors as actors
+def recording_generations(sampling_seed: int, folder: Path):
+    """Every engine request of the block, as (seed offset, prompt token ids, outputs): the
+    engines log them (jobs.engines.vllm_actors.GENERATIONS_LOG_ENV) and the list is filled
+    from the logs when the block ends. Nothing in the job changes."""
+    from jobs.engines.vllm_actors import GENERATIONS_LOG_ENV
 
-    original = actors.GeneratorPool
-    actors.GeneratorPool = recording_pool_class()
-    _RECORDED.clear()
+    folder.mkdir(parents=True, exist_ok=True)
+    calls: list[tuple[int, list, list[dict]]] = []
+    before = os.environ.get(GENERATIONS_LOG_ENV)
+    os.environ[GENERATIONS_LOG_ENV] = str(folder)
     try:
-        yield _RECORDED
+        yield calls
     finally:
-        actors.GeneratorPool = original
+        if before is None:
+            os.environ.pop(GENERATIONS_LOG_ENV, None)
+        else:
+            os.environ[GENERATIONS_LOG_ENV] = before
+        for path in sorted(folder.glob("generations-*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                call = json.loads(line)
+                calls.append((call["seed"] - sampling_seed, call["prompts"], call["outputs"]))
+        calls.sort(key=lambda call: call[0])
 
 
 _OPEN_NUMBER = re.compile(r"(?m)^\s*(\d+)\.(?!\d)")  # "9." opens the task the model writes
@@ -534,7 +531,7 @@ def bench_quality(args, model_dir: str, docs: list[dict], tmp: Path) -> dict:
                                   documents_per_batch=args.documents_per_batch)
             inputs = [str(shard)]
         t0 = time.perf_counter()
-        with recording_generations() as calls:
+        with recording_generations(sampling["seed"], tmp / "generations" / mode) as calls:
             stats = run_synth(inputs, str(tmp / "quality" / mode), mode, config)
         elapsed = time.perf_counter() - t0
         wait_for_free_gpus(engine)

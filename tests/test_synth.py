@@ -161,6 +161,39 @@ def test_a_crashed_engine_actor_is_restarted_and_its_request_retried(tiny_llm):
         pool.shutdown()
 
 
+def test_stopping_the_pool_cancels_requests_in_flight_and_refuses_new_ones(tiny_llm, tmp_path, monkeypatch):
+    """What a run that reached its `limit` does with the batches still generating; and the
+    generations log, which records each request's seed, prompts and completions."""
+    import ray
+
+    from jobs.engines.ray import init_ray
+    from jobs.engines.vllm_actors import GENERATIONS_LOG_ENV, GenerationAborted, GeneratorPool
+
+    init_ray()
+    monkeypatch.setenv(GENERATIONS_LOG_ENV, str(tmp_path / "log"))
+    (tmp_path / "log").mkdir()
+    cfg = _llm_config(tiny_llm, sampling={"temperature": 0.7, "top_p": 0.95, "max_tokens": 160, "seed": 3})
+    pool = GeneratorPool(cfg.model, cfg.engine.model_copy(update={"batch_size": 256}), cfg.sampling)
+    try:
+        small = pool.generate(["Say one word.", "Say two words."], seed_offset=10)
+        logged = [json.loads(line) for f in (tmp_path / "log").glob("generations-*.jsonl")
+                  for line in f.read_text().splitlines()]
+        assert [(entry["seed"], entry["outputs"]) for entry in logged] == [(13, small)]
+        assert len(logged[0]["prompts"]) == 2
+
+        running = pool.submit([f"Explain item number {i} in a few words." for i in range(256)])
+        ray.wait(running, timeout=1)  # the engine has started on it
+        assert ray.get(pool.actors[0].stop.remote()) == 1
+        for ref in running:
+            with pytest.raises(ray.exceptions.RayTaskError) as err:
+                ray.get(ref)
+            assert isinstance(err.value.as_instanceof_cause(), GenerationAborted)
+        with pytest.raises(ray.exceptions.RayTaskError, match="not started"):
+            pool.generate(["Too late."])
+    finally:
+        pool.shutdown()
+
+
 def test_user_prompt_files_replace_the_packaged_prompts_in_the_job(tiny_llm, sample_documents, tmp_path):
     from jobs.synth import prompt_fitter, template_prompts
 

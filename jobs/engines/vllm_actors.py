@@ -21,8 +21,14 @@ import asyncio
 import hashlib
 import json
 import math
+import time
 
 from jobs.config import EngineSettings, SamplingSettings
+
+# A folder where every engine appends each request's prompts and completions as JSON
+# lines (generations-<pid>.jsonl): for reading what a model was asked and answered.
+# Off unless set; bench/bench_synth.py uses it to measure parse rates.
+GENERATIONS_LOG_ENV = "INSTRUCTMIX_GENERATIONS_LOG"
 
 
 class GenerationAborted(RuntimeError):
@@ -54,6 +60,8 @@ class VLLMGenerator:
             **({"enable_chunked_prefill": False} if cpu else {}),
         )
         self.engine = AsyncLLM.from_engine_args(args)
+        log_dir = os.environ.get(GENERATIONS_LOG_ENV)
+        self.log_path = os.path.join(log_dir, f"generations-{os.getpid()}.jsonl") if log_dir else None
         self.calls: set[asyncio.Future] = set()
         self.serial = 0
         self.stopped = False
@@ -86,15 +94,26 @@ class VLLMGenerator:
             return {"text": done.text, "tokens": len(done.token_ids),
                     "prompt_tokens": len(final.prompt_token_ids or []), "finish_reason": done.finish_reason}
 
+        started = time.time()
         gathered = asyncio.ensure_future(asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
         self.calls.add(gathered)
         try:
-            return await gathered
+            outputs = await gathered
         except asyncio.CancelledError:
             # Cancelling the gather cancels each request's generator, which aborts it in the engine.
             raise GenerationAborted(f"request {call} aborted ({len(prompts)} prompts)") from None
         finally:
             self.calls.discard(gathered)
+        if self.log_path:
+            line = json.dumps({"seed": sampling["seed"], "started": started, "finished": time.time(),
+                               "outputs": outputs,
+                               "prompts": [p if isinstance(p, str) else list(p) for p in prompts]})
+            await asyncio.to_thread(self._log, line)
+        return outputs
+
+    def _log(self, line: str) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     async def stop(self) -> int:
         """Cancel every call still generating and refuse the ones still queued; returns how many ran."""
@@ -135,12 +154,14 @@ class GeneratorPool:
 
         import ray
 
-        options = {}
+        env = {}
         if engine.gpus_per_actor == 0:
             # Ray pins an actor with num_cpus=1 to one OpenMP thread; vLLM's CPU backend
             # wants the machine's cores shared among the engines (measured in bench_synth.py).
-            threads = max(1, (os.cpu_count() or 1) // engine.actors)
-            options["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": str(threads)}}
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // engine.actors))
+        if os.environ.get(GENERATIONS_LOG_ENV):
+            env[GENERATIONS_LOG_ENV] = os.path.abspath(os.environ[GENERATIONS_LOG_ENV])
+        options = {"runtime_env": {"env_vars": env}} if env else {}
         actor = ray.remote(
             num_cpus=1,
             num_gpus=engine.gpus_per_actor * engine.tensor_parallel_size,
