@@ -101,13 +101,14 @@ def read_document_batches(path: str, size: int, storage_options: dict) -> Iterat
     its last document ends with a batch of counts only."""
     docs: list[dict] = []
     counts: Counter = Counter()
-    for doc in iter_file_documents(path, counts, storage_options):
+    for doc in iter_file_documents(path, counts, storage_options):  # counts into `counts`, as it reads
         docs.append(doc)
         if len(docs) == size:
-            yield {"docs": docs, "counts": counts}
-            docs, counts = [], Counter()
+            yield {"docs": docs, "counts": Counter(counts)}
+            docs = []
+            counts.clear()
     if docs or counts:
-        yield {"docs": docs, "counts": counts}
+        yield {"docs": docs, "counts": Counter(counts)}
 
 
 # --- records ---------------------------------------------------------------------

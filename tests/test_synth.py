@@ -43,6 +43,23 @@ def test_template_only_needs_no_config_and_writes_grounded_pairs(sample_document
     assert all(r["template_id"] and r["output"] for r in rows)
 
 
+def test_document_batches_carry_the_reader_counts_of_their_own_documents(tmp_path):
+    from jobs.synth import read_document_batches
+
+    lines = [json.dumps({"text": f"Document number {i} says something.", "url": f"https://a.example/{i}"})
+             for i in range(8)]
+    lines.insert(5, "{not json")
+    lines.append("[1, 2]")  # skipped after the last document: a batch of counts only
+    shard = tmp_path / "docs.jsonl"
+    shard.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    batches = list(read_document_batches(str(shard), 4, {}))
+    assert [len(b["docs"]) for b in batches] == [4, 4, 0]
+    assert [b["docs"][0]["id"] for b in batches[:2]] == ["docs.jsonl#0", "docs.jsonl#4"]
+    assert [b["counts"]["documents.read"] for b in batches] == [4, 4, 0]
+    skips = [sum(n for k, n in b["counts"].items() if k.startswith("documents.skip.")) for b in batches]
+    assert skips == [0, 1, 1]
+
+
 def test_llm_modes_need_a_model(sample_documents, tmp_path):
     with pytest.raises(ValueError, match="needs `model:`"):
         run_synth([str(sample_documents)], str(tmp_path), "template", SynthConfig())
