@@ -20,7 +20,9 @@ on the same prompts, and the driver's CPU time per 1,000 records.
    --skip-throughput, template with the model. Fixed costs (start-up, the tokenizer,
    publishing) are the same at both sizes, so the difference per 1,000 more records is
    what the driver spends per record: `driver_cpu_ms_per_1000_records` (target: near
-   zero). Records are the candidate pairs the batches built (`synth.instructions.filled`).
+   zero), and per batch (`driver_cpu_ms_per_batch`: the driver's work is per batch, so
+   per record it shrinks as batches grow). Records are the candidate pairs the batches
+   built (`synth.instructions.filled`).
 
 Run (repository root): `python bench/bench_synth_pipeline.py [--model M] [--gpus N]
 [--docs N] [--driver-docs N] [--json-out FILE]`. Prints one JSON object.
@@ -110,14 +112,16 @@ def bench_pipeline_vs_plain(bs, args, model_dir: str, docs: list[dict], tmp: Pat
 def bench_driver(bs, args, mode: str, model_dir: str | None, docs: list[dict], tmp: Path) -> dict:
     engine = bs.engine_settings(args.gpus, 1, args.max_model_len, args.batch_size)
     config = bs.synth_config(model_dir, engine, bs.sampling_settings(args.driver_max_tokens),
-                             documents_per_batch=args.documents_per_batch)
+                             documents_per_batch=args.driver_documents_per_batch)
     runs = {}
     for scale in (1, 4):
         shards = write_shards(bs, docs, args.driver_docs * scale, args.files, tmp / f"docs-{mode}-{scale}")
         runs[f"x{scale}"] = timed_run(shards, tmp / f"out-{mode}-{scale}", mode, config)
     small, large = runs["x1"], runs["x4"]
     extra_cpu = large["driver_cpu_seconds"] - small["driver_cpu_seconds"]
-    return {**runs, "driver_cpu_ms_per_1000_records": round(1e6 * extra_cpu / (large["records"] - small["records"]), 1),
+    return {**runs, "documents_per_batch": args.driver_documents_per_batch,
+            "driver_cpu_ms_per_batch": round(1e3 * extra_cpu / (large["batches"] - small["batches"]), 2),
+            "driver_cpu_ms_per_1000_records": round(1e6 * extra_cpu / (large["records"] - small["records"]), 1),
             "driver_cpu_ms_per_1000_documents":
                 round(1e6 * extra_cpu / (large["documents"] - small["documents"]), 1)}
 
@@ -129,7 +133,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--docs", type=int, default=16, help="documents of the pipeline-vs-plain run")
     p.add_argument("--driver-docs", type=int, default=256, help="documents of the smaller driver-CPU run")
     p.add_argument("--files", type=int, default=4, help="input files the documents are spread over")
-    p.add_argument("--documents-per-batch", type=int, default=4)
+    p.add_argument("--documents-per-batch", type=int, default=4, help="of the pipeline-vs-plain run")
+    p.add_argument("--driver-documents-per-batch", type=int, default=64,
+                   help="of the driver-CPU runs (the config's default)")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--driver-max-tokens", type=int, default=16,

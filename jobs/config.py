@@ -241,9 +241,10 @@ class EngineSettings(StrictModel):
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     max_model_len: int = Field(4096, ge=64)
-    # Prompts per request to one actor. vLLM schedules inside a request, so large
-    # requests cost nothing; 64-prompt requests ran at 0.86x of one plain generate call
-    # on a CPU engine (bench/bench_synth.py), 256 at 0.94x.
+    # Self-Instruct: prompts per round, and the most prompts per request to one actor when
+    # a round's prompts are split over actors. (A document batch's prompts go to one actor
+    # as one request; its size is `documents_per_batch`.) The async engine interleaves the
+    # requests it holds, so request size matters little to throughput.
     batch_size: int = Field(256, ge=1)
 
 

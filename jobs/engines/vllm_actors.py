@@ -131,10 +131,11 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
-# Batches outstanding per actor: one generating, more queued in the same engine so it
-# is never short of requests when one finishes, and no more than that sitting in an
-# actor's queue (backpressure).
-REQUESTS_PER_ACTOR = 3
+# Batches outstanding per actor. They all generate at once in the engine's continuous
+# batching, so more of them fill the engine better when batches are small (a few
+# documents' prompts each); the bound keeps the documents and prompts waiting for an
+# engine few (backpressure). Measured in bench/bench_synth_pipeline.py.
+REQUESTS_PER_ACTOR = 8
 
 
 class GeneratorPool:
