@@ -494,15 +494,16 @@ class _Progress:
     def __init__(self, mode: str, limit: int) -> None:
         self.mode, self.limit = mode, limit
         self.counters: Counter = Counter()
-        self.keys: list[int | str] = []  # the settled batches, in order
-        self.accepted = self.resumed = 0
+        self.last: int | str | None = None  # the last batch settled (they settle in order)
+        self.accepted = self.done = self.resumed = 0
 
     def add(self, key: int | str, rows: int, counters: Counter, resumed: bool) -> None:
         from jobs.progress import log
 
         self.counters.update(counters)
         self.accepted += rows
-        self.keys.append(key)
+        self.last = key
+        self.done += 1
         self.resumed += resumed
         what = "round" if isinstance(key, int) else "batch"
         log(f"synth {self.mode}: {what} {key} {'resumed' if resumed else 'done'}, {self.accepted} accepted so far")
@@ -546,25 +547,50 @@ def _document_batches(files: list[str], config: SynthConfig) -> Iterator[tuple[s
             ray.cancel(stream)
 
 
-def _batch_stages(mode: str, plan: _Plan, config: SynthConfig, pool):
-    """start(batch_ref, seed_offset) -> ObjectRef of the batch's (records, counters): the
-    stages of one batch chained as Ray tasks and an engine request, none fetched here."""
+def _checkpointed(work: str, key: str, config: SynthConfig) -> bool:
+    """Whether a previous run finished this batch: the first stage of a batch asks, so the
+    driver makes no storage request per batch."""
+    return BatchCheckpoints(work, config.storage_options).exists(key)
+
+
+def template_only_task(work: str, key: str, batch: dict, config: SynthConfig):
+    """A Ray task: the batch's records, or None when it is checkpointed already."""
+    return None if _checkpointed(work, key, config) else template_only_batch(batch, config)
+
+
+def prepare_task(work: str, key: str, mode: str, batch: dict, config: SynthConfig, model_dir: str,
+                 seed_offset: int):
+    """A Ray task: prepare_llm_batch, or (None, no prompts) when the batch is checkpointed already."""
+    if _checkpointed(work, key, config):
+        return None, []
+    return prepare_llm_batch(mode, batch, config, model_dir, seed_offset)
+
+
+def finish_task(mode: str, prepared, outputs: list[dict], config: SynthConfig, sampling: str):
+    """A Ray task: finish_llm_batch, or None for a batch checkpointed already."""
+    return None if prepared is None else finish_llm_batch(mode, prepared, outputs, config, sampling)
+
+
+def _batch_stages(mode: str, plan: _Plan, config: SynthConfig, pool, work: str):
+    """start(key, batch_ref, seed_offset) -> ObjectRef of the batch's (records, counters), or
+    of None when a previous run checkpointed it: the stages of one batch chained as Ray
+    tasks and an engine request, none fetched here."""
     import ray
 
     if mode == "template_only":
-        task = ray.remote(num_cpus=1, max_retries=2)(template_only_batch)
-        return lambda batch, seed_offset: task.remote(batch, config)
+        task = ray.remote(num_cpus=1, max_retries=2)(template_only_task)
+        return lambda key, batch, seed_offset: task.remote(work, key, batch, config)
     schema = None
     if mode == "doc_qa":
         from transforms.synth.doc_qa import QA_PAIRS_JSON_SCHEMA
 
         schema = QA_PAIRS_JSON_SCHEMA
-    prepare = ray.remote(num_cpus=1, max_retries=2, num_returns=2)(prepare_llm_batch)
-    finish = ray.remote(num_cpus=1, max_retries=2)(finish_llm_batch)
+    prepare = ray.remote(num_cpus=1, max_retries=2, num_returns=2)(prepare_task)
+    finish = ray.remote(num_cpus=1, max_retries=2)(finish_task)
     sampling = pool.sampling_json()
 
-    def start(batch, seed_offset: int):
-        prepared, prompts = prepare.remote(mode, batch, config, plan.model_dir, seed_offset)
+    def start(key: str, batch, seed_offset: int):
+        prepared, prompts = prepare.remote(work, key, mode, batch, config, plan.model_dir, seed_offset)
         outputs = pool.submit_ref(prompts, json_schema=schema, seed_offset=seed_offset)
         return finish.remote(mode, prepared, outputs, config, sampling)
 
@@ -583,7 +609,7 @@ def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoin
 
     # The writer mostly waits for batches; its work per batch is a set lookup per record.
     writer = ray.remote(num_cpus=0)(OrderedBatchWriter).remote(checkpoints.url, config.storage_options)
-    start = _batch_stages(mode, plan, config, pool)
+    start = _batch_stages(mode, plan, config, pool, checkpoints.url)
     if pool is not None:
         from jobs.engines.vllm_actors import REQUESTS_PER_ACTOR
 
@@ -593,17 +619,14 @@ def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoin
     in_flight: deque = deque()
 
     def settle() -> None:
-        key, ref, resumed = in_flight.popleft()
-        rows, counters = ray.get(ref)
+        key, ref = in_flight.popleft()
+        rows, counters, resumed = ray.get(ref)
         progress.add(key, rows, counters, resumed)
 
     batches = _document_batches(plan.files, config)
     try:
         for key, seed_offset, batch in batches:
-            if checkpoints.exists(key):
-                in_flight.append((key, writer.resume.remote(key), True))
-            else:
-                in_flight.append((key, writer.settle.remote(key, start(batch, seed_offset)), False))
+            in_flight.append((key, writer.settle.remote(key, start(key, batch, seed_offset))))
             while in_flight and not progress.full and len(in_flight) > depth:
                 settle()
             if progress.full:
@@ -617,7 +640,7 @@ def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoin
             # whatever they raise is expected; fetched so Ray does not report it as unhandled.
             if pool is not None:
                 pool.shutdown()
-            for _, ref, _ in in_flight:
+            for _, ref in in_flight:
                 try:
                     ray.get(ref)
                 except ray.exceptions.RayError:
@@ -645,13 +668,14 @@ def _run_rounds(config: SynthConfig, pool, model_dir: str, checkpoints: BatchChe
         ray.kill(rounds)
 
 
-def write_output(work: str, keys: list, limit: int, url: str, storage_options: dict) -> tuple[int, list]:
-    """A Ray task: the settled batches' checkpoints, in order, as one Parquet file at `url`
-    (the first `limit` rows), written batch by batch; returns (rows, [(column, value, count)])
-    of the task type and language columns."""
+def write_output(work: str, last, limit: int, url: str, storage_options: dict) -> tuple[int, list]:
+    """A Ray task: the checkpoints of the batches settled up to `last`, in order, as one
+    Parquet file at `url` (the first `limit` rows), written batch by batch; returns (rows,
+    [(column, value, count)]) of the task type and language columns."""
     from jobs.workdir import atomic_writer
 
     checkpoints = BatchCheckpoints(work, storage_options)
+    keys = checkpoints.keys_through(last) if last is not None else []
     fs, path = fsspec.core.url_to_fs(url, **storage_options)
     written, values = 0, Counter()
     with atomic_writer(fs, path) as f, pq.ParquetWriter(f, SYNTH_SCHEMA, compression="zstd") as parquet:
@@ -675,7 +699,7 @@ def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str
     from jobs.progress import log
 
     task = ray.remote(num_cpus=1)(write_output)
-    written, values = ray.get(task.remote(checkpoints.url, progress.keys, config.limit, out.url_of(OUTPUT_FILE),
+    written, values = ray.get(task.remote(checkpoints.url, progress.last, config.limit, out.url_of(OUTPUT_FILE),
                                           config.storage_options))
     # Before the new stats: once they are written, the old files would look foreign.
     out.remove_stale(keep=[OUTPUT_FILE], previous=previous)
@@ -683,7 +707,7 @@ def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str
     counters[counter_name("synth", "records", "written")] = written
     for column, value, count in values:
         counters[counter_name("synth", "records", column, value)] = count
-    counters[counter_name("synth", "batches", "done")] = len(progress.keys)
+    counters[counter_name("synth", "batches", "done")] = progress.done
     counters[counter_name("synth", "batches", "resumed")] = progress.resumed
     stats = stats_document("synth", counters, run_id=out.run_id, fingerprint=fp,
                            elapsed_seconds=time.time() - started, outputs=[OUTPUT_FILE],

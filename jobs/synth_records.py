@@ -92,7 +92,7 @@ class SeenOutputs:
 def batch_key(file_index: int, batch_index: int) -> str:
     """The name of a document batch: its input file's place in the sorted inputs and its
     place in that file. Sorting the keys gives the order the run settles batches in."""
-    return f"{file_index:06d}-{batch_index:06d}"
+    return f"{file_index:06d}-{batch_index:08d}"
 
 
 class BatchCheckpoints:
@@ -126,6 +126,14 @@ class BatchCheckpoints:
         pq.write_table(table, sink, compression="zstd")
         write_atomic(self.fs, self.path(k), sink.getvalue().to_pybytes())
 
+    def keys_through(self, last: int | str) -> list[str]:
+        """The keys of the checkpoints up to and including `last`, in batch order: one
+        listing of the work folder. Batches are checkpointed in order, so those there are
+        always a prefix of the run's batches."""
+        last_name = self.path(last).rsplit("/", 1)[-1]
+        names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.glob(f"{self.root}/batch-*.parquet"))
+        return [n.removeprefix("batch-").removesuffix(".parquet") for n in names if n <= last_name]
+
     def read(self, k: int | str) -> tuple[pa.Table, Counter]:
         """Batch k's rows (without the counters metadata) and its counters."""
         table = pq.read_table(self.path(k), filesystem=self.fs)
@@ -148,15 +156,15 @@ class OrderedBatchWriter:
         self.checkpoints = BatchCheckpoints(work, storage_options)
         self.seen = SeenOutputs()
 
-    def settle(self, key: str, built: tuple[list[dict], Counter]) -> tuple[int, Counter]:
-        """Keep the batch's new records, checkpoint them; (rows kept, the batch's counters)."""
+    def settle(self, key: str, built: tuple[list[dict], Counter] | None) -> tuple[int, Counter, bool]:
+        """Keep the batch's new records and checkpoint them; `built` None means a previous run
+        checkpointed the batch (its stages found it), whose outputs now count as seen.
+        Returns (rows kept, the batch's counters, whether it was resumed)."""
+        if built is None:
+            table, counters = self.checkpoints.read(key)
+            self.seen.add(table.select(["input", "output"]).to_pylist())
+            return table.num_rows, counters, True
         records, counters = built
         records = self.seen.keep_new(records, counters)
         self.checkpoints.write(key, records, counters)
-        return len(records), counters
-
-    def resume(self, key: str) -> tuple[int, Counter]:
-        """A batch a previous run finished: its outputs count as seen, its counters as they were."""
-        table, counters = self.checkpoints.read(key)
-        self.seen.add(table.select(["input", "output"]).to_pylist())
-        return table.num_rows, counters
+        return len(records), counters, False

@@ -102,7 +102,10 @@ def test_a_killed_synth_job_resumes_and_writes_what_an_uninterrupted_run_writes(
     import psutil
 
     config = tmp_path / "synth.yaml"
-    _write_config(config, tiny_llm, documents_per_batch=4)
+    # One document per batch and long completions: the kill after the second batch must
+    # leave work, though up to eight batches generate at once.
+    _write_config(config, tiny_llm, documents_per_batch=1,
+                  sampling={"temperature": 0.7, "top_p": 0.95, "max_tokens": 160, "seed": 0})
     killed, clean = tmp_path / "killed", tmp_path / "clean"
 
     def command(out):

@@ -104,7 +104,7 @@ class VLLMGenerator:
             raise GenerationAborted(f"request {call} aborted ({len(prompts)} prompts)") from None
         finally:
             self.calls.discard(gathered)
-        if self.log_path:
+        if self.log_path and prompts:
             line = json.dumps({"seed": sampling["seed"], "started": started, "finished": time.time(),
                                "outputs": outputs,
                                "prompts": [p if isinstance(p, str) else list(p) for p in prompts]})
