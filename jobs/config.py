@@ -246,6 +246,11 @@ class EngineSettings(StrictModel):
     # as one request; its size is `documents_per_batch`.) The async engine interleaves the
     # requests it holds, so request size matters little to throughput.
     batch_size: int = Field(256, ge=1)
+    # Document batches outstanding per engine. The async engine generates them together,
+    # so several keep a GPU's continuous batching full when batches are small; on a CPU
+    # engine they only share the same cores, and the batch that reaches `limit` finishes
+    # soonest with one at a time.
+    batches_in_flight: int = Field(8, ge=1)
 
 
 class SamplingSettings(StrictModel):

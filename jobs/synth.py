@@ -611,9 +611,7 @@ def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoin
     writer = ray.remote(num_cpus=0)(OrderedBatchWriter).remote(checkpoints.url, config.storage_options)
     start = _batch_stages(mode, plan, config, pool, checkpoints.url)
     if pool is not None:
-        from jobs.engines.vllm_actors import REQUESTS_PER_ACTOR
-
-        depth = len(pool.actors) * REQUESTS_PER_ACTOR + 1
+        depth = len(pool.actors) * config.engine.batches_in_flight + 1
     else:
         depth = max(1, int(ray.cluster_resources().get("CPU", 1))) + 1
     in_flight: deque = deque()

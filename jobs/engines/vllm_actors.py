@@ -7,8 +7,8 @@ its own with its own sampling seed (the batch's base seed plus the prompt's plac
 a completion does not depend on which other prompts shared the engine with it.
 
 Each actor declares its resources (GPUs per actor, tensor parallelism) next to itself
-and loads the model once; the pool keeps at most REQUESTS_PER_ACTOR batches outstanding
-per actor, so a slow engine never has a queue of prompts piling up in memory. A crashed
+and loads the model once; the pool keeps at most `engine.batches_in_flight` requests
+outstanding per actor, so a slow engine never has a queue of prompts piling up in memory. A crashed
 actor is restarted by Ray and its request retried (max_restarts / max_task_retries); a
 request that still fails is raised, never dropped silently. `shutdown` first cancels
 what the engines are generating (a run that reached its `limit` does not wait for
@@ -131,13 +131,6 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
-# Batches outstanding per actor. They all generate at once in the engine's continuous
-# batching, so more of them fill the engine better when batches are small (a few
-# documents' prompts each); the bound keeps the documents and prompts waiting for an
-# engine few (backpressure). Measured in bench/bench_synth_pipeline.py.
-REQUESTS_PER_ACTOR = 8
-
-
 class GeneratorPool:
     """Requests to N actors, each owning one engine; results come back in prompt order.
 
@@ -146,7 +139,7 @@ class GeneratorPool:
     `submit_ref` sends a whole batch that is still an ObjectRef (the prompts a Ray task is
     building), so the prompts go from that task to the engine without passing through
     the caller. Each request goes to the actor with the fewest outstanding, waiting
-    while every actor has REQUESTS_PER_ACTOR. The pool is a plain object: it travels to
+    while every actor has `engine.batches_in_flight`. The pool is a plain object: it travels to
     Ray tasks and actors (the self-instruct loop runs in one) with its actor handles.
     """
 
@@ -172,6 +165,7 @@ class GeneratorPool:
         )(VLLMGenerator)
         self.sampling = sampling.model_dump()
         self.batch_size = engine.batch_size
+        self.in_flight = engine.batches_in_flight
         self.actors = [actor.remote(model, engine.model_dump(), sampling.seed + i) for i in range(engine.actors)]
         self.outstanding: list[list] = [[] for _ in self.actors]
         self.stopped = False
@@ -192,7 +186,7 @@ class GeneratorPool:
                 if refs:
                     _, refs[:] = ray.wait(refs, num_returns=len(refs), timeout=0)
             index = min(range(len(self.actors)), key=lambda i: len(self.outstanding[i]))
-            if len(self.outstanding[index]) < REQUESTS_PER_ACTOR:
+            if len(self.outstanding[index]) < self.in_flight:
                 return index
             ray.wait([r for refs in self.outstanding for r in refs], num_returns=1)
 
