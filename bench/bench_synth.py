@@ -697,6 +697,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def write_result(result: dict, json_out: Path | None) -> str:
+    """The benchmark's JSON object, also written to `json_out` when given."""
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n", encoding="utf-8")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.plain_worker:
@@ -729,10 +738,7 @@ def main(argv: list[str] | None = None) -> None:
             if ray.is_initialized():
                 ray.shutdown()
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n", encoding="utf-8")
+    text = write_result(result, args.json_out)
     if args.markdown_out:
         args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
         args.markdown_out.write_text(markdown_summary(result), encoding="utf-8")

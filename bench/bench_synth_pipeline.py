@@ -32,7 +32,6 @@ Run (repository root): `python bench/bench_synth_pipeline.py [--model M] [--gpus
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -42,13 +41,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
-
-def _bench_synth():
-    spec = importlib.util.spec_from_file_location("bench_synth", REPO / "bench" / "bench_synth.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import bench_synth
 
 
 def write_shards(bs, docs: list[dict], count: int, files: int, folder: Path) -> Path:
@@ -155,7 +150,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    bs = _bench_synth()
+    bs = bench_synth
     webdata = args.webdata or bs.default_webdata()
     docs = bs.interleave(bs.document_groups(webdata))
     result: dict = {"model": args.model, "gpus": args.gpus, "cpu_count": os.cpu_count(),
@@ -177,11 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             if ray.is_initialized():
                 ray.shutdown()
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    print(bs.write_result(result, args.json_out))
 
 
 if __name__ == "__main__":

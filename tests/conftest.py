@@ -10,6 +10,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def load_bench(name: str):
+    """A benchmark script of bench/ as a module (bench/ is not a package), to test its helpers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _locate_webdata() -> Path:
     """$INSTRUCTMIX_WEBDATA, else ../shared/webdata beside the checkout, else the workspace copy."""
     if os.environ.get("INSTRUCTMIX_WEBDATA"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -10,20 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_bench
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_synth_pipeline", REPO / "bench" / "bench_synth_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_synth_pipeline")
 
 
 def test_documents_are_repeated_with_new_ids_and_spread_over_files(bench, tmp_path):
     docs = [{"text": "first text", "url": "https://a.example/1"}, {"text": "second text", "url": "https://a.example/2"}]
-    folder = bench.write_shards(bench._bench_synth(), docs, 5, 2, tmp_path / "docs")
+    folder = bench.write_shards(bench.bench_synth, docs, 5, 2, tmp_path / "docs")
     files = sorted(folder.glob("*.jsonl"))
     rows = [[json.loads(line) for line in f.read_text().splitlines()] for f in files]
     assert [len(r) for r in rows] == [3, 2]

@@ -1,9 +1,8 @@
-import importlib.util
 import random
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_bench
 from transforms.synth.novelty_index import NoveltyIndex
 from transforms.synth.rouge import lcs_length_masked, rouge_l, rouge_l_f, rouge_tokens, token_masks
 
@@ -186,10 +185,7 @@ def test_real_seed_near_duplicates_match_brute_force(webdata):
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_novelty", REPO / "bench" / "bench_novelty.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_novelty")
 
 
 def test_fifty_thousand_pool_is_correct(webdata):
