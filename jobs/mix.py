@@ -69,6 +69,10 @@ MANIFEST_FILE = "manifest.json"
 PENDING_OUTPUTS = "outputs.json"
 TOKENIZER_COPY = "tokenizer.json"
 TOKENIZE_BATCH_DOCS = 256
+# How the work cache's Parquet files (pages, units, attached pairs; text and token ids) are
+# written: no dictionary pages (texts and token lists rarely repeat, and decoding a failed
+# dictionary made reading them back 10x slower) and no statistics (nothing filters on them).
+CACHE_PARQUET = {"compression": "zstd", "use_dictionary": False, "write_statistics": False}
 # Pieces of instruction units (one file's records in one epoch) per task that resolves cuts.
 RESOLVE_PIECES_PER_TASK = 64
 _FIX_ACCESS = "check that it exists and that this job may read and write there, then re-run (finished work is kept)"
@@ -186,7 +190,7 @@ def _tokenize_pretrain_file(task: dict) -> dict:
     batch: list[dict] = []
     staged = _staged(f"{base}.parquet", opts)
     try:
-        with pq.ParquetWriter(staged.temp, PRETRAIN_CACHE_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(staged.temp, PRETRAIN_CACHE_SCHEMA, **CACHE_PARQUET) as writer:
 
             def close_chunk() -> None:
                 writer.write_table(_rows_table(rows, PRETRAIN_CACHE_SCHEMA), row_group_size=len(rows))
@@ -371,7 +375,7 @@ def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
     if kept:
         staged = _staged(_attached_url(ctx["work"], file, chunk), opts)
         try:
-            pq.write_table(_rows_table(kept, ATTACHED_SCHEMA), staged.temp, compression="zstd")
+            pq.write_table(_rows_table(kept, ATTACHED_SCHEMA), staged.temp, **CACHE_PARQUET)
             staged.publish()
         except BaseException:
             staged.discard()
@@ -427,14 +431,29 @@ UNITS_SCHEMA = pa.schema(
 )
 
 
+def _identified_langs(records: list) -> dict[int, str]:
+    """Language ID of the records (by index) that carry no `lang`, in one fastText call: one
+    call per record costs more than rendering it."""
+    from transforms.langid import get_language_identifier
+
+    todo = [i for i, r in enumerate(records) if not r.lang]
+    if not todo:
+        return {}
+    found = get_language_identifier().identify_many([f"{records[i].instruction} {records[i].output}" for i in todo])
+    return {i: lang for i, (lang, _) in zip(todo, found)}
+
+
 class _Renderer:
     """Surface formats of one instruction chunk, chosen by (source name, chunk, record, epoch):
     never by a key holding an absolute path, so two checkouts of the same data mix identically."""
 
-    def __init__(self, task: dict, source: int, chunk: int):
+    def __init__(self, task: dict, source: int, chunk: int, langs: dict[int, str] | None = None):
         from transforms.mix.render import SurfaceFormat
 
         self.task, self.source, self.chunk = task, source, chunk
+        # Language ID of the records (by index) without a `lang`, found once per chunk
+        # (`_identified_langs`) or here, one record at a time, when not given.
+        self.langs = {} if langs is None else langs
         self.name = task["source_names"][source]
         self.formats = [SurfaceFormat(id=f["id"], langs=tuple(f["langs"]), template=f["template"])
                         for f in task["formats"]]
@@ -446,7 +465,11 @@ class _Renderer:
         from transforms.langid import get_language_identifier
         from transforms.mix.render import choose_format, render
 
-        lang = record.lang or get_language_identifier().identify(f"{record.instruction} {record.output}")[0]
+        lang = record.lang
+        if not lang:
+            if index not in self.langs:
+                self.langs[index] = get_language_identifier().identify(f"{record.instruction} {record.output}")[0]
+            lang = self.langs[index]
         fmt = choose_format(self.formats, f"{self.name}:{self.chunk}:{index}:{key}", lang, self.task["seed"])
         self.counts[fmt.id] += 1
         try:
@@ -480,18 +503,19 @@ def _materialize_units(task: dict, loaded: dict) -> dict:
     if not loaded:  # the chunk's records, once for all the task's epochs
         loaded["counters"] = Counter()
         loaded["records"] = _chunk_records(task, loaded["counters"])
+        loaded["langs"] = _identified_langs(loaded["records"])
         ids = task["attached_ids"]
         loaded["attached"] = set(_load_npy(ids, opts).tolist()) if ids and _exists(ids, opts) else set()
     records, counters, attached = loaded["records"], loaded["counters"], loaded["attached"]
     pool = np.array([i for i in range(len(records)) if i not in attached], dtype=np.int64)
     seed, source, epoch, chunk, size = task["seed"], task["source"], task["epoch"], task["chunk"], task["pack"]
     order = pool[np.random.default_rng([seed, source, epoch, chunk]).permutation(len(pool))]
-    renderer = _Renderer(task, source, chunk)
+    renderer = _Renderer(task, source, chunk, loaded["langs"])
     tokenizer = _tokenizer_of(task)
     tokens = units = 0
     staged = _staged(f"{base}.parquet", opts)
     try:
-        with pq.ParquetWriter(staged.temp, UNITS_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(staged.temp, UNITS_SCHEMA, **CACHE_PARQUET) as writer:
             rows: list[dict] = []
             for start in range(0, len(order), size):
                 group = [int(i) for i in order[start : start + size]]

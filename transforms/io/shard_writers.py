@@ -265,7 +265,9 @@ class ParquetShardWriter(_Lifecycle):
         self.row_group_rows = row_group_rows
         self._out = StagedFile(root, self.relpaths(self.shard, num_shards)[0], storage_options)
         self._staged = (self._out,)
-        self._writer = pq.ParquetWriter(self._out.temp, PARQUET_SCHEMA, compression="zstd")
+        # No dictionary pages: ids and texts do not repeat, and a dictionary that fails costs
+        # time to write and to read.
+        self._writer = pq.ParquetWriter(self._out.temp, PARQUET_SCHEMA, compression="zstd", use_dictionary=False)
         self._ids: list[str] = []
         self._texts: list[str] = []
         self._flags: list[bool] = []
