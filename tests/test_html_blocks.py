@@ -391,3 +391,39 @@ def test_zh_pages_recover_ground_truth_main_content():
 
 def _compare_key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+# A help centre whose answers sit in collapsed panels (display:none until clicked): the
+# boilerplate pass keeps next to nothing of it.
+_COLLAPSED_FAQ_EN = """<html><head><title>Help centre</title></head><body>
+<div class="menu"><a href="/">Home</a> <a href="/help">Help</a></div>
+<div class="faq"><div class="item"><div class="title">Accounts</div>
+<div class="panel" style="display:none"><ul>
+<li><h4>1. How do I reset my password?</h4></li>
+<li>Open the sign-in page, choose "Forgot password" and follow the link we send to your e-mail address.</li>
+<li><h4>2. Can I change my user name?</h4></li>
+<li>Yes. Go to Settings, then Profile, type the new name and save it; the old name stays reserved.</li>
+</ul></div></div></div></body></html>"""
+
+_COLLAPSED_FAQ_ZH = """<html><head><title>帮助中心</title></head><body>
+<div class="nav"><a href="/">首页</a></div>
+<div class="tab" style="display:none"><ul>
+<li class="q"><span>问：</span><p>我忘记了登录密码，应该怎么办？</p></li>
+<li class="a"><span>答：</span><p>请在登录页面点击“忘记密码”，按照提示输入注册时使用的手机号码，收到验证码后设置新的密码。</p></li>
+<li class="q"><span>问：</span><p>为什么我无法上传图片？</p></li>
+<li class="a"><span>答：</span><p>图片不能超过五兆字节；如果仍然失败，请清除浏览器缓存后重新尝试上传。</p></li>
+</ul></div></body></html>"""
+
+
+def test_a_page_whose_main_content_collapses_is_read_whole():
+    en = html_to_page(_COLLAPSED_FAQ_EN, "https://help.example.org/faq")
+    assert en.whole_page
+    assert "1. How do I reset my password?" in [b.text for b in _kinds(en, LIST_ITEM)]
+    zh = html_to_page(_COLLAPSED_FAQ_ZH, "https://help.example.cn/faq")
+    assert zh.whole_page
+    assert "问： 我忘记了登录密码，应该怎么办？" in [b.text for b in _kinds(zh, LIST_ITEM)]
+
+
+def test_a_short_page_keeps_its_main_content(zh_page, en_page):
+    assert not zh_page.whole_page and not en_page.whole_page
+    assert "茶叶" not in [b.text for b in zh_page.blocks]  # its navigation stays out

@@ -108,3 +108,14 @@ def test_classifier_scores_every_pair_and_its_threshold_filters(tmp_path):
     assert scored and all(0.0 <= r["classifier_score"] <= 1.0 for r in scored)
     strict, counters = _mine(PairMiner(classifier_path=str(model), classifier_threshold=1.01), FAQ_HTML)
     assert strict == [] and counters["drop:classifier_below_threshold"] == len(scored)
+
+
+def test_faq_in_collapsed_panels_is_mined_in_english_and_chinese(miner):
+    from tests.test_html_blocks import _COLLAPSED_FAQ_EN, _COLLAPSED_FAQ_ZH
+
+    en, _ = _mine(miner, html=_COLLAPSED_FAQ_EN, url="https://help.example.org/faq")
+    assert [r["instruction"] for r in en] == ["How do I reset my password?", "Can I change my user name?"]
+    assert all(r["kind"] == "faq" for r in en)
+    zh, _ = _mine(miner, html=_COLLAPSED_FAQ_ZH, url="https://help.example.cn/faq")
+    assert [r["instruction"] for r in zh] == ["我忘记了登录密码，应该怎么办？", "为什么我无法上传图片？"]
+    assert zh[0]["output"].endswith("收到验证码后设置新的密码。")

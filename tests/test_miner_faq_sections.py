@@ -319,3 +319,55 @@ def test_is_faq_title():
         "问题",
     ):
         assert not is_faq_title(title), title
+
+
+def test_numbered_question_items_answered_by_the_items_after_them():
+    pg = page(
+        li("1. How do I reset my password?", group=3),
+        li("Open the sign-in page and choose Forgot password.", group=3),
+        li("2. Can I change my user name?", group=3),
+        li("Yes: Settings, then Profile.", group=3),
+        li("Only once a month.", group=3),
+    )
+    assert pairs(pg) == [
+        ("How do I reset my password?", render_blocks([li("Open the sign-in page and choose Forgot password.", group=3)])),
+        ("Can I change my user name?", render_blocks([li("Yes: Settings, then Profile.", group=3),
+                                                     li("Only once a month.", group=3)])),
+    ]
+
+
+def test_numbered_question_items_in_chinese():
+    pg = page(
+        li("1、什么是IMAP？", group=2),
+        li("IMAP是一种邮件访问协议，开启后客户端的操作会同步到服务器。", group=2),
+        li("2、如何在手机上开启IMAP？", group=2),
+        li("进入设置，选择邮箱账户，打开IMAP开关即可。", group=2),
+        lang="zh",
+    )
+    assert [q for q, _ in pairs(pg)] == ["什么是IMAP？", "如何在手机上开启IMAP？"]
+
+
+def test_question_items_need_two_answered_questions_in_the_list():
+    links = page(li("1. How do I reset my password?", group=4), li("2. Can I change my user name?", group=4))
+    assert pairs(links) == []  # a list of question links answers nothing
+    single = page(li("1. How do I reset my password?", group=4), li("Use the sign-in page.", group=4))
+    assert pairs(single) == []
+
+
+def test_unnumbered_question_posts_in_a_list_are_not_faq_pairs():
+    thread = page(
+        li("Jun 17, 2008 #2 why not look up the index of refraction?", group=5),
+        li("Jun 17, 2008 #3 This website has the information you need.", group=5),
+        li("Jun 17, 2008 #4 Is number 1 right?", group=5),
+        li("Jun 17, 2008 #5 I got 1.2 for 2.", group=5),
+    )
+    assert pairs(thread) == []
+
+
+def test_a_whole_page_keeps_explicit_faq_structure_but_not_lone_question_headings():
+    blocks = [h(2, "Will rates fall again in the spring?"), p("Analysts expect the bank to wait until the summer.")]
+    assert pairs(page(*blocks))  # inside an article: a question heading and its section
+    whole = Page(url="https://example.com/news", blocks=blocks, lang="en", whole_page=True)
+    assert pairs(whole) == []  # with navigation and sidebars in the blocks: mostly headline lists
+    faq = Page(url="https://example.com/help", title="FAQ", blocks=blocks, lang="en", whole_page=True)
+    assert [q for q, _ in pairs(faq)] == ["Will rates fall again in the spring?"]

@@ -48,6 +48,10 @@ class Page:
     markup: list[dict] = field(default_factory=list)
     lang: str = ""
     lang_score: float = 0.0
+    # True when main-content extraction kept too little and the blocks are the whole page,
+    # navigation and sidebars included (`html_blocks.MIN_MAIN_CONTENT_CHARS`): miners then
+    # trust explicit Q&A structure only, not a lone question heading.
+    whole_page: bool = False
 
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks)

@@ -79,6 +79,13 @@ _TOO_DEEP_LISTS_SELECTOR = " ".join(["li"] * MAX_LIST_DEPTH)
 # dl/details groups read per page, and ancestors checked for boilerplate: both
 # bound the work on hostile pages; real pages have a handful of groups.
 MAX_STRUCTURED_GROUPS = 200
+# Main-content extraction sometimes keeps next to nothing of a page whose content is all in
+# list items, tabs or collapsed panels (help centres, FAQ accordions). When it keeps fewer
+# than this many characters of minimal HTML, and less than this share of the whole page's,
+# the page is read whole instead, boilerplate included (`Page.whole_page`). A short page
+# that is short all over keeps its main content.
+MIN_MAIN_CONTENT_CHARS = 400
+MAX_COLLAPSED_SHARE = 0.2
 MAX_STRUCTURED_CANDIDATES = 1000
 BOILERPLATE_ANCESTOR_STEPS = 32
 # A dl/details replaces main-stream lines when they spell at least this share of
@@ -109,10 +116,15 @@ def html_to_page(html: str | bytes, url: str = "") -> Page:
     reduced = main_content_html(
         tree, boilerplate_pass=not found.too_deep, list_markup=not found.lists_too_deep
     )
+    whole_page = False
+    if len(reduced) < MIN_MAIN_CONTENT_CHARS and not found.too_deep:
+        whole = main_content_html(tree, boilerplate_pass=False, list_markup=not found.lists_too_deep)
+        if len(reduced) < MAX_COLLAPSED_SHARE * len(whole):
+            reduced, whole_page = whole, True
     blocks = blocks_from_minimal_html(reduced, new_group)
     blocks = splice_structured_groups(blocks, structured_groups(found.structured, new_group))
     markup = markup_from_elements(found.json_ld_scripts, found.microdata)
-    return Page(url=url, title=tree.title or "", blocks=blocks, markup=markup)
+    return Page(url=url, title=tree.title or "", blocks=blocks, markup=markup, whole_page=whole_page)
 
 
 def decode_html(data: bytes | bytearray | memoryview) -> str:

@@ -1,6 +1,6 @@
 """FAQ-style question/answer pairs read from a page's visible structure (kind "faq").
 
-Five layouts, strongest first, each a small function below:
+Six layouts, strongest first, each a small function below:
 
 1. a question heading and the blocks up to the next heading of the same or
    higher level, or a "Q:" paragraph (`_question_headings`); outside FAQ
@@ -11,7 +11,11 @@ Five layouts, strongest first, each a small function below:
 4. explicit markers "Q:"/"A:", "Question:"/"Answer:", "问："/"答："
    (`_inline_qa`), in one paragraph or across consecutive ones;
 5. inside an FAQ section (a heading or page title such as "FAQ", "常见问题"),
-   a question paragraph and the paragraphs that answer it (`_faq_paragraphs`).
+   a question paragraph and the paragraphs that answer it (`_faq_paragraphs`);
+6. a list whose items alternate between a question ("1. What is IMAP?") and
+   the items that answer it, as help centres write FAQs without headings
+   (`_question_list_items`); two answered questions in one list are needed, so
+   a list of question links gives nothing.
 
 Pairs inside an FAQ section get more confidence than a lone question heading:
 the section title says the page's author meant them as questions and answers.
@@ -74,6 +78,9 @@ CONFIDENCE_UNMARKED_ANSWER = 0.7  # "Q: …" then a plain paragraph
 FAQ_SECTION_BONUS = 0.05
 CONFIDENCE_FAQ_PARAGRAPH = 0.8
 CONFIDENCE_FAQ_SENTENCE = 0.7  # "Is it free? Yes, …" in one FAQ paragraph
+CONFIDENCE_QUESTION_LIST = 0.75  # "1. What is X?" then its answer, items of one list
+# Answered questions a list needs before its items count as an FAQ.
+MIN_QUESTION_LIST_PAIRS = 2
 
 # News and blog sidebars list question headlines over a cut-off teaser.
 _TEASER_ENDS = ("...", "…", "...]", "…]")
@@ -96,7 +103,7 @@ _MAX_FAQ_TITLE_CHARS = 60
 def mine_faq_sections(page: Page) -> Iterator[Candidate]:
     in_faq = faq_section_mask(page)
     seen: set[str] = set()
-    layouts = (_question_headings, _details, _definition_lists, _inline_qa, _faq_paragraphs)
+    layouts = (_question_headings, _details, _definition_lists, _inline_qa, _faq_paragraphs, _question_list_items)
     for layout in layouts:
         for candidate in layout(page, in_faq):
             key = normalize_for_compare(candidate.instruction)
@@ -170,7 +177,9 @@ def _is_teaser(answer: str) -> bool:
 def _question_headings(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
     """Layout 1. Outside FAQ sections the heading must end in "?" and must be
     neither level 1 nor the page title: that is the page's headline, and
-    whether the page answers it is question_pages' call."""
+    whether the page answers it is question_pages' call. On a whole page
+    (`Page.whole_page`) only FAQ sections count: its other question headings
+    are mostly headline lists."""
     blocks = page.blocks
     headline = normalize_for_compare(strip_site_suffix(page.title))
     for i, block in enumerate(blocks):
@@ -182,7 +191,7 @@ def _question_headings(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
                 continue
             confidence = CONFIDENCE_HEADING_IN_FAQ
         else:
-            if block.level <= 1 or not ends_with_question_mark(question):
+            if page.whole_page or block.level <= 1 or not ends_with_question_mark(question):
                 continue
             if normalize_for_compare(question) == headline:
                 continue
@@ -322,6 +331,35 @@ def _faq_paragraphs(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
             candidate = _pair(sentences[0], joiner.join(sentences[1:]), CONFIDENCE_FAQ_SENTENCE)
         if candidate:
             yield candidate
+
+
+def _question_list_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 6: in one list, a numbered or marked item (any item inside an FAQ section) that
+    ends in "?"/"？", and the items after it up to the next such item; only for lists with
+    MIN_QUESTION_LIST_PAIRS answered questions."""
+    lists: dict[int, list[int]] = {}
+    for i, block in enumerate(page.blocks):
+        if block.kind == LIST_ITEM and block.group:
+            lists.setdefault(block.group, []).append(i)
+    for items in lists.values():
+        pairs: list[tuple[int, list[Block]]] = []
+        for i in items:
+            block = page.blocks[i]
+            question = strip_qa_prefix(block.text)
+            # Numbered, marked or in an FAQ section: a forum's posts are list items too.
+            if ends_with_question_mark(question) and (question != block.text or in_faq[i]):
+                pairs.append((i, []))
+            elif pairs and not is_link_row(block.text):
+                pairs[-1][1].append(block)
+        answered = [(i, answer) for i, answer in pairs if answer]
+        if len(answered) < MIN_QUESTION_LIST_PAIRS:
+            continue
+        for i, answer in answered:
+            bonus = FAQ_SECTION_BONUS if in_faq[i] else 0.0
+            candidate = _pair(strip_qa_prefix(page.blocks[i].text), render_blocks(answer),
+                              CONFIDENCE_QUESTION_LIST + bonus)
+            if candidate:
+                yield candidate
 
 
 def _is_question_paragraph(block: Block, lang: str) -> bool:

@@ -1,0 +1,52 @@
+"""The mining job on the labelled development set (../shared/webdata/qa-dev), scored by
+../shared/tools/score_mine.py; skipped cleanly where either is absent.
+
+Issue 12's targets that hold are asserted as targets; the others as the level reached so
+far, so that a change which loses recall or precision fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jobs.config import MineConfig
+from jobs.mine import run_mine
+
+pytestmark = pytest.mark.spark
+
+# Issue 12's targets, met.
+TARGETS = {
+    "zh_question_recall": 0.75,
+    "pair_precision_on_qa_pages": 0.75,
+}
+# Reached so far (issue 12's targets: page recall 0.85, question recall 0.8, qa recall 0.7).
+FLOORS = {
+    "page_precision": 0.95,
+    "page_recall": 0.54,
+    "question_recall": 0.66,
+    "qa_recall": 0.62,
+}
+MAX_PAIRS_PER_NEGATIVE_PAGE = 0.1
+
+
+@pytest.fixture(scope="module")
+def scores(spark, webdata, tmp_path_factory) -> dict:
+    scorer = webdata.parent / "tools" / "score_mine.py"
+    if not scorer.is_file():
+        pytest.skip(f"scorer not found at {scorer}")
+    qa_dev = webdata / "qa-dev"
+    out = tmp_path_factory.mktemp("qa-dev") / "mined"
+    run_mine([str(qa_dev / "pages.warc.gz")], str(out), config=MineConfig(languages=[]), spark=spark)
+    done = subprocess.run([sys.executable, str(scorer), str(out), str(qa_dev)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout)
+
+
+def test_dev_set_scores_hold(scores):
+    low = {k: (scores[k], v) for k, v in {**TARGETS, **FLOORS}.items() if scores[k] < v}
+    assert not low, f"below target or floor (got, want): {low}; all scores: {scores}"
+    assert scores["structural_pairs_per_none_page"] <= MAX_PAIRS_PER_NEGATIVE_PAGE, scores
