@@ -253,3 +253,33 @@ def test_zero_answers_or_empty_answer_gives_nothing():
 def test_answer_repeating_the_question_gives_nothing():
     pg = page(h(1, "Why is my build failing?"), h(2, "Answer"), p("Why is my build failing"))
     assert list(mine_question_pages(pg)) == []
+
+
+def test_posts_that_open_with_their_own_header_are_split_there():
+    answer = ("Yes, the radial acceleration points towards the center. But your diagram is drawn sideways, "
+              "so measure the angle from the vertical and the book's answer follows. Draw the pulley again with "
+              "the string on the right-hand side and the two results agree.")
+    pg = page(
+        h(1, "Isn't the normal acceleration always towards the center?"),
+        li("Feb 20, 2007 #1 The problem statement is attached; my answer differs from the book's."),
+        li(f"Feb 20, 2007 #2 {answer}"),
+        li("Feb 21, 2007 #3 Thanks, I measured from the horizontal."),
+        url="https://forum.example.org/threads/normal-acceleration.155320/",
+    )
+    [candidate] = mine_question_pages(pg)
+    assert candidate.input == "The problem statement is attached; my answer differs from the book's."
+    assert candidate.output == answer
+
+
+def test_chinese_posts_with_floor_headers():
+    answer = ("臭氧层空洞主要是氟利昂等含氯化合物在平流层分解后破坏臭氧造成的，各国限制使用以后正在慢慢恢复，"
+              "但完全恢复还需要几十年的时间。南极上空的空洞每年春季最大，因为那里的极地平流层云加快了这种反应。")
+    pg = page(
+        h(1, "臭氧层空洞是怎么形成的？"),
+        li("2019年9月9日 第1楼 看到新闻说臭氧层有空洞，想知道原因。"),
+        li(f"2019年9月9日 第2楼 {answer}"),
+        url="https://bbs.example.cn/thread/12345",
+        lang="zh",
+    )
+    [candidate] = mine_question_pages(pg)
+    assert candidate.output == answer

@@ -35,6 +35,7 @@ Gardener", "电子工程师老周"): up to two short blocks without final punctu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 
@@ -82,6 +83,7 @@ def _setting(key: str) -> list[str]:
 _ANSWER_CUES = [compile_phrase(p) for p in _setting("answer_cues")]
 _ACCEPTED_CUES = [compile_phrase(p) for p in _setting("accepted_cues")]
 _FOOTER = [compile_phrase(p) for p in _setting("footer_markers")]
+_POST_HEADERS = [compile_phrase(p, prefix=True) for p in _setting("post_headers")]
 _PREAMBLE = [compile_phrase(p) for p in _setting("answer_preamble")]
 _QA_URL_HINTS = tuple(h.lower() for h in _setting("qa_url_hints"))
 _FIRST_PERSON_EN = tuple(s.lower() for s in _setting("first_person.en_starts"))
@@ -198,13 +200,19 @@ def _cueless_pair(page: Page, question: str, question_index: int) -> Candidate |
 
 
 def _posts(blocks: Sequence[Block]) -> list[list[Block]]:
-    """Runs of blocks between post chrome (dates, "Share", vote counts), author lines dropped."""
+    """Runs of blocks between post chrome (dates, "Share", vote counts), or from a block that
+    opens with a post header ("Feb 20, 2007 #2 …"), author lines dropped."""
     posts: list[list[Block]] = [[]]
     for block in blocks:
         if _is_chrome(block):
             posts.append([])
-        else:
-            posts[-1].append(block)
+            continue
+        header = next((m for m in (p.match(block.text) for p in _POST_HEADERS) if m), None)
+        if header:
+            posts.append([])
+            # The forum's list of posts is layout, not a list in the text.
+            block = dataclasses.replace(block, kind=PARAGRAPH, text=block.text[header.end():].strip())
+        posts[-1].append(block)
     return [post for post in (_without_byline(p) for p in posts) if post]
 
 
