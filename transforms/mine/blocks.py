@@ -34,6 +34,17 @@ class Block:
     group: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post of a forum or Q&A thread, as the page's markup delimits it (`thread_posts.py`).
+
+    `accepted` is true when the post's container is marked as the accepted or best answer.
+    """
+
+    blocks: list[Block]
+    accepted: bool = False
+
+
 @dataclass(slots=True)
 class Page:
     """One document after extraction.
@@ -52,6 +63,9 @@ class Page:
     # navigation and sidebars included (`html_blocks.MIN_MAIN_CONTENT_CHARS`): miners then
     # trust explicit Q&A structure only, not a lone question heading.
     whole_page: bool = False
+    # The thread's posts in page order, when the markup repeats a post-body container
+    # (forum software, Q&A sites); empty for other pages and for text input.
+    posts: list[Post] = field(default_factory=list)
 
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks)

@@ -63,6 +63,7 @@ from transforms.mine.schema_org import (
     is_microdata_item,
     markup_from_elements,
 )
+from transforms.mine.thread_posts import thread_posts
 
 # Resiliparse's main-content pass costs O(nodes x depth): 100 000 nested <div>s
 # take minutes. Real pages stay far below this depth (none of the test pages
@@ -124,7 +125,8 @@ def html_to_page(html: str | bytes, url: str = "") -> Page:
     blocks = blocks_from_minimal_html(reduced, new_group)
     blocks = splice_structured_groups(blocks, structured_groups(found.structured, new_group))
     markup = markup_from_elements(found.json_ld_scripts, found.microdata)
-    return Page(url=url, title=tree.title or "", blocks=blocks, markup=markup, whole_page=whole_page)
+    posts = thread_posts(tree, lambda post_html: blocks_from_minimal_html(post_html, new_group))
+    return Page(url=url, title=tree.title or "", blocks=blocks, markup=markup, whole_page=whole_page, posts=posts)
 
 
 def decode_html(data: bytes | bytearray | memoryview) -> str:

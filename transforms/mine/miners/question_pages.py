@@ -18,16 +18,20 @@ The rule, conservative on purpose because a news headline can end in "?" too:
      starts after a vote line ("12 人赞同了该回答") if one is among its first
      three blocks, which skips the author's name and bio, and after any
      headings or chrome there (author headings, "Sorted by: …").
-3. Without a cue, the page still counts when the question is a heading and
-   - the URL looks like a Q&A site or forum (/questions/, /thread, zhidao.
-     baidu.com, …): the text up to the next heading is split into posts at
-     post chrome (dates, "Share", vote counts, "answered by …"); the first
-     post is the body (input), the second the answer (output); a thread with
-     no second post gives nothing;
-   - or the question is asked in the first person ("How do I …", "请问…"):
-     output is the first post, input is empty.
-   The answer must hold at least a paragraph's worth of prose. A headline such
-   as "Will rates fall again?" on a news URL fires neither way.
+3. Without a cue, when the question is a heading and the URL looks like a Q&A
+   site or forum (/questions/, /thread, zhidao.baidu.com, …): the text up to
+   the next heading is split into posts at post chrome (dates, "Share", vote
+   counts, "answered by …"); the first post is the body (input), the second
+   the answer (output); a thread with no second post gives nothing.
+4. Failing that, a page whose markup delimits a thread's posts (`Page.posts`)
+   goes to the thread rule of threads.py: the question from the title or else
+   the first post, the accepted or first substantive reply as the answer. (It
+   comes after rule 3 because on some Q&A sites the repeated post bodies are
+   the answers only, and the question sits elsewhere.)
+5. Failing that, a question heading asked in the first person ("How do I …",
+   "请问…") takes the first run of prose as its output, with an empty input.
+The answer of rules 3 and 5 must hold at least a paragraph's worth of prose. A
+headline such as "Will rates fall again?" on a news URL fires neither way.
 
 Posts and answers lose their leading author lines ("OldRowFarmer Master
 Gardener", "电子工程师老周"): up to two short blocks without final punctuation.
@@ -42,6 +46,7 @@ from collections.abc import Iterator, Sequence
 from templates import load_yaml
 from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, render_blocks
 from transforms.mine.miners.faq_sections import is_link_row
+from transforms.mine.miners.threads import thread_pair
 from transforms.questions import (
     compile_phrase,
     is_question,
@@ -98,25 +103,31 @@ _MAX_TAG_WORDS = 3
 
 def mine_question_pages(page: Page) -> Iterator[Candidate]:
     found = _page_question(page)
-    if found is None:
-        return
-    question, question_index = found
+    headed = found is not None and found[1] >= 0
+    candidate = _cue_pair(page, *found) if found else None
+    if candidate is None and headed and _looks_like_qa_url(page.url):
+        candidate = _cueless_pair(page, *found)
+    if candidate is None and page.posts:
+        candidate = thread_pair(page, found[0] if found else None)
+    if candidate is None and headed and not _looks_like_qa_url(page.url):
+        candidate = _cueless_pair(page, *found)
+    if candidate:
+        yield candidate
+
+
+def _cue_pair(page: Page, question: str, question_index: int) -> Candidate | None:
+    """Rule 2: the question heading or title, then an answer cue."""
     blocks = page.blocks
     start = question_index + 1 if question_index >= 0 else 0
     cue = _first_answer_cue(blocks, start)
-    if cue is not None:
-        # Without a question heading, what precedes the cue may be site navigation.
-        body = [b for b in blocks[start:cue] if not _is_chrome(b)] if question_index >= 0 else []
-        answer = _first_answer(blocks, cue)
-        accepted = _matches(_ACCEPTED_CUES, blocks[cue], MAX_CUE_CHARS)
-        confidence = CONFIDENCE_ACCEPTED if accepted else CONFIDENCE_ANSWER_CUE
-        candidate = _pair(question, render_blocks(body), render_blocks(answer), confidence)
-    elif question_index >= 0:
-        candidate = _cueless_pair(page, question, question_index)
-    else:
-        candidate = None
-    if candidate:
-        yield candidate
+    if cue is None:
+        return None
+    # Without a question heading, what precedes the cue may be site navigation.
+    body = [b for b in blocks[start:cue] if not _is_chrome(b)] if question_index >= 0 else []
+    answer = _first_answer(blocks, cue)
+    accepted = _matches(_ACCEPTED_CUES, blocks[cue], MAX_CUE_CHARS)
+    confidence = CONFIDENCE_ACCEPTED if accepted else CONFIDENCE_ANSWER_CUE
+    return _pair(question, render_blocks(body), render_blocks(answer), confidence)
 
 
 def _page_question(page: Page) -> tuple[str, int] | None:
@@ -175,7 +186,7 @@ def _first_answer(blocks: Sequence[Block], cue: int) -> list[Block]:
 
 
 def _cueless_pair(page: Page, question: str, question_index: int) -> Candidate | None:
-    """Rule 3: a Q&A URL needs a second post (the first is the question body); a
+    """Rules 3 and 5: a Q&A URL needs a second post (the first is the question body); a
     first-person question takes the first run of prose as its answer."""
     region = []
     for block in page.blocks[question_index + 1 :]:
