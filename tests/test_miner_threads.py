@@ -52,9 +52,9 @@ def test_page_without_repeated_post_bodies_has_no_posts():
 
 
 def test_question_from_first_post_when_title_is_not_a_question():
-    page, (pair,) = mined(thread_html("One question about array and function prototypes", [
-        "<p>Hello all, I have to pass an array to a function for an exam. Do you think this code will compile?</p>"
-        "<pre>int foo(int [] a);</pre>",
+    _, (pair,) = mined(thread_html("One question about array and function prototypes", [
+        ("<p>Hello all, I have to pass an array to a function for an exam. Do you think this code will compile?</p>"
+         "<pre>int foo(int [] a);</pre>"),
         "<p>Thanks for asking!</p>",  # too short to answer
         f"<p>{ANSWER_EN}</p>",
     ]))
@@ -171,7 +171,7 @@ def test_chinese_chat_thread_gives_nothing():
 
 
 def test_thread_rule_on_posts_directly():
-    post = lambda text: Post(blocks=[Block(PARAGRAPH, text)])  # noqa: E731
+    post = lambda text: Post(blocks=[Block(PARAGRAPH, text)])
     page = Page(url="https://x.example/t/1", lang="en", posts=[
         post("member0"),  # a post that is only a byline still counts as the first post
         post(f"{ANSWER_EN}"),
