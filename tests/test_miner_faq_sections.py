@@ -371,3 +371,102 @@ def test_a_whole_page_keeps_explicit_faq_structure_but_not_lone_question_heading
     assert pairs(whole) == []  # with navigation and sidebars in the blocks: mostly headline lists
     faq = Page(url="https://example.com/help", title="FAQ", blocks=blocks, lang="en", whole_page=True)
     assert [q for q, _ in pairs(faq)] == ["Will rates fall again in the spring?"]
+
+
+def test_question_paragraphs_of_a_help_page_without_faq_title():
+    pg = page(
+        h(2, "Calendar"),
+        p("What is the calendar?"),
+        p("The calendar keeps your meetings and reminders in one place."),
+        p("Close"),  # a panel's button: not answer text
+        p("How do I create an event?"),
+        p("Click New event, fill in the time and the people, and save it."),
+        p("Can I share my calendar with someone?"),
+        p("Yes. Open Manage calendar, enter their address and choose what they may see."),
+        p("Sharing"),  # the next section's label
+    )
+    assert pairs(pg) == [
+        ("What is the calendar?", "The calendar keeps your meetings and reminders in one place."),
+        ("How do I create an event?", "Click New event, fill in the time and the people, and save it."),
+        ("Can I share my calendar with someone?",
+         "Yes. Open Manage calendar, enter their address and choose what they may see."),
+    ]
+
+
+def test_question_paragraphs_in_chinese_and_interview_style():
+    pg = page(
+        p("什么叫会议与日程？入口在哪里？"),
+        p("会议与日程提供新建日程、日程提醒和组织会议的功能。登录邮箱后在左侧菜单点击进入。"),
+        p("关闭"),
+        p("如何搜索日程？"),
+        p("在事件视图左上方的搜索框输入关键字即可。"),
+        p("什么是日程同步？"),
+        p("在网页上修改的日程会与客户端保持同步，反之亦然。"),
+        lang="zh",
+    )
+    assert [q for q, _ in pairs(pg)] == ["什么叫会议与日程？入口在哪里？", "如何搜索日程？", "什么是日程同步？"]
+    assert pairs(pg)[0][1].startswith("会议与日程提供") and "关闭" not in pairs(pg)[0][1]
+
+
+def test_question_paragraphs_need_a_run_and_density():
+    two = page(p("What is the calendar?"), p("It keeps your meetings."), p("How do I add an event?"),
+               p("Click New event and save it."))
+    assert pairs(two) == []  # two questions may be an article's rhetorical ones
+    story = [p(f"He walked on through the long grey street, number {i}, thinking about the day.") for i in range(40)]
+    for at, question in ((5, "Would anyone notice that he was late again today?"), (15, "Was it really worth it?"),
+                         (25, "What would his mother say about all of this?")):
+        story[at] = p(question)
+    assert pairs(page(*story)) == []  # a few questions among forty paragraphs: a story
+    dialogue = page(*[p(t) for t in ("“Are you coming?”", "Yes, in a minute.", "“Did you lock it?”", "I did.",
+                                     "“Is it raining?”", "Not yet.")])
+    assert pairs(dialogue) == []  # quoted questions are dialogue
+
+
+def test_question_paragraphs_of_a_thread_are_left_to_the_thread_rule():
+    from transforms.mine.blocks import Post
+
+    blocks = [p("What is the calendar?"), p("It keeps your meetings."), p("How do I add an event?"),
+              p("Click New event and save it."), p("Can I share it?"), p("Yes, from Manage calendar.")]
+    pg = page(*blocks)
+    assert len(pairs(pg)) == 3
+    pg.posts = [Post(blocks=blocks[:2]), Post(blocks=blocks[2:])]
+    assert pairs(pg) == []
+
+
+def test_opened_item_of_a_question_accordion():
+    pg = page(
+        li("How do I reset my password?", group=7),
+        li("Can I change my user name? Yes: open Settings, then Profile, and type the new name there.", group=7),
+        li("Where do I see my invoices?", group=7),
+        li("How do I close my account?", group=7),
+    )
+    assert pairs(pg) == [("Can I change my user name?",
+                          "Yes: open Settings, then Profile, and type the new name there.")]
+
+
+def test_opened_item_of_a_chinese_question_accordion():
+    pg = page(
+        li("知道的财富值有什么用？ 财富值相当于您在知道的钱包，高质量的回答可以获得财富，用来悬赏提问或兑换礼品。", group=8),
+        li("商城礼品怎么查询？", group=8),
+        li("商城，如何反馈建议", group=8),
+        li("礼品收货须知", group=8),
+        lang="zh",
+    )
+    assert [q for q, _ in pairs(pg)] == ["知道的财富值有什么用？"]
+
+
+def test_headline_list_with_subtitles_is_not_an_accordion():
+    pg = page(
+        li("Will rates fall again? Analysts expect the bank to wait until the summer 2 hours ago", group=9),
+        li("Is the housing market cooling? Prices fell for the third month in a row 5 hours ago", group=9),
+        li("Can the team win the title? The coach says the squad is ready for the last games 1 day ago", group=9),
+        li("Where to eat this weekend", group=9),
+    )
+    assert pairs(pg) == []
+    chinese = page(
+        li("舆论称中国奶业走上歧路？ 官方：居心叵测 新闻 奶业 23小时前 跟贴146429", group=9),
+        li("她去可可西里就是为了死？ 警方：发现时只剩骨骸 社会新闻 18小时前 跟贴114962", group=9),
+        li("为什么要被强制出售？ 背后有更深层原因 国内新闻 9小时前 跟贴4604", group=9),
+        lang="zh",
+    )
+    assert pairs(chinese) == []

@@ -1,6 +1,6 @@
 """FAQ-style question/answer pairs read from a page's visible structure (kind "faq").
 
-Six layouts, strongest first, each a small function below:
+Seven layouts, strongest first, each a small function below:
 
 1. a question heading and the blocks up to the next heading of the same or
    higher level, or a "Q:" paragraph (`_question_headings`); outside FAQ
@@ -15,7 +15,16 @@ Six layouts, strongest first, each a small function below:
 6. a list whose items alternate between a question ("1. What is IMAP?") and
    the items that answer it, as help centres write FAQs without headings
    (`_question_list_items`); two answered questions in one list are needed, so
-   a list of question links gives nothing.
+   a list of question links gives nothing;
+7. in a list of questions, an item that is opened up: its first sentence asks
+   and the rest of the item answers (`_expanded_question_items`), as a help
+   centre's accordion of question links shows the one that is open; no more
+   items may be opened than are bare questions (a headline list gives every
+   item a subtitle).
+
+Layout 5 also reads question paragraphs outside FAQ sections when a page has
+at least MIN_QUESTION_PARAGRAPH_RUN of them, each answered by the blocks after
+it: a help page that sets its questions as plain (often bold) paragraphs.
 
 Pairs inside an FAQ section get more confidence than a lone question heading:
 the section title says the page's author meant them as questions and answers.
@@ -81,6 +90,25 @@ CONFIDENCE_FAQ_SENTENCE = 0.7  # "Is it free? Yes, …" in one FAQ paragraph
 CONFIDENCE_QUESTION_LIST = 0.75  # "1. What is X?" then its answer, items of one list
 # Answered questions a list needs before its items count as an FAQ.
 MIN_QUESTION_LIST_PAIRS = 2
+CONFIDENCE_QUESTION_PARAGRAPHS = 0.7  # answered question paragraphs on a page without an FAQ title
+# Question paragraphs, each answered, that make a page an FAQ without an FAQ title: fewer
+# are an article's rhetorical questions.
+MIN_QUESTION_PARAGRAPH_RUN = 3
+MIN_QUESTION_PARAGRAPH_SHARE = 0.1
+_QUOTES = tuple("\"'“‘「『")
+# A question paragraph is short; a longer paragraph ending in "?" is prose.
+MAX_QUESTION_PARAGRAPH_CHARS = 150
+MAX_QUESTION_PARAGRAPH_CHARS_CJK = 60
+CONFIDENCE_EXPANDED_ITEM = 0.7
+# Question items a list needs before an opened-up item counts (a list of questions, not posts).
+MIN_QUESTION_ITEMS = 3
+# The answer part of an opened-up item is at least a sentence.
+MIN_EXPANDED_ANSWER_CHARS = 60
+MIN_EXPANDED_ANSWER_CHARS_CJK = 20
+# Short lines without final punctuation at the end of an answer are the next section's label
+# or a panel's "Close" button, not answer text.
+MAX_TRAILING_LABEL_CHARS = 12
+_LABEL_ENDS = tuple(".!?:;…。！？：；)）")
 
 # News and blog sidebars list question headlines over a cut-off teaser.
 _TEASER_ENDS = ("...", "…", "...]", "…]")
@@ -103,7 +131,8 @@ _MAX_FAQ_TITLE_CHARS = 60
 def mine_faq_sections(page: Page) -> Iterator[Candidate]:
     in_faq = faq_section_mask(page)
     seen: set[str] = set()
-    layouts = (_question_headings, _details, _definition_lists, _inline_qa, _faq_paragraphs, _question_list_items)
+    layouts = (_question_headings, _details, _definition_lists, _inline_qa, _faq_paragraphs, _question_list_items,
+               _expanded_question_items)
     for layout in layouts:
         for candidate in layout(page, in_faq):
             key = normalize_for_compare(candidate.instruction)
@@ -305,19 +334,23 @@ def _question_marker_ahead(blocks: Sequence[Block], start: int) -> bool:
 
 
 def _faq_paragraphs(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
-    """Layout 5, only inside FAQ sections: a paragraph that is a question, answered
+    """Layout 5, inside FAQ sections: a paragraph that is a question, answered
     by the following blocks up to the next question paragraph or heading; or a
-    paragraph that opens with a question sentence and answers it in the rest."""
+    paragraph that opens with a question sentence and answers it in the rest.
+    Outside them, only short question paragraphs, and only on a page with
+    MIN_QUESTION_PARAGRAPH_RUN answered ones."""
     blocks = page.blocks
+    answered = _answered_question_paragraphs(page, in_faq)
     for i, block in enumerate(blocks):
+        if i in answered:
+            candidate = _pair(block.text, render_blocks(answered[i]), CONFIDENCE_QUESTION_PARAGRAPHS)
+            if candidate:
+                yield candidate
+            continue
         if not in_faq[i] or block.kind != PARAGRAPH or split_qa_prefix(block.text)[0]:
             continue
         if _is_question_paragraph(block, page.lang):
-            answer = []
-            for following in blocks[i + 1 :]:
-                if following.kind not in _ANSWER_KINDS or _opens_with_question(following, page.lang):
-                    break
-                answer.append(following)
+            answer = _paragraph_answer(blocks, i, page.lang)
             candidate = _pair(block.text, render_blocks(answer), CONFIDENCE_FAQ_PARAGRAPH)
         else:
             sentences = split_sentences(block.text, page.lang)
@@ -360,6 +393,88 @@ def _question_list_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
                               CONFIDENCE_QUESTION_LIST + bonus)
             if candidate:
                 yield candidate
+
+
+def _paragraph_answer(blocks: Sequence[Block], i: int, lang: str) -> list[Block]:
+    """The blocks after question paragraph `i` up to the next question or heading, less trailing labels."""
+    answer = []
+    for following in blocks[i + 1 :]:
+        if following.kind not in _ANSWER_KINDS or _opens_with_question(following, lang):
+            break
+        answer.append(following)
+    while answer and _is_label(answer[-1]):
+        answer.pop()
+    return answer
+
+
+def _is_label(block: Block) -> bool:
+    text = block.text.strip()
+    return len(text) <= MAX_TRAILING_LABEL_CHARS and not text.endswith(_LABEL_ENDS)
+
+
+def _answered_question_paragraphs(page: Page, in_faq: list[bool]) -> dict[int, list[Block]]:
+    """Short question paragraphs outside FAQ sections and their answers, when the page has
+    MIN_QUESTION_PARAGRAPH_RUN of them and they are dense enough to be the page's layout.
+
+    A thread's posts (`Page.posts`) are left to the thread rule: a post that asks and then
+    explains itself is not an FAQ. Stories ask in dialogue now and then; an FAQ asks every
+    few paragraphs, so answered questions must be at least MIN_QUESTION_PARAGRAPH_SHARE of
+    the page's paragraphs (on the dev set: FAQ and interview pages 0.21-0.29, stories and
+    news with a few questions in them 0.01-0.05).
+    """
+    if page.posts:
+        return {}
+    blocks = page.blocks
+    asked = [i for i, block in enumerate(blocks) if not in_faq[i] and _is_short_question_paragraph(block, page.lang)]
+    answered = {i: answer for i in asked if (answer := _paragraph_answer(blocks, i, page.lang))}
+    if len(answered) < MIN_QUESTION_PARAGRAPH_RUN:
+        return {}
+    paragraphs = sum(1 for block in blocks if block.kind == PARAGRAPH)
+    return answered if len(answered) >= MIN_QUESTION_PARAGRAPH_SHARE * paragraphs else {}
+
+
+def _is_short_question_paragraph(block: Block, lang: str) -> bool:
+    """A paragraph that only asks: short, not quoted dialogue, every sentence a question."""
+    if block.kind != PARAGRAPH or split_qa_prefix(block.text)[0]:
+        return False
+    question = strip_numbering(block.text)
+    limit = MAX_QUESTION_PARAGRAPH_CHARS_CJK if contains_spaceless(question) else MAX_QUESTION_PARAGRAPH_CHARS
+    if len(question) > limit or question.startswith(_QUOTES) or not ends_with_question_mark(question):
+        return False
+    return all(is_question(sentence, lang) for sentence in split_sentences(question, lang))
+
+
+def _expanded_question_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 7: in a list with MIN_QUESTION_ITEMS items that open with a question, an item whose
+    first sentence asks and whose rest answers it."""
+    lists: dict[int, list[Block]] = {}
+    for block in page.blocks:
+        if block.kind == LIST_ITEM and block.group:
+            lists.setdefault(block.group, []).append(block)
+    for items in lists.values():
+        bare, opened = [], []
+        for item in items:
+            sentences = split_sentences(strip_qa_prefix(item.text), page.lang)
+            if not sentences or not _is_short_question(sentences[0], page.lang):
+                continue
+            question = sentences[0]
+            rest = item.text[item.text.find(question) + len(question) :].strip() if question in item.text else ""
+            (opened if rest else bare).append((question, rest))
+        # A headline list gives every item a subtitle; an accordion opens one or two of many.
+        if len(bare) + len(opened) < MIN_QUESTION_ITEMS or len(opened) > len(bare):
+            continue
+        for question, rest in opened:
+            limit = MIN_EXPANDED_ANSWER_CHARS_CJK if contains_spaceless(question) else MIN_EXPANDED_ANSWER_CHARS
+            if len(rest) < limit or is_question(split_sentences(rest, page.lang)[0], page.lang):
+                continue
+            candidate = _pair(question, rest, CONFIDENCE_EXPANDED_ITEM)
+            if candidate:
+                yield candidate
+
+
+def _is_short_question(text: str, lang: str) -> bool:
+    limit = MAX_QUESTION_PARAGRAPH_CHARS_CJK if contains_spaceless(text) else MAX_QUESTION_PARAGRAPH_CHARS
+    return len(text) <= limit and is_question(text, lang)
 
 
 def _is_question_paragraph(block: Block, lang: str) -> bool:
