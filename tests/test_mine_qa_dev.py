@@ -1,8 +1,8 @@
 """The mining job on the labelled development set (../shared/webdata/qa-dev), scored by
 ../shared/tools/score_mine.py; skipped cleanly where either is absent.
 
-Issue 12's targets that hold are asserted as targets; the others as the level reached so
-far, so that a change which loses recall or precision fails here.
+Issue 12's targets are asserted, and floors at the level reached where it is above them,
+so that a change which loses recall or precision fails here.
 """
 
 from __future__ import annotations
@@ -18,17 +18,23 @@ from jobs.mine import run_mine
 
 pytestmark = pytest.mark.spark
 
-# Issue 12's targets, met.
+# Issue 12's targets, all met (measured 2026-12-07: page recall 0.90, precision 0.98, question
+# recall 0.85, question + answer recall 0.80, Chinese 0.94, pair precision 0.88, how-to 1.0).
 TARGETS = {
+    "page_recall": 0.85,
+    "page_precision": 0.9,
+    "question_recall": 0.8,
+    "qa_recall": 0.7,
     "zh_question_recall": 0.75,
     "pair_precision_on_qa_pages": 0.75,
+    "howto_page_recall": 0.85,
 }
-# Reached so far (issue 12's targets: page recall 0.85, question recall 0.8, qa recall 0.7).
+# Reached above the targets, so that a change which loses recall or precision fails here.
 FLOORS = {
     "page_precision": 0.95,
-    "page_recall": 0.56,
-    "question_recall": 0.67,
-    "qa_recall": 0.63,
+    "page_recall": 0.88,
+    "question_recall": 0.84,
+    "qa_recall": 0.78,
 }
 MAX_PAIRS_PER_NEGATIVE_PAGE = 0.1
 

@@ -291,3 +291,104 @@ def test_chinese_numbered_step_markers_up_to_twenty():
     pg = page(h(1, "如何清洗窗帘"), *(p(m) for m in markers), lang="zh")
     howto, *_ = mine_howto(pg)
     assert howto.output == "1. 擦干\n2. 晾晒\n3. 收纳\n4. 完成"
+
+
+def _procedures(pg: Page) -> list[tuple[str, list[str]]]:
+    found = [c for c in mine_howto(pg)]
+    return [(c.instruction, c.output.splitlines()) for c in found if c.kind == KIND_HOWTO]
+
+
+def test_numbered_headings_with_explanations_and_several_procedures():
+    pg = page(
+        h(1, "How to Care for Hydrangeas"),
+        p("Hydrangeas need a little care to give big blooms."),
+        h(2, "How to Care for Hydrangeas in Vases"),
+        h(3, "1. Examine the Blooms"), p("Look for bright green leaves and bouncy blooms at the store."),
+        h(3, "2. Prep Them"), p("Dip the cut stems in alum powder so they can soak up water."),
+        h(3, "3. Provide Some Extra Care"), p("Change the water every other day with a fresh snip of the stems."),
+        h(2, "How to Plant Hydrangeas in the Ground"),
+        p("1. Know When to Plant Them"), p("Plant in spring or fall when temperatures are mild."),
+        p("2. Choose the Right Location"), p("Hydrangeas grow best in partial shade."),
+    )
+    procedures = _procedures(pg)
+    assert [steps for _, steps in procedures] == [
+        ["1. Examine the Blooms", "2. Prep Them", "3. Provide Some Extra Care"],
+        ["1. Know When to Plant Them", "2. Choose the Right Location"],
+    ]
+    assert "care for Hydrangeas in Vases" in procedures[0][0]
+    assert "plant Hydrangeas in the Ground" in procedures[1][0]
+    steps = [c for c in mine_howto(pg) if c.kind == KIND_HOWTO_STEP]
+    assert steps[0].output == "Examine the Blooms\nLook for bright green leaves and bouncy blooms at the store."
+
+
+def test_numbered_paragraphs_need_consecutive_numbers_from_one():
+    gap = page(h(1, "How to brew tea"), p("1. Boil the water in a kettle."), p("3. Pour it over the leaves."))
+    assert _procedures(gap) == []
+    amounts = page(h(1, "How to brew tea"), p("2 cups of water are enough for one pot."),
+                   p("3 minutes of steeping give a mild taste."))
+    assert _procedures(amounts) == []  # a number without "." / ")" is a quantity, not a step
+
+
+def test_chinese_numbered_headings_and_lead_in():
+    pg = page(
+        p("新手入门编辑词条 只需四步"),
+        h(3, "1发现问题，编辑词条"), p("点击词条名旁边的“编辑”开始编辑词条。"),
+        h(3, "2增删内容，修正错误"), p("改正错别字，补充新资料。"),
+        h(3, "3预览效果，提交词条"), p("点击右上角的“预览”看看整体效果，再点“提交”。"),
+        title="帮助中心", lang="zh",
+    )
+    ((instruction, steps),) = _procedures(pg)
+    assert "新手入门编辑词条" in instruction
+    assert steps == ["1. 发现问题，编辑词条", "2. 增删内容，修正错误", "3. 预览效果，提交词条"]
+
+
+def test_chinese_numbered_step_headings_under_a_question_heading():
+    pg = page(
+        h(3, "如何把百度设为您的上网主页？"),
+        h(6, "1.点击“工具”菜单，选择“选项”。"),
+        h(6, "2.在输入框输入网址，点击确定，设置成功。"),
+        h(6, "1.点击浏览器右上角的菜单按钮。"),  # the next browser's steps restart the count
+        lang="zh",
+    )
+    ((_, steps),) = _procedures(pg)
+    assert steps == ["1. 点击“工具”菜单，选择“选项”。", "2. 在输入框输入网址，点击确定，设置成功。"]
+
+
+def test_procedure_told_in_prose_with_sequence_words():
+    pg = page(
+        h(1, "How To Scrape Search Results With Python"),
+        p("I needed a way to get links from a search engine for a side project."),
+        p("First, let's install the requirements. Save them into requirements.txt."),
+        Block("pre", "requests\nbs4"),
+        p("Then import them into your script."),
+        p("Now we need to check if the request was successful."),
+        p("Next is parsing the page and extracting the links."),
+        Block("pre", "for a in soup.find_all('a'): print(a['href'])"),
+        p("That is it. The script is simple but gets you started."),
+    )
+    ((instruction, steps),) = _procedures(pg)
+    assert steps == ["1. First, let's install the requirements.", "2. Then import them into your script.",
+                     "3. Now we need to check if the request was successful.",
+                     "4. Next is parsing the page and extracting the links."]
+    last = [c for c in mine_howto(pg) if c.kind == KIND_HOWTO_STEP][-1]
+    assert "find_all" in last.output and "That is it" not in last.output
+
+
+def test_chinese_procedure_told_in_prose():
+    pg = page(
+        h(1, "如何更换自行车内胎"),
+        p("首先，用撬胎棒把外胎的一边撬出轮圈。"),
+        p("然后取出旧内胎，检查外胎里有没有尖锐的异物。"),
+        p("接着把新内胎稍微充气后塞进外胎。"),
+        p("最后把外胎压回轮圈，充气到合适的气压。"),
+        lang="zh",
+    )
+    ((_, steps),) = _procedures(pg)
+    assert len(steps) == 4 and steps[0].startswith("1. 首先")
+
+
+def test_prose_without_a_first_word_or_with_too_few_sequence_words_gives_nothing():
+    no_first = page(h(1, "How to brew tea"), p("Then boil the water."), p("Next pour it."), p("Finally wait."))
+    assert _procedures(no_first) == []
+    two = page(h(1, "How to brew tea"), p("First, boil the water."), p("Then pour it over the leaves."))
+    assert _procedures(two) == []

@@ -9,10 +9,21 @@ steps. Steps are, in order of preference:
    each step runs to the next marker, and stops at a heading as high as its
    own (or any heading, for a paragraph marker); numbering that restarts
    ("Step 1" again, a second method) ends the run;
-2. the first ordered list (LIST_ITEM, order > 0) that reads like steps; a
+2. numbered headings or paragraphs ("1. Examine the blooms", "2.点击“确定”",
+   "3预览效果"), numbered 1, 2, 3 … without a gap; each runs like a marker step;
+3. the first ordered list (LIST_ITEM, order > 0) that reads like steps; a
    breadcrumb, a table of contents, a list of links to other how-tos,
    questions or headlines, or one of one- and two-word items reads like
-   navigation and is skipped.
+   navigation and is skipped (the same test applies to numbered blocks);
+4. a procedure told in prose: paragraphs that open with a sequence word
+   ("First, …", "Then …", "Next …", "首先…", "然后…";
+   `howto.sequence_openers`), at least MIN_SEQUENCE_STEPS of them and the first
+   a "first" word; each step runs to the next such paragraph, and the last one
+   keeps only the code or list right after it.
+
+Without a how-to heading, a short paragraph right before the steps that names
+the task and counts them ("Set up the router in 3 steps", "编辑词条只需四步",
+`howto.lead_in_patterns`) is the task; failing that, the page title.
 
 Each procedure gives one "howto" pair, "How do I x?" → "1. …\\n2. …", and one
 "howto_step" pair per step, "How do I x? What is step 2?" → that step with its
@@ -28,7 +39,7 @@ import dataclasses
 import hashlib
 import re
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +72,13 @@ MIN_MEDIAN_STEP_WORDS = 3
 MIN_MEDIAN_STEP_CHARS_CJK = 4
 # Headlines in a list of related links are long Title Case lines.
 HEADLINE_MIN_WORDS = 4
+CONFIDENCE_NUMBERED_BLOCKS = 0.75
+CONFIDENCE_SEQUENCE = 0.6  # "First … Then … Next …" in prose: the step boundaries are a reading
+# A procedure told in prose needs this many sequence-word paragraphs ("First", "Then", "Next").
+MIN_SEQUENCE_STEPS = 3
+# A lead-in names the task in a short line; the steps start right after it.
+MAX_LEAD_IN_CHARS = 60
+LEAD_IN_WINDOW = 2
 # Task names longer than this are sentences, not titles.
 MAX_TASK_WORDS = 14
 MAX_TASK_CHARS_CJK = 30
@@ -91,6 +109,30 @@ _STEP_MARKERS = [
     for lang in _setting("step_markers")
     for phrase in _setting(f"step_markers.{lang}")
 ]
+_LEAD_IN_PATTERNS = sorted(
+    (
+        (compile_phrase(phrase), lang, form)
+        for lang, forms in _setting("lead_in_patterns").items()
+        for form in forms
+        for phrase in _setting(f"lead_in_patterns.{lang}.{form}")
+    ),
+    key=lambda entry: -len(entry[0].pattern),
+)
+for _lang, _form in {(lang, form) for _, lang, form in _LEAD_IN_PATTERNS} - set(_TASK_FORMS):
+    raise KeyError(f"templates/mining.yaml: howto.lead_in_patterns.{_lang}.{_form} has no title_patterns form")
+
+
+def _opener_pattern(kind: str) -> re.Pattern[str]:
+    words = [w for lang in ("en", "zh") for w in _setting(f"sequence_openers.{kind}.{lang}")]
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    # English words end at a non-letter ("Then," "Next is"); Chinese ones touch the next word.
+    return re.compile(rf"^\s*(?:{alternatives})(?![A-Za-z])", re.IGNORECASE)
+
+
+_FIRST_OPENER = _opener_pattern("first")
+_THEN_OPENER = _opener_pattern("then")
+# "1. ", "2)", "3、", "4．", and on headings "3预览效果" (a digit against CJK text).
+_BLOCK_NUMBER = re.compile(r"^\s*(\d{1,2})(?:[.．、)）:：]\s*|\s+(?=\S)|(?=[\u4e00-\u9fff]))")
 _SUBTITLE = re.compile(r"(?::\s|：).*$")
 _TRAILING_PARENTHETICAL = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
 _ZH_DIGITS = dict(zip("零一二三四五六七八九", range(10), strict=True)) | {"两": 2}
@@ -109,6 +151,7 @@ class HowtoTask:
 class Step:
     summary: str  # one line for the procedure's numbered list
     detail: list[Block]  # the step's own text: its marker line or list item, then its explanation
+    first: int = 0  # index of the step's first block on the page
 
 
 def mine_howto(page: Page) -> Iterator[Candidate]:
@@ -118,9 +161,29 @@ def mine_howto(page: Page) -> Iterator[Candidate]:
             found_any = True
             yield candidate
     if not found_any:
+        for task, start in _lead_ins(page.blocks):
+            for candidate in _procedure_pairs(page, task, start, len(page.blocks), penalty=0.0, window=LEAD_IN_WINDOW):
+                found_any = True
+                yield candidate
+    if not found_any:
         task = parse_howto_title(strip_site_suffix(page.title))
         if task:
             yield from _procedure_pairs(page, task, 0, len(page.blocks), penalty=TITLE_ONLY_PENALTY)
+
+
+def _lead_ins(blocks: Sequence[Block]) -> Iterator[tuple[HowtoTask, int]]:
+    """(task, index after it) for short paragraphs that name a task and count its steps."""
+    for i, block in enumerate(blocks):
+        text = block.text.strip()
+        if block.kind != PARAGRAPH or len(text) > MAX_LEAD_IN_CHARS:
+            continue
+        for pattern, lang, form in _LEAD_IN_PATTERNS:
+            match = pattern.match(text)
+            if match:
+                task = match.group("task").strip(" ,.;:，。；：")
+                if task:
+                    yield HowtoTask(_lowercase_first_word(task) if lang == "en" else task, lang, form), i + 1
+                break
 
 
 def parse_howto_title(text: str) -> HowtoTask | None:
@@ -169,14 +232,20 @@ def _howto_sections(blocks: Sequence[Block]) -> Iterator[tuple[HowtoTask, int, i
 
 
 def _procedure_pairs(
-    page: Page, task: HowtoTask, start: int, end: int, penalty: float
+    page: Page, task: HowtoTask, start: int, end: int, penalty: float, window: int | None = None
 ) -> Iterator[Candidate]:
-    steps = _marker_steps(page.blocks, start, end)
-    confidence, step_confidence = CONFIDENCE_STEP_MARKERS, CONFIDENCE_STEP
-    if len(steps) < MIN_STEPS:
-        steps = _ordered_list_steps(page, start, end)
-        confidence, step_confidence = CONFIDENCE_ORDERED_LIST, CONFIDENCE_LIST_STEP
-    if len(steps) < MIN_STEPS:
+    """The procedure's pairs; with `window`, its steps must start within that many blocks of `start`."""
+    sources = (
+        (lambda: _marker_steps(page.blocks, start, end, _parse_step_marker), CONFIDENCE_STEP_MARKERS, CONFIDENCE_STEP),
+        (lambda: _numbered_block_steps(page, start, end), CONFIDENCE_NUMBERED_BLOCKS, CONFIDENCE_LIST_STEP),
+        (lambda: _ordered_list_steps(page, start, end), CONFIDENCE_ORDERED_LIST, CONFIDENCE_LIST_STEP),
+        (lambda: _sequence_steps(page.blocks, start, end), CONFIDENCE_SEQUENCE, CONFIDENCE_LIST_STEP),
+    )
+    for find, confidence, step_confidence in sources:
+        steps = find()
+        if len(steps) >= MIN_STEPS and (window is None or steps[0].first - start < window):
+            break
+    else:
         return
     output = "\n".join(f"{n}. {step.summary}" for n, step in enumerate(steps, start=1))
     yield Candidate(
@@ -206,18 +275,27 @@ def _instruction(task: HowtoTask, url: str, step: int) -> str:
     return phrasing.replace("{task}", task.text).replace("{n}", str(step))
 
 
-def _marker_steps(blocks: Sequence[Block], start: int, end: int) -> list[Step]:
+def _marker_steps(
+    blocks: Sequence[Block], start: int, end: int, parse: Callable[[Block], tuple[int, str] | None],
+    kinds: frozenset[str] = frozenset({HEADING, PARAGRAPH, LIST_ITEM}), consecutive: bool = False,
+) -> list[Step]:
+    """Steps that open with a number `parse` reads off a block; with `consecutive`, numbered
+    1, 2, 3 … without a gap and all of one block kind."""
     markers: list[tuple[int, str]] = []  # (block index, text after the marker)
     previous = 0
     for i in range(start, end):
-        if blocks[i].kind not in (HEADING, PARAGRAPH, LIST_ITEM):
+        if blocks[i].kind not in kinds:
             continue
-        parsed = _parse_step_marker(blocks[i].text)
+        parsed = parse(blocks[i])
         if parsed is None:
             continue
         number, rest = parsed
         if number <= previous:  # numbering restarts: a second method
             break
+        if consecutive and (number != previous + 1 or (markers and blocks[i].kind != blocks[markers[0][0]].kind)):
+            if markers:
+                break
+            continue
         markers.append((i, rest))
         previous = number
     steps = []
@@ -232,11 +310,59 @@ def _marker_steps(blocks: Sequence[Block], start: int, end: int) -> list[Step]:
         if not summary:
             continue
         head = [Block(PARAGRAPH, rest)] if rest else []
-        steps.append(Step(summary=summary, detail=head + explanation))
+        steps.append(Step(summary=summary, detail=head + explanation, first=i))
     return steps
 
 
-def _parse_step_marker(text: str) -> tuple[int, str] | None:
+def _numbered_block_steps(page: Page, start: int, end: int) -> list[Step]:
+    steps = _marker_steps(page.blocks, start, end, _parse_block_number, frozenset({HEADING, PARAGRAPH}),
+                          consecutive=True)
+    if len(steps) < MIN_STEPS:
+        return []
+    # Title Case step headings ("Know When to Plant Them") read like link titles; with text
+    # under most of them they are a guide's sections, not a list of links.
+    explained = sum(len(step.detail) > 1 for step in steps)
+    if explained * 2 <= len(steps) and _reads_like_navigation([s.summary for s in steps], page):
+        return []
+    return steps
+
+
+def _parse_block_number(block: Block) -> tuple[int, str] | None:
+    match = _BLOCK_NUMBER.match(block.text)
+    if not match or (block.kind != HEADING and not match.group(0).strip(" \t").endswith(tuple(".．、)）:："))):
+        return None  # a paragraph opening with "3 cups" is not step 3
+    rest = block.text[match.end() :].strip()
+    return (int(match.group(1)), rest) if rest else None
+
+
+def _sequence_steps(blocks: Sequence[Block], start: int, end: int) -> list[Step]:
+    """Paragraphs opening with "First", then "Then" / "Next" / "Finally" …; see the module docstring."""
+    openers = []
+    for i in range(start, end):
+        if blocks[i].kind == HEADING:
+            break
+        if blocks[i].kind != PARAGRAPH:
+            continue
+        if _FIRST_OPENER.match(blocks[i].text) or (openers and _THEN_OPENER.match(blocks[i].text)):
+            openers.append(i)
+    if len(openers) < MIN_SEQUENCE_STEPS:
+        return []
+    steps = []
+    for k, i in enumerate(openers):
+        if k + 1 < len(openers):
+            detail = list(blocks[i : openers[k + 1]])
+        else:
+            detail = [blocks[i]]
+            for block in blocks[i + 1 : end]:
+                if block.kind in (PARAGRAPH, HEADING):
+                    break
+                detail.append(block)
+        steps.append(Step(summary=_first_sentence(detail), detail=detail, first=i))
+    return steps
+
+
+def _parse_step_marker(block: Block) -> tuple[int, str] | None:
+    text = block.text
     for pattern in _STEP_MARKERS:
         match = pattern.match(text)
         if match:
