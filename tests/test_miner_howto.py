@@ -367,6 +367,7 @@ def test_procedure_told_in_prose_with_sequence_words():
         p("That is it. The script is simple but gets you started."),
     )
     ((instruction, steps),) = _procedures(pg)
+    assert "scrape Search Results With Python" in instruction
     assert steps == ["1. First, let's install the requirements.", "2. Then import them into your script.",
                      "3. Now we need to check if the request was successful.",
                      "4. Next is parsing the page and extracting the links."]
