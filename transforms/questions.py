@@ -186,7 +186,8 @@ _INLINE_ANSWER_MARKER = re.compile(
 
 
 def strip_numbering(text: str) -> str:
-    return _NUMBERING.sub("", text, count=1).strip()
+    match = _NUMBERING.match(text)
+    return (text[match.end() :] if match else text).strip()
 
 
 def split_qa_prefix(text: str) -> tuple[str, str]:

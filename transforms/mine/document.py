@@ -85,8 +85,7 @@ class PairMiner:
         output, n3 = pii.scrub_pii(c.output.strip())
         if n1 + n2 + n3:
             counters["pii_scrubbed"] += n1 + n2 + n3
-        q_lang, q_score = self._lid.identify(f"{instruction} {input_}")
-        a_lang, a_score = self._lid.identify(output)
+        (q_lang, q_score), (a_lang, a_score) = self._lid.identify_many([f"{instruction} {input_}", output])
         reason = filters.check_lang_agreement((q_lang, q_score), (a_lang, a_score), self.filter_config)
         if reason is None and self.languages and a_lang not in self.languages:
             reason = "language_not_wanted"

@@ -123,6 +123,11 @@ _MAX_LINK_CHARS = 24
 _ANSWER_KINDS = frozenset({PARAGRAPH, LIST_ITEM, PRE, TABLE_ROW})
 
 _FAQ_TITLES = [t.lower() for t in load_yaml("mining.yaml", "faq_titles")]
+_FAQ_TITLE_SET = frozenset(_FAQ_TITLES)
+# "Shipping FAQ", "FAQ about returns"; Chinese titles may touch the words around them
+# ("产品常见问题", rule 3 of transforms/text.py).
+_FAQ_TITLE_PREFIXES = tuple(t + " " for t in _FAQ_TITLES) + tuple(t for t in _FAQ_TITLES if contains_spaceless(t))
+_FAQ_TITLE_SUFFIXES = tuple(" " + t for t in _FAQ_TITLES) + tuple(t for t in _FAQ_TITLES if contains_spaceless(t))
 _TITLE_SEPARATORS: list[str] = load_yaml("mining.yaml", "title_separators")
 # An FAQ title is a short label; longer headings that merely mention "FAQ" are prose.
 _MAX_FAQ_TITLE_CHARS = 60
@@ -149,16 +154,16 @@ def is_link_row(text: str) -> bool:
 
 def is_faq_title(text: str) -> bool:
     """True for headings such as "FAQ", "Shipping FAQs", "Frequently Asked Questions (FAQ)", "常见问题解答"."""
+    if len(text) > 2 * _MAX_FAQ_TITLE_CHARS:
+        return False
     label = " ".join(strip_numbering(text).strip(" :：").lower().split())
     if not label or len(label) > _MAX_FAQ_TITLE_CHARS:
         return False
-    for title in _FAQ_TITLES:
-        if label == title or label.startswith(title + " ") or label.endswith(" " + title):
-            return True
-        # Chinese titles may touch the words around them (rule 3 of transforms/text.py).
-        if contains_spaceless(title) and (label.startswith(title) or label.endswith(title)):
-            return True
-    return False
+    return (
+        label in _FAQ_TITLE_SET
+        or label.startswith(_FAQ_TITLE_PREFIXES)
+        or label.endswith(_FAQ_TITLE_SUFFIXES)
+    )
 
 
 def faq_section_mask(page: Page) -> list[bool]:

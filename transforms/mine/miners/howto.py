@@ -92,9 +92,20 @@ def _setting(key: str) -> Any:
 # instruction and step phrasings, looked up here so an edited YAML that lacks
 # one fails at import with the missing key named.
 _TASK_FORMS = [(lang, form) for lang, forms in _setting("title_patterns").items() for form in forms]
+_PLACEHOLDER = re.compile(r"\{\w+\}")
+
+
+def _anchor(phrase: str) -> str:
+    """The phrase's longest literal word, lower-cased: text without it cannot match the phrase.
+
+    Checking it first skips most regexes, since most headings name no task.
+    """
+    return max(_PLACEHOLDER.sub(" ", phrase).lower().split(), key=len, default="")
+
+
 _TITLE_PATTERNS = sorted(
     (
-        (compile_phrase(phrase), lang, form)
+        (compile_phrase(phrase), _anchor(phrase), lang, form)
         for lang, form in _TASK_FORMS
         for phrase in _setting(f"title_patterns.{lang}.{form}")
     ),
@@ -111,14 +122,14 @@ _STEP_MARKERS = [
 ]
 _LEAD_IN_PATTERNS = sorted(
     (
-        (compile_phrase(phrase), lang, form)
+        (compile_phrase(phrase), _anchor(phrase), lang, form)
         for lang, forms in _setting("lead_in_patterns").items()
         for form in forms
         for phrase in _setting(f"lead_in_patterns.{lang}.{form}")
     ),
     key=lambda entry: -len(entry[0].pattern),
 )
-for _lang, _form in {(lang, form) for _, lang, form in _LEAD_IN_PATTERNS} - set(_TASK_FORMS):
+for _lang, _form in {(lang, form) for _, _, lang, form in _LEAD_IN_PATTERNS} - set(_TASK_FORMS):
     raise KeyError(f"templates/mining.yaml: howto.lead_in_patterns.{_lang}.{_form} has no title_patterns form")
 
 
@@ -177,8 +188,9 @@ def _lead_ins(blocks: Sequence[Block]) -> Iterator[tuple[HowtoTask, int]]:
         text = block.text.strip()
         if block.kind != PARAGRAPH or len(text) > MAX_LEAD_IN_CHARS:
             continue
-        for pattern, lang, form in _LEAD_IN_PATTERNS:
-            match = pattern.match(text)
+        lowered = text.lower()
+        for pattern, anchor, lang, form in _LEAD_IN_PATTERNS:
+            match = anchor in lowered and pattern.match(text)
             if match:
                 task = match.group("task").strip(" ,.;:，。；：")
                 if task:
@@ -194,8 +206,9 @@ def parse_howto_title(text: str) -> HowtoTask | None:
     """
     cleaned = _SUBTITLE.sub("", text.strip()).strip().rstrip("?？").strip()
     cleaned = _TRAILING_PARENTHETICAL.sub("", cleaned).strip().rstrip("?？").strip()
-    for pattern, lang, form in _TITLE_PATTERNS:
-        match = pattern.match(cleaned)
+    lowered = cleaned.lower()
+    for pattern, anchor, lang, form in _TITLE_PATTERNS:
+        match = anchor in lowered and pattern.match(cleaned)
         if not match:
             continue
         task = match.group("task").strip(" ,.;，。；")
