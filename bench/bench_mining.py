@@ -4,7 +4,11 @@ Side by side in one run, over the same WARC records:
   * instructmix's whole per-document mining (extract, lang-id, all miners,
     filters, PII, MinHash) on one core, in process;
   * the yardstick: trafilatura main-text extraction of the same records;
-  * the Spark job (`run_mine`) in local[1] and local[2] over the same shards.
+  * the Spark job (`run_mine`) in local[1] and local[2] over the same shards;
+  * what a user pays: the whole `instructmix mine --master local[1]` command on
+    --whole-job-mb of WARC (600 by default), its process tree (Python, the JVM,
+    the Python workers) pinned to one core, start-up included, against
+    trafilatura pinned to the same core over the same records.
 
 Inputs are built in a temporary folder from the real pages in ../shared/webdata
 (never copied into the project). Run: `make bench` or
@@ -18,6 +22,7 @@ import gzip
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,11 +130,73 @@ def bench_spark(files: list[Path], raw_mb: float, tmp: Path) -> dict:
     return out
 
 
+# -- the whole job on one core ---------------------------------------------------------
+
+
+def _pinned(core: int):
+    """preexec_fn pinning a child (and everything it starts) to one core, like `taskset -c`."""
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def _instructmix_command() -> list[str]:
+    script = Path(sys.executable).with_name("instructmix")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "jobs.cli"]
+
+
+def trafilatura_child(folder: str) -> None:
+    """Run in a pinned child: trafilatura over every record of the WARCs in `folder`."""
+    import trafilatura
+
+    from transforms.io.documents import iter_documents
+
+    files = sorted(Path(folder).glob("*.warc.gz"))
+    t0 = time.perf_counter()
+    records = 0
+    for f in files:
+        for d in iter_documents(str(f), Counter()):
+            html = d.html.decode("utf-8", "replace") if isinstance(d.html, bytes) else d.html
+            trafilatura.extract(html, include_comments=False)
+            records += 1
+    print(json.dumps({"seconds": time.perf_counter() - t0, "records": records}))
+
+
+def bench_whole_job(folder: Path, raw_mb: float, tmp: Path, core: int = 0) -> dict:
+    """`instructmix mine --master local[1]` as a user runs it, pinned to `core`, timed from the
+    command's start to its exit; trafilatura pinned to the same core over the same records
+    (timed from its first record, so its interpreter start-up is not counted against it)."""
+    out = tmp / "whole-job-out"
+    cmd = [*_instructmix_command(), "mine", "--input", str(folder), "--output", str(out), "--master", "local[1]"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, preexec_fn=_pinned(core), capture_output=True, text=True, check=False)
+    job_s = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"instructmix mine failed ({done.returncode}): {done.stderr[-2000:]}")
+    stats = json.loads((out / "_stats.json").read_text())
+    child = subprocess.run([sys.executable, __file__, "--trafilatura-child", str(folder)], preexec_fn=_pinned(core),
+                           capture_output=True, text=True, check=True)
+    traf = json.loads(child.stdout.strip().splitlines()[-1])
+    return {
+        "whole_job_warc_MB": round(raw_mb, 1),
+        "whole_job_seconds": round(job_s, 1),
+        "whole_job_MBps_one_core": round(raw_mb / job_s, 2),
+        "whole_job_pairs": stats["counters"].get("mine.pairs.written"),
+        "whole_job_trafilatura_MBps_one_core": round(raw_mb / traf["seconds"], 2),
+        "whole_job_speedup_vs_trafilatura": round(traf["seconds"] / job_s, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=8, help="WARC shards to build (each holds every page once)")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--whole-job-mb", type=float, default=600,
+                        help="MB of WARC for the pinned whole-job measurement (0 skips it)")
+    parser.add_argument("--core", type=int, default=0, help="the core the whole job and its yardstick run on")
+    parser.add_argument("--trafilatura-child", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.trafilatura_child:
+        trafilatura_child(args.trafilatura_child)
+        return
     if not WEBDATA.is_dir():
         sys.exit(f"benchmark needs the real pages at {WEBDATA} (set INSTRUCTMIX_WEBDATA)")
     pages = real_pages()
@@ -148,6 +215,14 @@ def main() -> None:
         result.update(bench_in_process(sub, raw_mb * len(sub) / len(files)))
         if not args.skip_spark:
             result.update(bench_spark(files, raw_mb, tmp))
+        if args.whole_job_mb > 0:
+            folder = tmp / "whole-job-input"
+            folder.mkdir()
+            whole_raw, copy = 0, 0
+            while whole_raw < args.whole_job_mb * 1e6:
+                whole_raw += write_warc(folder / f"bench-{copy:05d}.warc.gz", pages, copy)
+                copy += 1
+            result.update(bench_whole_job(folder, whole_raw / 1e6, tmp, args.core))
     print(json.dumps(result, indent=2))
 
 
