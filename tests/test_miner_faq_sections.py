@@ -470,3 +470,19 @@ def test_headline_list_with_subtitles_is_not_an_accordion():
         lang="zh",
     )
     assert pairs(chinese) == []
+
+
+def test_headline_list_under_question_headings_gives_nothing():
+    zh = page(
+        h(3, "男子酒驾被查演“休克” 交警：咋不去当演员呢？"), p("新闻 休克酒驾"), p("|"), p("澎湃新闻"), p("5小时前"),
+        p("132 跟贴132"),
+        h(3, "11城5G基站建设时间表出炉 快看有你的家乡吗？"), p("新闻 经纬"), p("中新经纬"), p("1天前"),
+        lang="zh",
+    )
+    assert pairs(zh) == []
+    en = page(h(3, "Will rates fall again this spring?"), p("Markets"), p("Reuters"), p("5 hours ago"),
+              p("132 comments"))
+    assert pairs(en) == []
+    answered = page(h(3, "Will rates fall again this spring?"), p("Markets"),
+                    p("Most analysts expect the bank to wait until the summer before it cuts again."))
+    assert len(pairs(answered)) == 1  # one sentence under the heading is enough

@@ -5,7 +5,8 @@ Seven layouts, strongest first, each a small function below:
 1. a question heading and the blocks up to the next heading of the same or
    higher level, or a "Q:" paragraph (`_question_headings`); outside FAQ
    sections the heading must end in "?"/"？", since "How to …" and "如何…"
-   headings are howto's, and must not be the page's headline;
+   headings are howto's, must not be the page's headline, and its section
+   must hold a sentence (a headline list has tags, sources and times only);
 2. an accordion: <summary> question, <details> body (`_details`);
 3. a definition list: <dt> question, <dd> answers (`_definition_lists`);
 4. explicit markers "Q:"/"A:", "Question:"/"Answer:", "问："/"答："
@@ -105,6 +106,10 @@ MIN_QUESTION_ITEMS = 3
 # The answer part of an opened-up item is at least a sentence.
 MIN_EXPANDED_ANSWER_CHARS = 60
 MIN_EXPANDED_ANSWER_CHARS_CJK = 20
+# An answer under a lone question heading needs one block of prose: a sentence, or a line
+# this long; a headline list has only tags, sources, times and counts under each headline.
+MIN_PROSE_WORDS = 6
+MIN_PROSE_CHARS_CJK = 15
 # Short lines without final punctuation at the end of an answer are the next section's label
 # or a panel's "Close" button, not answer text.
 MAX_TRAILING_LABEL_CHARS = 12
@@ -241,6 +246,8 @@ def _question_headings(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
             answer_blocks.append(dataclasses.replace(following, text=rest) if role else following)
         if all(b.kind == HEADING for b in answer_blocks):
             continue
+        if not in_faq[i] and not any(_reads_as_prose(b) for b in answer_blocks):
+            continue  # a headline list: tags, source, "5小时前", "132 跟贴" under each headline
         candidate = _pair(block.text, render_blocks(answer_blocks), confidence)
         if candidate:
             yield candidate
@@ -398,6 +405,16 @@ def _question_list_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
                               CONFIDENCE_QUESTION_LIST + bonus)
             if candidate:
                 yield candidate
+
+
+def _reads_as_prose(block: Block) -> bool:
+    """A sentence, not a fragment of item metadata: it ends like a sentence or is long enough."""
+    text = block.text.strip()
+    if block.kind == HEADING or not text:
+        return False
+    if text.endswith(_LABEL_ENDS):
+        return True
+    return len(text) >= MIN_PROSE_CHARS_CJK if contains_spaceless(text) else len(text.split()) >= MIN_PROSE_WORDS
 
 
 def _paragraph_answer(blocks: Sequence[Block], i: int, lang: str) -> list[Block]:
