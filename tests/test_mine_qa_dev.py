@@ -18,8 +18,8 @@ from jobs.mine import run_mine
 
 pytestmark = pytest.mark.spark
 
-# Issue 12's targets, all met (measured 2026-12-07: page recall 0.90, precision 1.0, question
-# recall 0.85, question + answer recall 0.80, Chinese 0.94, pair precision 0.88, how-to 1.0).
+# Issue 12's targets, all met (measured 2026-12-07: page recall 0.92, precision 1.0, question
+# recall 0.86, question + answer recall 0.80, Chinese 0.94, pair precision 0.88, how-to 1.0).
 TARGETS = {
     "page_recall": 0.85,
     "page_precision": 0.9,
@@ -32,7 +32,7 @@ TARGETS = {
 # Reached above the targets, so that a change which loses recall or precision fails here.
 FLOORS = {
     "page_precision": 0.97,
-    "page_recall": 0.88,
+    "page_recall": 0.9,
     "question_recall": 0.84,
     "qa_recall": 0.78,
 }

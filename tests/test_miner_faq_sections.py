@@ -486,3 +486,41 @@ def test_headline_list_under_question_headings_gives_nothing():
     answered = page(h(3, "Will rates fall again this spring?"), p("Markets"),
                     p("Most analysts expect the bank to wait until the summer before it cuts again."))
     assert len(pairs(answered)) == 1  # one sentence under the heading is enough
+
+
+def test_panel_of_answers_to_one_question():
+    pg = page(
+        h(1, "What CEOs think of public transit"),
+        p("This week’s question: When is the last time you took public transportation to work?"),
+        p("=========="),
+        p("The last time I used public transport was a month ago, to get around downtown quickly."),
+        p("Donna Abood, principal, Avison Young"),
+        p("=========="),
+        p("Never. In a city that is often hot or raining, transit has to be more accessible."),
+        p("Alex Rodriguez-Roig, president, Boys & Girls Clubs"),
+        h(2, "Related content"),
+    )
+    assert pairs(pg) == [  # the first answer, without its signature
+        ("When is the last time you took public transportation to work?",
+         "The last time I used public transport was a month ago, to get around downtown quickly."),
+    ]
+    scene_breaks = page(p("Was it really worth it?"), p("******"), p("He walked on through the rain for an hour."),
+                        p("******"), p("The next morning the street was quiet again."))
+    assert pairs(scene_breaks) == []  # no "question:" label: a story's scene breaks
+
+
+def test_chinese_panel_and_a_question_without_dividers():
+    pg = page(
+        p("本期问题：你上一次乘坐公共交通上班是什么时候？"),
+        p("————————"),
+        p("上个月还坐过地铁，市中心开会时坐地铁比开车快得多。"),
+        p("张先生，某公司总经理"),
+        p("————————"),
+        p("很久没坐了，家离公司太远，换乘也不方便。"),
+        p("李女士，某银行行长"),
+        lang="zh",
+    )
+    assert pairs(pg) == [("你上一次乘坐公共交通上班是什么时候？", "上个月还坐过地铁，市中心开会时坐地铁比开车快得多。")]
+    no_dividers = page(p("This week’s question: When did you last take the bus?"),
+                       p("Last month, to get downtown."), p("Never, it is too slow."))
+    assert pairs(no_dividers) == []

@@ -1,6 +1,6 @@
 """FAQ-style question/answer pairs read from a page's visible structure (kind "faq").
 
-Seven layouts, strongest first, each a small function below:
+Eight layouts, strongest first, each a small function below:
 
 1. a question heading and the blocks up to the next heading of the same or
    higher level, or a "Q:" paragraph (`_question_headings`); outside FAQ
@@ -21,7 +21,11 @@ Seven layouts, strongest first, each a small function below:
    and the rest of the item answers (`_expanded_question_items`), as a help
    centre's accordion of question links shows the one that is open; no more
    items may be opened than are bare questions (a headline list gives every
-   item a subtitle).
+   item a subtitle);
+8. a panel: one question announced as such ("This week's question: …?", "本期问题：…？")
+   answered by several people, their answers set apart by divider lines ("=====",
+   "———") and each usually signed (`_panel_answers`); like a thread, it gives the
+   first answer, without its signature (more copies of one prompt add little).
 
 Layout 5 also reads question paragraphs outside FAQ sections when a page has
 at least MIN_QUESTION_PARAGRAPH_RUN of them, each answered by the blocks after
@@ -101,6 +105,14 @@ _QUOTES = tuple("\"'“‘「『")
 MAX_QUESTION_PARAGRAPH_CHARS = 150
 MAX_QUESTION_PARAGRAPH_CHARS_CJK = 60
 CONFIDENCE_EXPANDED_ITEM = 0.7
+CONFIDENCE_PANEL = 0.65
+# A panel has several answers; a signature line is a name and a title.
+MIN_PANEL_ANSWERS = 2
+MAX_SIGNATURE_CHARS = 120
+# "This week's question:", "Today's question:", "本期问题：" before a panel's question.
+_PANEL_LABEL = re.compile(r"^[^:：?？]{0,40}(?:question|问题|话题)\s*[:：]\s*", re.IGNORECASE)
+# A line of repeated dashes, equals signs, stars or em dashes that sets answers apart.
+_DIVIDER = re.compile(r"^\s*(?:[=\-_*~—–·•]\s*){3,}$")
 # Question items a list needs before an opened-up item counts (a list of questions, not posts).
 MIN_QUESTION_ITEMS = 3
 # The answer part of an opened-up item is at least a sentence.
@@ -149,6 +161,7 @@ def mine_faq_sections(page: Page) -> Iterator[Candidate]:
             if key not in seen:
                 seen.add(key)
                 yield candidate
+    yield from _panel_answers(page, seen)  # adds its question to `seen` itself
 
 
 def is_link_row(text: str) -> bool:
@@ -492,6 +505,44 @@ def _expanded_question_items(page: Page, in_faq: list[bool]) -> Iterator[Candida
             candidate = _pair(question, rest, CONFIDENCE_EXPANDED_ITEM)
             if candidate:
                 yield candidate
+
+
+def _panel_answers(page: Page, seen: set[str]) -> Iterator[Candidate]:
+    """Layout 8: a paragraph "… question: <question>", then answers between divider lines up
+    to the next heading; MIN_PANEL_ANSWERS are needed. (Without the label, a short question
+    before "******" is as often a story's scene break.)"""
+    blocks = page.blocks
+    for i, block in enumerate(blocks):
+        label = _PANEL_LABEL.match(block.text) if block.kind == PARAGRAPH else None
+        if not label:
+            continue
+        question = block.text[label.end() :].strip()
+        if not _is_short_question(question, page.lang) or normalize_for_compare(question) in seen:
+            continue
+        answers: list[list[Block]] = [[]]
+        for following in blocks[i + 1 :]:
+            if following.kind == HEADING:
+                break
+            if _DIVIDER.match(following.text):
+                answers.append([])
+            elif following.kind in _ANSWER_KINDS:
+                answers[-1].append(following)
+        signed = [_without_signature(answer) for answer in answers if answer]
+        if len(answers) < MIN_PANEL_ANSWERS + 1 or len(signed) < MIN_PANEL_ANSWERS:
+            continue  # no dividers, or fewer answers than a panel
+        first = next((answer for answer in signed if any(_reads_as_prose(b) for b in answer)), None)
+        candidate = _pair(question, render_blocks(first), CONFIDENCE_PANEL) if first else None
+        if candidate:
+            seen.add(normalize_for_compare(question))
+            yield candidate
+
+
+def _without_signature(answer: list[Block]) -> list[Block]:
+    """The answer without its last line when that line signs it ("Donna Abood, principal, Avison Young")."""
+    last = answer[-1].text.strip()
+    if len(answer) > 1 and len(last) <= MAX_SIGNATURE_CHARS and not last.endswith(_LABEL_ENDS):
+        return answer[:-1]
+    return answer
 
 
 def _is_short_question(text: str, lang: str) -> bool:
