@@ -524,3 +524,57 @@ def test_chinese_panel_and_a_question_without_dividers():
     no_dividers = page(p("This week’s question: When did you last take the bus?"),
                        p("Last month, to get downtown."), p("Never, it is too slow."))
     assert pairs(no_dividers) == []
+
+
+def _interview(prompts_and_answers: list[tuple[str, str]], lang: str = "en", intro: str = "") -> Page:
+    from transforms.mine.html_blocks import html_to_page
+
+    body = "".join(f"<p><strong>{q}</strong><br>{a}</p>" for q, a in prompts_and_answers)
+    pg = html_to_page(f"<html><body><article><h1>Interview</h1>{intro}{body}</article></body></html>",
+                      "https://example.com/interview")
+    pg.lang = lang
+    return pg
+
+
+def test_interview_with_bold_prompts_questions_and_statements():
+    pg = _interview([
+        ("What comic books did you read growing up?", "I read some Marvel, but I was more of a DC reader as a kid."),
+        ("You were seeing things that were not explicit.", "Every now and then someone made them explicit, and I loved it."),
+        ("Were there shows like that on television?", "The Six Million Dollar Man, which had crossovers before anyone."),
+        ("What was your first project?", "A pitch for a superhero movie that never got made, back in 2005."),
+    ])
+    found = dict(pairs(pg))  # the question prompts also read as question paragraphs (layout 5)
+    assert sorted(found) == sorted([
+        "What comic books did you read growing up?", "You were seeing things that were not explicit.",
+        "Were there shows like that on television?", "What was your first project?"])
+    assert found["You were seeing things that were not explicit."] == (
+        "Every now and then someone made them explicit, and I loved it.")
+
+
+def test_chinese_interview_with_bold_prompts():
+    pg = _interview([
+        ("你小时候读哪些漫画？", "我读过一些漫威的作品，但更喜欢DC的超级英雄故事。"),
+        ("为什么选择电视而不是电影？", "电视剧可以持续讲述，更接近漫画连载的节奏。"),
+        ("你的第一个项目是什么？", "二零零五年提过一个超级英雄电影的方案，后来没有拍成。"),
+        ("你说过电视更适合讲超级英雄的故事。", "是的，漫画本来就是连载的，电视剧也是一集接一集。"),
+    ], lang="zh")
+    found = dict(pairs(pg))
+    assert sorted(found) == sorted(["你小时候读哪些漫画？", "为什么选择电视而不是电影？", "你的第一个项目是什么？",
+                                    "你说过电视更适合讲超级英雄的故事。"])
+    assert found["你说过电视更适合讲超级英雄的故事。"].startswith("是的")
+
+
+def test_bold_names_and_emphasis_are_not_prompts():
+    recipe = _interview([
+        ("Chicken Bacon Ranch Pasta", "is the ultimate creamy pasta that brings bacon and chicken together."),
+        ("The Best Pancake Recipe", "looks special and takes ten minutes from bowl to plate."),
+        ("Why is my sauce too thick?", "The heat was too high when the cheese went in, so it seized."),
+    ])
+    assert pairs(recipe) == []  # one prompt left: not an interview
+    emphasis = _interview([
+        ("This is the most important step of all.", "Take your time with it, it decides the result."),
+        ("Never skip the resting time.", "The dough needs it to relax before you shape it."),
+        ("Keep the oven door shut.", "Opening it lets the steam out and the bread stays flat."),
+        ("Does it work with rye?", "Yes, with a little more water."),
+    ])
+    assert pairs(emphasis) == []  # bold sentences, mostly statements: emphasis, not prompts

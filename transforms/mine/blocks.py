@@ -66,6 +66,9 @@ class Page:
     # The thread's posts in page order, when the markup repeats a post-body container
     # (forum software, Q&A sites); empty for other pages and for text input.
     posts: list[Post] = field(default_factory=list)
+    # Bold text that opens a paragraph (<p><strong>Prompt?</strong> answer…</p>), whitespace
+    # collapsed: an interview's prompts. Empty for text input.
+    bold_leads: frozenset[str] = frozenset()
 
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks)

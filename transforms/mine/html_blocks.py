@@ -64,6 +64,7 @@ from transforms.mine.schema_org import (
     markup_from_elements,
 )
 from transforms.mine.thread_posts import thread_posts
+from transforms.text import contains_spaceless
 
 # Resiliparse's main-content pass costs O(nodes x depth): 100 000 nested <div>s
 # take minutes. Real pages stay far below this depth (none of the test pages
@@ -88,6 +89,11 @@ MAX_STRUCTURED_GROUPS = 200
 MIN_MAIN_CONTENT_CHARS = 400
 MAX_COLLAPSED_SHARE = 0.2
 MAX_STRUCTURED_CANDIDATES = 1000
+# Bold paragraph openings read per page, and how long one must be to be a prompt rather than
+# a label ("Note:", "Tip"): words, or characters of CJK text.
+MAX_BOLD_LEADS = 500
+MIN_BOLD_LEAD_WORDS = 4
+MIN_BOLD_LEAD_CHARS_CJK = 8
 BOILERPLATE_ANCESTOR_STEPS = 32
 # A dl/details replaces main-stream lines when they spell at least this share of
 # its text; resiliparse sometimes drops a piece (a share button, a hidden span).
@@ -126,7 +132,24 @@ def html_to_page(html: str | bytes, url: str = "") -> Page:
     blocks = splice_structured_groups(blocks, structured_groups(found.structured, new_group))
     markup = markup_from_elements(found.json_ld_scripts, found.microdata)
     posts = thread_posts(tree, lambda post_html: blocks_from_minimal_html(post_html, new_group))
-    return Page(url=url, title=tree.title or "", blocks=blocks, markup=markup, whole_page=whole_page, posts=posts)
+    return Page(url=url, title=tree.title or "", blocks=blocks, markup=markup, whole_page=whole_page, posts=posts,
+                bold_leads=bold_leads(tree))
+
+
+def bold_leads(tree: HTMLTree) -> frozenset[str]:
+    """Texts of <b>/<strong> elements that open their paragraph, whitespace collapsed (an
+    interview's prompts; minimal HTML drops bold). Labels of a word or two are left out."""
+    if tree.body is None:
+        return frozenset()
+    leads = set()
+    for element in tree.body.query_selector_all("p > b, p > strong").values()[:MAX_BOLD_LEADS]:
+        text = _clean(element.text)
+        short = len(text) < MIN_BOLD_LEAD_CHARS_CJK if contains_spaceless(text) else len(text.split()) < MIN_BOLD_LEAD_WORDS
+        if short:
+            continue
+        if _clean(element.parent.text).startswith(text):
+            leads.add(text)
+    return frozenset(leads)
 
 
 def decode_html(data: bytes | bytearray | memoryview) -> str:

@@ -1,6 +1,6 @@
 """FAQ-style question/answer pairs read from a page's visible structure (kind "faq").
 
-Eight layouts, strongest first, each a small function below:
+Nine layouts, strongest first, each a small function below:
 
 1. a question heading and the blocks up to the next heading of the same or
    higher level, or a "Q:" paragraph (`_question_headings`); outside FAQ
@@ -25,7 +25,10 @@ Eight layouts, strongest first, each a small function below:
 8. a panel: one question announced as such ("This week's question: …?", "本期问题：…？")
    answered by several people, their answers set apart by divider lines ("=====",
    "———") and each usually signed (`_panel_answers`); like a thread, it gives the
-   first answer, without its signature (more copies of one prompt add little).
+   first answer, without its signature (more copies of one prompt add little);
+9. an interview whose prompts open their paragraphs in bold, questions or statements
+   (`_bold_prompts`): at least three answered, a tenth of the page's paragraphs, and
+   half of them asking.
 
 Layout 5 also reads question paragraphs outside FAQ sections when a page has
 at least MIN_QUESTION_PARAGRAPH_RUN of them, each answered by the blocks after
@@ -106,6 +109,7 @@ MAX_QUESTION_PARAGRAPH_CHARS = 150
 MAX_QUESTION_PARAGRAPH_CHARS_CJK = 60
 CONFIDENCE_EXPANDED_ITEM = 0.7
 CONFIDENCE_PANEL = 0.65
+CONFIDENCE_BOLD_PROMPT = 0.7
 # A panel has several answers; a signature line is a name and a title.
 MIN_PANEL_ANSWERS = 2
 MAX_SIGNATURE_CHARS = 120
@@ -162,6 +166,11 @@ def mine_faq_sections(page: Page) -> Iterator[Candidate]:
                 seen.add(key)
                 yield candidate
     yield from _panel_answers(page, seen)  # adds its question to `seen` itself
+    for candidate in _bold_prompts(page, in_faq):
+        key = normalize_for_compare(candidate.instruction)
+        if key not in seen:
+            seen.add(key)
+            yield candidate
 
 
 def is_link_row(text: str) -> bool:
@@ -534,6 +543,46 @@ def _panel_answers(page: Page, seen: set[str]) -> Iterator[Candidate]:
         candidate = _pair(question, render_blocks(first), CONFIDENCE_PANEL) if first else None
         if candidate:
             seen.add(normalize_for_compare(question))
+            yield candidate
+
+
+def _bold_prompts(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 9: an interview whose prompts open their paragraphs in bold (`Page.bold_leads`),
+    questions or statements, each answered by the text after it up to the next prompt or
+    heading. Needs MIN_QUESTION_PARAGRAPH_RUN answered prompts, a tenth of the page's
+    paragraphs, and at least half of the prompts asking."""
+    if not page.bold_leads or page.posts:
+        return
+    blocks = page.blocks
+    prompts: list[tuple[int, str, str]] = []  # (block, prompt, the rest of its block)
+    for i, block in enumerate(blocks):
+        if block.kind != PARAGRAPH:
+            continue
+        lead = next((b for b in page.bold_leads if block.text.startswith(b)), None)
+        rest = block.text[len(lead) :].strip() if lead else ""
+        # A prompt is a whole sentence; a bold name that the sentence goes on from
+        # ("**Chicken Pasta** is the ultimate …") is emphasis.
+        if lead and lead.endswith(_LABEL_ENDS) and not rest[:1].islower():
+            prompts.append((i, lead, rest))
+    pairs = []
+    for k, (i, prompt, rest) in enumerate(prompts):
+        stop = prompts[k + 1][0] if k + 1 < len(prompts) else len(blocks)
+        answer = [Block(PARAGRAPH, rest)] if rest else []
+        for following in blocks[i + 1 : stop]:
+            if following.kind == HEADING or following.kind not in _ANSWER_KINDS:
+                break
+            answer.append(following)
+        if any(_reads_as_prose(b) for b in answer):
+            pairs.append((prompt, answer))
+    paragraphs = sum(1 for block in blocks if block.kind == PARAGRAPH)
+    asking = sum(1 for prompt, _ in pairs if ends_with_question_mark(prompt))
+    if len(pairs) < MIN_QUESTION_PARAGRAPH_RUN or len(pairs) < MIN_QUESTION_PARAGRAPH_SHARE * paragraphs:
+        return
+    if asking * 2 < len(pairs):
+        return  # bold sentences opening paragraphs, mostly statements: an article's emphasis
+    for prompt, answer in pairs:
+        candidate = _pair(prompt, render_blocks(answer), CONFIDENCE_BOLD_PROMPT)
+        if candidate:
             yield candidate
 
 
