@@ -158,19 +158,13 @@ def mine_faq_sections(page: Page) -> Iterator[Candidate]:
     in_faq = faq_section_mask(page)
     seen: set[str] = set()
     layouts = (_question_headings, _details, _definition_lists, _inline_qa, _faq_paragraphs, _question_list_items,
-               _expanded_question_items)
+               _expanded_question_items, _panel_answers, _bold_prompts)
     for layout in layouts:
         for candidate in layout(page, in_faq):
             key = normalize_for_compare(candidate.instruction)
             if key not in seen:
                 seen.add(key)
                 yield candidate
-    yield from _panel_answers(page, seen)  # adds its question to `seen` itself
-    for candidate in _bold_prompts(page, in_faq):
-        key = normalize_for_compare(candidate.instruction)
-        if key not in seen:
-            seen.add(key)
-            yield candidate
 
 
 def is_link_row(text: str) -> bool:
@@ -482,8 +476,8 @@ def _is_short_question_paragraph(block: Block, lang: str) -> bool:
     if block.kind != PARAGRAPH or split_qa_prefix(block.text)[0]:
         return False
     question = strip_numbering(block.text)
-    limit = MAX_QUESTION_PARAGRAPH_CHARS_CJK if contains_spaceless(question) else MAX_QUESTION_PARAGRAPH_CHARS
-    if len(question) > limit or question.startswith(_QUOTES) or not ends_with_question_mark(question):
+    if len(question) > _question_char_limit(question) or question.startswith(_QUOTES) \
+            or not ends_with_question_mark(question):
         return False
     return all(is_question(sentence, lang) for sentence in split_sentences(question, lang))
 
@@ -516,7 +510,7 @@ def _expanded_question_items(page: Page, in_faq: list[bool]) -> Iterator[Candida
                 yield candidate
 
 
-def _panel_answers(page: Page, seen: set[str]) -> Iterator[Candidate]:
+def _panel_answers(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
     """Layout 8: a paragraph "… question: <question>", then answers between divider lines up
     to the next heading; MIN_PANEL_ANSWERS are needed. (Without the label, a short question
     before "******" is as often a story's scene break.)"""
@@ -526,7 +520,7 @@ def _panel_answers(page: Page, seen: set[str]) -> Iterator[Candidate]:
         if not label:
             continue
         question = block.text[label.end() :].strip()
-        if not _is_short_question(question, page.lang) or normalize_for_compare(question) in seen:
+        if not _is_short_question(question, page.lang):
             continue
         answers: list[list[Block]] = [[]]
         for following in blocks[i + 1 :]:
@@ -542,7 +536,6 @@ def _panel_answers(page: Page, seen: set[str]) -> Iterator[Candidate]:
         first = next((answer for answer in signed if any(_reads_as_prose(b) for b in answer)), None)
         candidate = _pair(question, render_blocks(first), CONFIDENCE_PANEL) if first else None
         if candidate:
-            seen.add(normalize_for_compare(question))
             yield candidate
 
 
@@ -595,8 +588,12 @@ def _without_signature(answer: list[Block]) -> list[Block]:
 
 
 def _is_short_question(text: str, lang: str) -> bool:
-    limit = MAX_QUESTION_PARAGRAPH_CHARS_CJK if contains_spaceless(text) else MAX_QUESTION_PARAGRAPH_CHARS
-    return len(text) <= limit and is_question(text, lang)
+    return len(text) <= _question_char_limit(text) and is_question(text, lang)
+
+
+def _question_char_limit(text: str) -> int:
+    """How long a standalone question may be; dense scripts say as much in fewer characters."""
+    return MAX_QUESTION_PARAGRAPH_CHARS_CJK if contains_spaceless(text) else MAX_QUESTION_PARAGRAPH_CHARS
 
 
 def _is_question_paragraph(block: Block, lang: str) -> bool:
