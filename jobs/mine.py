@@ -10,8 +10,8 @@ with the config's `storage_options`, by the driver and the tasks alike, so
 the same run works on local disk and on object stores (Spark's own Hadoop
 filesystems are never used):
 
-1. extract: one Spark task per input file runs transforms.mine.document over
-   its records and writes a checkpoint Parquet per file under
+1. extract: Spark tasks of one to a few input files (`extract_task_count`) run
+   transforms.mine.document over their records and write a checkpoint Parquet per file under
    `OUTPUT/_work/<fingerprint[:16]>/extract/`; a re-run after a kill finds
    finished checkpoints and skips those files.
 2. dedup: exact (normalised question+answer) and MinHash-LSH near-duplicate
@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -98,8 +99,12 @@ def _spark_schema(schema: pa.Schema):
 
 
 _WORKER_MINERS: dict[str, Any] = {}
-# Tasks per core that read the checkpoints back for the dedup.
-READ_TASKS_PER_CORE = 4
+# Tasks per core of the extract phase and of reading the checkpoints back for the dedup.
+TASKS_PER_CORE = 4
+# A task costs about 0.1 s to schedule and start on one core, a 30 MB shard about a second to
+# mine: a few small files share a task (20 shards on local[1]: 0.85 s less). The cap keeps
+# many tasks for many files where Spark reports few cores (executors still starting).
+MAX_FILES_PER_EXTRACT_TASK = 4
 
 
 def _worker_miner(config_json: str):
@@ -164,6 +169,12 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
         writer.add_key_value_metadata({STATS_METADATA_KEY: stats.encode()})
     fs.mv(tmp, fs_target)
     return {"path": path, "docs": counters["docs_read"], "pairs": pairs, "stats": stats, "resumed": False}
+
+
+def extract_task_count(files: int, parallelism: int) -> int:
+    """How many tasks mine `files` input files (each still checkpointed on its own)."""
+    by_cores = TASKS_PER_CORE * max(1, parallelism)
+    return max(1, min(files, max(by_cores, math.ceil(files / MAX_FILES_PER_EXTRACT_TASK))))
 
 
 def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work_dir: str) -> Iterator[pa.RecordBatch]:
@@ -412,7 +423,9 @@ def run_mine(
         config_json = config.model_dump_json()
         storage_options = dict(config.storage_options)
 
-        paths = spark.sparkContext.parallelize([(f,) for f in files], max(1, min(len(files), 10_000))).toDF("path string")
+        parallelism = spark.sparkContext.defaultParallelism
+        paths = spark.sparkContext.parallelize(
+            [(f,) for f in files], extract_task_count(len(files), parallelism)).toDF("path string")
         with spark_task_progress(spark, "extract + mine"):
             statuses = [
                 r.asDict()
@@ -431,7 +444,7 @@ def run_mine(
         checkpoints = [checkpoint_path(work_dir, f) for f in files]
         # A checkpoint is small next to its input; reading a few per task saves the per-task
         # start-up (on local[1], 20 checkpoints in 20 tasks took 2 s more than in 4).
-        read_tasks = max(1, min(len(checkpoints), READ_TASKS_PER_CORE * spark.sparkContext.defaultParallelism))
+        read_tasks = max(1, min(len(checkpoints), TASKS_PER_CORE * parallelism))
         candidates = (
             spark.sparkContext.parallelize([(c,) for c in checkpoints], read_tasks)
             .toDF("path string")

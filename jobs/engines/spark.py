@@ -49,8 +49,9 @@ appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
 # mined in Python. Its cost is start-up and JIT compilation, which compete with the Python
 # workers for the same cores: with the client compiler only and the serial collector, a
 # 600 MB mine pinned to one core starts Spark in 8.5 s instead of 15 s and spends 19 s
-# instead of 33 s outside the miners (bench/bench_mining.py). Pass your own
-# spark.driver.extraJavaOptions in `spark_conf` to replace these.
+# instead of 33 s outside the miners (bench/bench_mining.py). Spark's classes come from
+# this machine's class-data archive (jobs/engines/jvm_archive.py). Pass your own
+# spark.driver.extraJavaOptions in `spark_conf` to replace all of these.
 EMBEDDED_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
@@ -96,13 +97,23 @@ def spark_session(master: str | None = None, app_name: str = "instructmix", conf
             .config("spark.sql.shuffle.partitions", str(max(2, (os.cpu_count() or 2) * 2)))
         )
     spark_log = None
+    archive_options = ""
     starts_jvm = SparkContext._active_spark_context is None
+    launches_gateway = SparkContext._gateway is None
     if starts_jvm and is_local_master(effective_master) and "spark.driver.extraJavaOptions" not in (conf or {}):
         java_options, spark_log = _log_to_file_options()
-        builder = builder.config("spark.driver.extraJavaOptions", f"{java_options} {EMBEDDED_JVM_OPTIONS}")
+        if launches_gateway:
+            from jobs.engines.jvm_archive import archive_options
+            archive_options = archive_options()
+        builder = builder.config("spark.driver.extraJavaOptions",
+                                 f"{java_options} {EMBEDDED_JVM_OPTIONS} {archive_options}".strip())
     for key, value in (conf or {}).items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
+    if archive_options:
+        from jobs.engines.jvm_archive import note_writer
+
+        note_writer(archive_options, spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
     if spark_log is None:
         spark.sparkContext.setLogLevel("WARN")
     else:
