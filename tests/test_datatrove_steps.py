@@ -208,6 +208,13 @@ def test_one_rank_of_miner_and_dedup_gives_the_rows_of_instructmix_mine(webdata,
     key = lambda r: r["id"]
     assert sorted(({c: r[c] for c in PAIR_COLUMNS} for r in ours), key=key) == sorted(after_dedup, key=key)
     assert all(r["text"].startswith(r["instruction"]) for r in ours)
+    # Written this way, the pairs are an instruction source of `instructmix mix` as they are.
+    from collections import Counter
+
+    from transforms.io.mix_inputs import iter_instruction_records
+
+    skips: Counter = Counter()
+    assert len(list(iter_instruction_records(str(out / "pairs"), skips))) == len(ours) and not skips
 
 
 @pytest.mark.spark
