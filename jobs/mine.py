@@ -222,6 +222,8 @@ def deduplicate(df, exact: bool, near: bool):
 
     Both rules keep the best-ranked member of every group, so the best-ranked pair
     of any cluster of near-duplicates always survives, whatever the partitioning.
+    `transforms.mine.dedup.kept_pair_indexes` is the same rule over pairs in memory
+    (the datatrove step's dedup within a task).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F

@@ -111,8 +111,7 @@ def test_plain_text_drops_and_empty_documents_are_counted_under_the_mine_names()
     text_pairs = _mine(InstructionPairMiner(content="text"), Document(text=EN_TEXT, id="t1", metadata={}))
     assert [p.metadata["instruction"] for p in text_pairs] == [
         "How do I reset my router to factory settings?", "Why does my wireless signal drop in the evening?"]
-    # Read as HTML, the same text is one paragraph of markup-free text all the same;
-    # "auto" reads it as text because it does not open like a page.
+    # "auto" reads it as text: it does not open like a page.
     auto_pairs = _mine(InstructionPairMiner(content="auto"), Document(text=EN_TEXT, id="t1", metadata={}))
     assert [p.id for p in auto_pairs] == [p.id for p in text_pairs]
 
