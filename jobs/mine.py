@@ -48,7 +48,10 @@ from transforms.io.documents import expand_inputs, iter_documents
 from transforms.records import PAIR_SCHEMA, Provenance
 from transforms.stats import counter_name, stats_document
 
-__all__ = ["STATS_FILE", "WORK_DIR", "WORK_SCHEMA", "mine_fingerprint", "run_mine"]
+__all__ = [
+    "STATS_FILE", "WORK_DIR", "WORK_SCHEMA", "counter_stats_name", "mine_fingerprint", "pair_miner", "run_mine",
+    "worker_pair_miner",
+]
 
 logger = logging.getLogger("instructmix.mine")
 
@@ -107,25 +110,52 @@ TASKS_PER_CORE = 4
 MAX_FILES_PER_EXTRACT_TASK = 4
 
 
-def _worker_miner(config_json: str):
-    """One PairMiner (fastText models loaded) per Python worker, reused across tasks."""
+def pair_miner(config: MineConfig):
+    """The PairMiner a MineConfig describes (fastText models loaded): the one place the
+    config's keys become the miner's arguments, for this job and for the datatrove step."""
+    from transforms import filters
+    from transforms.mine.document import PairMiner
+
+    return PairMiner(
+        languages=tuple(config.languages),
+        miners=tuple(config.miners),
+        min_lang_score=config.min_lang_score,
+        filter_config=filters.FilterConfig(**config.filters.model_dump()),
+        classifier_path=config.classifier.model if config.classifier else None,
+        classifier_threshold=config.classifier.threshold if config.classifier else 0.5,
+        lid_model=config.lid_model,
+    )
+
+
+def worker_pair_miner(config_json: str):
+    """One PairMiner per Python process and config, reused across tasks (Spark) and ranks
+    (datatrove): loading the fastText models per document or per task would cost more
+    than mining a page."""
     miner = _WORKER_MINERS.get(config_json)
     if miner is None:
-        from transforms import filters
-        from transforms.mine.document import PairMiner
-
-        cfg = MineConfig.model_validate_json(config_json)
-        miner = PairMiner(
-            languages=tuple(cfg.languages),
-            miners=tuple(cfg.miners),
-            min_lang_score=cfg.min_lang_score,
-            filter_config=filters.FilterConfig(**cfg.filters.model_dump()),
-            classifier_path=cfg.classifier.model if cfg.classifier else None,
-            classifier_threshold=cfg.classifier.threshold if cfg.classifier else 0.5,
-            lid_model=cfg.lid_model,
-        )
+        miner = pair_miner(MineConfig.model_validate_json(config_json))
         _WORKER_MINERS[config_json] = miner
     return miner
+
+
+def counter_stats_name(key: str) -> str:
+    """The `_stats.json` name (transforms/stats.py) of one per-document counter key of
+    PairMiner and the readers (`docs_read`, `skip:<reason>`, `drop:<reason>`,
+    `mined:<miner>:<kind>`, ...): `mine.documents.read`, `mine.documents.skip.<reason>`,
+    `mine.pairs.drop.<reason>`, `mine.pairs.mined.<miner>/<kind>`."""
+    kind, _, rest = key.partition(":")
+    if key == "docs_read":
+        return counter_name(STAGE, "documents", "read")
+    if kind in ("skip", "truncated", "lang") and rest:
+        return counter_name(STAGE, "documents", kind, rest.replace(":", "."))
+    if kind == "drop" and rest:
+        return counter_name(STAGE, "pairs", "drop", rest)
+    if kind == "mined" and rest:
+        return counter_name(STAGE, "pairs", "mined", rest.replace(":", "/"))
+    if key == "pii_scrubbed":
+        return counter_name(STAGE, "pairs", "pii_scrubbed")
+    # a counter this driver does not know yet still reaches the stats
+    return counter_name(STAGE, "other", key.replace(":", "."))
 
 
 # --- phase 1: one task per input file ------------------------------------------------------------
@@ -141,7 +171,7 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
             rows = pf.metadata.num_rows
         return {"path": path, "docs": json.loads(stats).get("docs_read", 0), "pairs": rows, "stats": stats, "resumed": True}
 
-    miner = _worker_miner(config_json)
+    miner = worker_pair_miner(config_json)
     counters: Counter = Counter()
     parent = fs_target.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
@@ -203,6 +233,8 @@ def deduplicate(df, exact: bool, near: bool):
 
     Both rules keep the best-ranked member of every group, so the best-ranked pair
     of any cluster of near-duplicates always survives, whatever the partitioning.
+    `transforms.mine.dedup.kept_pair_indexes` is the same rule over pairs in memory
+    (the datatrove step's dedup within a task).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -352,20 +384,7 @@ def _counters(statuses: list[dict], written_groups: Counter, totals: dict, files
     out: Counter = Counter()
     for s in statuses:
         for key, count in json.loads(s["stats"]).items():
-            kind, _, rest = key.partition(":")
-            if key == "docs_read":
-                name = counter_name(STAGE, "documents", "read")
-            elif kind in ("skip", "truncated", "lang") and rest:
-                name = counter_name(STAGE, "documents", kind, rest.replace(":", "."))
-            elif kind == "drop" and rest:
-                name = counter_name(STAGE, "pairs", "drop", rest)
-            elif kind == "mined" and rest:
-                name = counter_name(STAGE, "pairs", "mined", rest.replace(":", "/"))
-            elif key == "pii_scrubbed":
-                name = counter_name(STAGE, "pairs", "pii_scrubbed")
-            else:  # a counter this driver does not know yet still reaches the stats
-                name = counter_name(STAGE, "other", key.replace(":", "."))
-            out[name] += count
+            out[counter_stats_name(key)] += count
     out[counter_name(STAGE, "files", "read")] = len(files)
     out[counter_name(STAGE, "files", "resumed")] = sum(1 for s in statuses if s["resumed"])
     out[counter_name(STAGE, "pairs", "candidates")] = totals["candidates"]

@@ -9,6 +9,7 @@ from transforms.mine.dedup import (
     NUM_PERM,
     exact_key,
     group_losers,
+    kept_pair_indexes,
     lsh_band_keys,
     lsh_band_keys_many,
     minhash,
@@ -248,3 +249,22 @@ def test_end_to_end_near_dup_grouping():
         for key in lsh_band_keys(minhash_signature(text)):
             buckets.setdefault(key, []).append(doc_id)
     assert near_duplicate_losers(buckets.values()) == {"id2", "id5"}
+
+
+def _pair(pair_id: str, confidence: float, instruction: str, output: str) -> dict:
+    return {"id": pair_id, "confidence": confidence, "exact_key": exact_key(instruction, "", output),
+            "band_keys": lsh_band_keys(minhash_signature(pair_dedup_text(instruction, "", output)))}
+
+
+def test_kept_pair_indexes_keeps_the_most_confident_then_smallest_id_of_each_group():
+    q = "How do I clean a cast iron pan?"
+    rows = [
+        _pair("b", 0.6, q, ANSWER_EN),
+        _pair("a", 0.6, q.upper(), ANSWER_EN),  # an exact copy after normalisation, smaller id
+        _pair("c", 0.9, q, one_word_changed(ANSWER_EN, 12, "wire")),  # a near copy, more confident
+        _pair("d", 0.5, "What is this?", UNRELATED[0]),
+    ]
+    assert kept_pair_indexes(rows) == ([2, 3], 1, 1)
+    assert kept_pair_indexes(rows, near=False) == ([1, 2, 3], 1, 0)
+    assert kept_pair_indexes(rows, exact=False, near=False) == ([0, 1, 2, 3], 0, 0)
+    assert kept_pair_indexes([]) == ([], 0, 0)

@@ -281,7 +281,7 @@ def _warc_page(record: WarcRecord, counters: collections.Counter, max_bytes: int
             counters["skip:undecodable"] += 1
             return None
         cut = cut or cut_decoding
-    if not content_type and not _looks_like_html(raw):
+    if not content_type and not looks_like_html(raw):
         counters["skip:non_html"] += 1
         return None
     if not raw.strip():
@@ -363,7 +363,12 @@ _HTML_SNIFF = re.compile(
 )
 
 
-def _looks_like_html(data: bytes) -> bool:
+def looks_like_html(data: bytes | str) -> bool:
+    """Whether a payload opens like an HTML page (a doctype, `<html>`, `<head>`, `<body>`, a
+    comment, `<meta>` or `<title>` first): how a record without a Content-Type, or a
+    datatrove Document whose `text` may hold either, is told apart from plain text."""
+    if isinstance(data, str):
+        data = data[:1024].encode("utf-8", "surrogatepass")
     return bool(_HTML_SNIFF.match(data[:1024]))
 
 
@@ -381,7 +386,7 @@ def _decode_http_payload(raw: bytes, headers: Any, max_bytes: int) -> tuple[byte
     for coding in reversed(codings):
         # Archivers (wget, some crawlers) often store the decoded body but keep
         # the original Content-Encoding header; compressed data never looks like markup.
-        if coding in ("identity", "none") or _looks_like_html(raw):
+        if coding in ("identity", "none") or looks_like_html(raw):
             continue
         decoder = _CONTENT_DECODERS.get(coding)
         if decoder is None:

@@ -2,10 +2,15 @@
 
 The job deduplicates in two shuffles and never compares pairs inside Python:
 
-1. exact: group by `exact_key(instruction, input, output)`, keep the smallest id;
+1. exact: group by `exact_key(instruction, input, output)`, keep the best-ranked
+   pair, ranked by (confidence descending, id ascending);
 2. near: explode `lsh_band_keys(minhash_signature(pair_dedup_text(...)))`,
-   group by band key, and drop `group_losers(ids)` of every group that holds
-   more than one id (`near_duplicate_losers` does the same over many groups).
+   group by band key, and drop all but the best-ranked member of every group
+   that holds more than one (`near_duplicate_losers` over (-confidence, id)).
+
+`kept_pair_indexes` applies the same two rules to pairs held in one
+process (the datatrove step, within one task), so both engines keep the same
+pairs of the same input.
 
 Normalisation (`normalize_for_dedup`) makes copies that differ only in case,
 width, punctuation or whitespace identical, for every script.
@@ -25,7 +30,7 @@ import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 from datasketch import MinHash
@@ -226,3 +231,37 @@ def near_duplicate_losers(buckets: Iterable[Iterable[Hashable]]) -> set:
     for group in buckets:
         losers.update(group_losers(group))
     return losers
+
+
+def _rank(row: Mapping) -> tuple[float, str]:
+    return (-float(row["confidence"]), str(row["id"]))
+
+
+def kept_pair_indexes(rows: Sequence[Mapping], exact: bool = True, near: bool = True) -> tuple[list[int], int, int]:
+    """(indexes of the rows kept, ascending; exact duplicates dropped; near duplicates dropped).
+
+    The rule of `jobs.mine.deduplicate` over rows held in memory (each with `id`,
+    `confidence`, `exact_key` and `band_keys`): one pair per exact key, the best-ranked
+    by (confidence descending, id ascending); then, among those, every member of a band
+    group but its best-ranked one is dropped.
+    """
+    kept = list(range(len(rows)))
+    exact_dropped = near_dropped = 0
+    if exact:
+        best: dict[str, int] = {}
+        for i in kept:
+            j = best.get(rows[i]["exact_key"])
+            if j is None or _rank(rows[i]) < _rank(rows[j]):
+                best[rows[i]["exact_key"]] = i
+        exact_dropped = len(kept) - len(best)
+        kept = sorted(best.values())
+    if near:
+        buckets: dict[tuple[int, int], list[tuple[float, str]]] = {}
+        for i in kept:
+            for band, key in enumerate(rows[i]["band_keys"]):
+                buckets.setdefault((band, key), []).append(_rank(rows[i]))
+        losers = {member_id for _, member_id in near_duplicate_losers(buckets.values())}
+        before = len(kept)
+        kept = [i for i in kept if str(rows[i]["id"]) not in losers]
+        near_dropped = before - len(kept)
+    return kept, exact_dropped, near_dropped
