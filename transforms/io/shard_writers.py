@@ -569,7 +569,8 @@ class DatatroveShardWriter(_Lifecycle):
         paths = self.relpaths(self.shard, loss_masks=loss_masks)
         self._staged = tuple(StagedFile(root, p, storage_options) for p in paths)
         self._scratch = _ScratchFolder(self._staged[-1])
-        self._name = paths[-1].rsplit("/", 1)[1]
+        # A hidden name: a recursive `*.ds` glob (DatatroveFolderDataset's) never takes it.
+        self._name = "." + paths[-1].rsplit("/", 1)[1]
         self._file = TokenizedFile(
             self._scratch.path, self._name, save_index=True, save_loss_metadata=loss_masks,
             tokenizer_name_or_path=tokenizer_name, save_final_metadata=True, token_size=self.dtype.itemsize,
@@ -588,7 +589,8 @@ class DatatroveShardWriter(_Lifecycle):
 
     def _finish(self) -> None:
         self._file.close()  # writes the .index and the .metadata
-        self._scratch.move_into([(p.relpath.rsplit("/", 1)[1], p) for p in self._staged])
+        ds = self._staged[-1].relpath.rsplit("/", 1)[1]
+        self._scratch.move_into([(self._name + p.relpath.rsplit("/", 1)[1][len(ds):], p) for p in self._staged])
         self._scratch.remove()
 
     def _release(self) -> None:
@@ -674,7 +676,10 @@ class MdsShardWriter(_Lifecycle):
     Uncompressed, so `StreamingDataset(local=...)` reads the published files in place, and one
     .mds file per shard (no size limit), so the file names are known before writing; MDS's
     offsets are uint32, so a shard past 4 GiB is refused (lower `shard_tokens`). After the
-    shards the mixer writes `root/mds/index.json` over all of them (`write_mds_index`).
+    shards the mixer writes `root/mds/index.json` over all of them (`write_mds_index`). An empty
+    shard is a 0-sample .mds, read through that index only (streaming refuses a folder with no
+    samples). A document with no tokens is left out (MDS cannot encode an empty array; the
+    mixer never writes one: it skips empty texts).
     """
 
     FORMAT = "mds"
@@ -698,7 +703,7 @@ class MdsShardWriter(_Lifecycle):
         self._out = "mds"
         self._writer = streaming.MDSWriter(out=os.path.join(self._scratch.path, self._out), columns=columns,
                                            compression=None, size_limit=None)
-        self._bytes = 0
+        self._bytes = self._docs = 0
 
     def add(
         self, doc_id: str, text: str, is_instruction: bool, metadata: dict, tokens: np.ndarray,
@@ -706,6 +711,8 @@ class MdsShardWriter(_Lifecycle):
     ) -> None:
         self._require_open("add to")
         tokens = _checked_tokens(tokens, self.vocab_size, f"mds shard {self.shard}", doc_id, f"{self.dtype.name} MDS")
+        if not tokens.size:
+            return  # MDS cannot encode an empty array; a document without tokens has nothing to train on
         sample = {"id": doc_id, "text": text, "is_instruction": int(bool(is_instruction)),
                   "tokens": tokens.astype(self.dtype, copy=False)}
         self._bytes += len(self._writer.encode_sample(sample)) + 4
@@ -713,8 +720,13 @@ class MdsShardWriter(_Lifecycle):
             raise ValueError(f"mds shard {self.shard}: over 4 GiB, more than one MDS file holds (its offsets "
                              "are uint32); lower output.shard_tokens")
         self._writer.write(sample)
+        self._docs += 1
 
     def _finish(self) -> None:
+        if not self._docs:
+            # MDSWriter writes no .mds for no samples; a 0-sample one keeps the shard's files the
+            # same. The merged mds/index.json reads it; streaming refuses the folder alone.
+            self._writer.flush_shard()
         self._writer.finish()
         self._scratch.move_into([(f"{self._out}/{p.relpath.rsplit('/', 1)[1]}", p) for p in self._staged])
         self._scratch.remove()
