@@ -398,17 +398,17 @@ def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
 def _tokenize_rows(tokenizer, rows: list[dict]) -> int:
     """`tokens`, `length` and `prompt_spans` (from `char_spans`) of rendered rows; their tokens in all."""
     from transforms.mix.loss_mask import token_spans
-    from transforms.tokenizer import encode_batch, encode_batch_with_starts
+    from transforms.tokenizer import encode_batch, encode_batch_with_offsets
 
     texts = [r["text"] for r in rows]
     if any(r["char_spans"] for r in rows):  # offsets cost time: only for loss masks
-        encoded = encode_batch_with_starts(tokenizer, texts)
+        encoded = encode_batch_with_offsets(tokenizer, texts)
     else:
         encoded = [(ids, None) for ids in encode_batch(tokenizer, texts)]
-    for row, (ids, starts) in zip(rows, encoded):
+    for row, (ids, offsets) in zip(rows, encoded):
         spans = row.pop("char_spans")
         row["tokens"], row["length"] = ids, len(ids)
-        row["prompt_spans"] = np.asarray(token_spans(starts, spans) if spans else [], dtype=np.uint32)
+        row["prompt_spans"] = np.asarray(token_spans(offsets, spans) if spans else [], dtype=np.uint32)
     return sum(len(ids) for ids, _ in encoded)
 
 

@@ -7,8 +7,9 @@ tuning does, so the model learns to answer, not to ask; the response, the pages 
 documents' separators keep their loss. A document's masked parts are kept as prompt spans:
 character spans while it is text, token spans once it is tokenized (pairs [start, end) in
 one flat list, cheap to store beside the token ids), and a 0/1 byte per token only when a
-shard is written. A token is masked when it starts inside a prompt span; a token that
-starts in the prompt and runs into the response is masked with it.
+shard is written. A token is masked when it lies wholly inside a prompt span: one that
+starts in the prompt and runs into the response (byte-level BPE's "ĠParis" after "A:")
+keeps its loss, so the first word of every answer is learned.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import numpy as np
 LOSS_MASKS = ("none", "instruction_prompt")
 
 
-def token_spans(token_starts: np.ndarray, char_spans: Iterable[tuple[int, int]]) -> list[int]:
-    """Character spans [start, end) as token spans over tokens whose first character is `token_starts`
-    (a tokenizer's offsets, non-decreasing), flat: [start0, end0, start1, end1, ...]."""
-    starts = np.asarray(token_starts)
+def token_spans(offsets: np.ndarray, char_spans: Iterable[tuple[int, int]]) -> list[int]:
+    """Character spans [start, end) as the spans of the tokens lying wholly inside them, flat:
+    [start0, end0, start1, end1, ...]. `offsets` are the tokens' [start, end) characters, an
+    (n, 2) array in text order (`tokenizer.encode_batch_with_offsets`)."""
+    offsets = np.asarray(offsets).reshape(-1, 2)
     out: list[int] = []
     for lo, hi in char_spans:
-        first, end = np.searchsorted(starts, [lo, hi], side="left").tolist()
+        first = int(np.searchsorted(offsets[:, 0], lo, side="left"))
+        end = int(np.searchsorted(offsets[:, 1], hi, side="right"))
         if end > first:
             out += [first, end]
     return out
