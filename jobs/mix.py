@@ -478,7 +478,7 @@ class _Renderer:
         self.formats = [SurfaceFormat(id=f["id"], langs=tuple(f["langs"]), template=f["template"])
                         for f in task["formats"]]
         self.counts: Counter = Counter()
-        self.prompts = task.get("loss_mask", "none") != "none"
+        self.prompts = _loss_masks(task)
 
     def render(self, record, index: int, key: str) -> tuple[str, int | None]:
         """The record's text, and the length of its prompt when loss masks are asked for (else None)."""
@@ -621,6 +621,7 @@ def _open_writers(task: dict) -> list:
 
 
 def _loss_masks(task: dict) -> bool:
+    """Whether this task's documents carry prompt spans (output.loss_mask other than none)."""
     return task.get("loss_mask", "none") != "none"
 
 
