@@ -307,6 +307,20 @@ def test_config_errors_name_the_key(tmp_path):
     assert "mix.yaml: pretrain.0.txt_field: unknown key" in text
     assert "mix.yaml: instructions.0.weight: Input should be greater than 0" in text
     assert "mix.yaml: output.formats: unknown format(s) ['csv']" in text
+    bad["output"] = {"path": "o", "formats": ["olmo", "nanotron"], "loss_mask": "prompts"}
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad, MixConfig, "mix.yaml")
+    assert "mix.yaml: output.formats: unknown format(s) ['nanotron']; choose from" in str(err.value)
+    assert "mix.yaml: output.loss_mask: unknown loss mask(s) ['prompts']; choose from ['none', 'instruction_prompt']" \
+        in str(err.value)
+
+
+def test_an_eos_token_the_tokenizer_lacks_stops_the_olmo_format_before_spark(corpus, tmp_path):
+    cfg = _config(corpus, Path(ALPACA), tmp_path / "out", instructions=[{"path": ALPACA, "weight": 1.0}],
+                  output={"path": str(tmp_path / "out"), "formats": ["olmo"], "eos_token": "</s>"})
+    with pytest.raises(MixError, match=r"output.eos_token: '</s>' is not a token of .*tokenizer.json; set output.eos_token"):
+        run_mix(cfg)
+    assert not (tmp_path / "out").exists()
 
 
 def test_ratio_outside_the_usual_band_warns():
