@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -30,8 +31,10 @@ pytestmark = pytest.mark.spark
 TOKENIZER = str(SAMPLES / "tokenizer.json")
 COPIES = 16
 ALPACA = str(SAMPLES / "alpaca-sample.json")
-# Every format a trainer reads, with the prompts of injected instructions loss-masked.
-ALL_FORMATS = ["jsonl.zst", "parquet", "megatron", "datatrove", "olmo", "mds"]
+# Every format a trainer reads, with the prompts of injected instructions loss-masked; MDS when
+# MosaicML streaming is installed (the `mds` extra; `make test` installs it).
+HAVE_STREAMING = importlib.util.find_spec("streaming") is not None
+ALL_FORMATS = ["jsonl.zst", "parquet", "megatron", "datatrove", "olmo", *(["mds"] * HAVE_STREAMING)]
 
 
 def _page_texts() -> list[str]:
@@ -137,8 +140,8 @@ def test_stats_hold_the_counters_and_every_file_the_run_published(mixed):
     assert counters["mix.output.instruction_tokens"] == sum(s["instruction_tokens"] for s in manifest["shards"])
     for source in manifest["instructions"]:
         assert counters[f"mix.instructions.{source['name']}.tokens_used"] == source["tokens_used"]
-    published = {f["path"] for s in manifest["shards"] for f in s["files"]} | {"parquet/README.md", "mds/index.json",
-                                                                               MANIFEST_FILE}
+    published = {f["path"] for s in manifest["shards"] for f in s["files"]} | {"parquet/README.md", MANIFEST_FILE}
+    published |= {"mds/index.json"} if HAVE_STREAMING else set()
     assert set(stats["outputs"]) == published
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == published | {STATS_FILE}
 
@@ -182,24 +185,23 @@ def _datatrove_docs(out: Path, shard: int) -> list[tuple[np.ndarray, np.ndarray]
     return list(zip(np.split(ids, ends[:-1]), np.split(mask, ends[:-1])))
 
 
-def test_datatrove_olmo_and_mds_hold_the_same_documents_and_mask_only_prompts(mixed, tmp_path):
-    from datatrove.utils.dataset import DatatroveFolderDataset
-    from olmo_core.data.numpy_dataset import NumpyFSLDataset
+def _rows_and_docs(out: Path, manifest: dict) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray]]]:
+    rows = [r for s in range(len(manifest["shards"])) for r in _jsonl_rows(out / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    docs = [d for s in range(len(manifest["shards"])) for d in _datatrove_docs(out, s)]
+    assert len(docs) == len(rows) == manifest["docs"]
+    return rows, docs
 
-    from transforms.io.shard_writers import import_streaming
+
+def test_datatrove_holds_the_documents_and_masks_only_prompts(mixed):
+    from datatrove.utils.dataset import DatatroveFolderDataset
+
     from transforms.tokenizer import load_tokenizer
 
     out, manifest = mixed
     tok = load_tokenizer(TOKENIZER)
-    eos = tok.token_to_id("<|endoftext|>")
     assert manifest["loss_mask"] == {"kind": "instruction_prompt", "formats": ["datatrove", "olmo"]}
-    assert manifest["token_files"]["olmo"] == {"dtype": "uint16", "eos_token": "<|endoftext|>", "eos_token_id": eos}
     assert manifest["token_files"]["datatrove"] == {"token_size": 2}
-    data = (out / "mds/index.json").read_bytes()
-    assert manifest["mds_index"]["sha256"] == hashlib.sha256(data).hexdigest()
-    rows = [r for s in range(len(manifest["shards"])) for r in _jsonl_rows(out / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
-    docs = [d for s in range(len(manifest["shards"])) for d in _datatrove_docs(out, s)]
-    assert len(docs) == len(rows) == manifest["docs"]
+    rows, docs = _rows_and_docs(out, manifest)
 
     # datatrove: nanotron's reader sees exactly the manifest's tokens; prompts of instructions are 0.
     folder = DatatroveFolderDataset(str(out / "datatrove"), seq_len=255, token_size=2, filename_pattern="*.ds")
@@ -217,11 +219,21 @@ def test_datatrove_olmo_and_mds_hold_the_same_documents_and_mask_only_prompts(mi
     assert masked_docs >= 0.9 * sum(r["metadata"]["is_instruction"] for r in rows)
     assert sum(s["instruction_tokens"] for s in manifest["shards"]) > sum(int((m == 0).sum()) for _, m in docs) > 0
 
-    # OLMo-core: the same tokens, each document ended by EOS, and the same masks (EOS counts).
+
+def test_olmo_holds_the_same_tokens_ended_by_eos_and_the_same_masks(mixed, tmp_path):
+    """OLMo-core's NumpyFSLDataset over the token and label-mask arrays (make test installs it)."""
+    numpy_dataset = pytest.importorskip("olmo_core.data.numpy_dataset")
+    from transforms.tokenizer import load_tokenizer
+
+    out, manifest = mixed
+    tok = load_tokenizer(TOKENIZER)
+    eos = tok.token_to_id("<|endoftext|>")
+    assert manifest["token_files"]["olmo"] == {"dtype": "uint16", "eos_token": "<|endoftext|>", "eos_token_id": eos}
+    _, docs = _rows_and_docs(out, manifest)
     paths = [str(out / f"olmo/token_ids/part-{s:05d}.npy") for s in range(len(manifest["shards"]))]
     masks = [p.replace("token_ids", "label_mask") for p in paths]
-    olmo = NumpyFSLDataset(*paths, sequence_length=128, pad_token_id=eos, eos_token_id=eos, vocab_size=tok.get_vocab_size(),
-                           dtype=np.uint16, label_mask_paths=masks)
+    olmo = numpy_dataset.NumpyFSLDataset(*paths, sequence_length=128, pad_token_id=eos, eos_token_id=eos,
+                                         vocab_size=tok.get_vocab_size(), dtype=np.uint16, label_mask_paths=masks)
     olmo.work_dir = tmp_path
     olmo.prepare()
     ids = np.concatenate([np.append(i, eos) for i, _ in docs])
@@ -240,7 +252,16 @@ def test_datatrove_olmo_and_mds_hold_the_same_documents_and_mask_only_prompts(mi
         np.testing.assert_array_equal(item["input_ids"].numpy(), ids[window])
         np.testing.assert_array_equal(item["label_mask"].numpy(), labels[window])
 
-    # MDS: llm-foundry's reader (streaming) over the merged index: every document, in order.
+
+def test_mds_holds_every_document_in_order(mixed):
+    """llm-foundry's reader (MosaicML streaming) over the merged mds/index.json."""
+    if not HAVE_STREAMING:
+        pytest.skip("mosaicml-streaming is not installed (pip install 'instructmix[mds]')")
+    from transforms.io.shard_writers import import_streaming
+
+    out, manifest = mixed
+    assert manifest["mds_index"]["sha256"] == hashlib.sha256((out / "mds/index.json").read_bytes()).hexdigest()
+    rows, docs = _rows_and_docs(out, manifest)
     streaming = import_streaming()
     mds = streaming.StreamingDataset(local=str(out / "mds"), batch_size=1)
     assert len(mds) == manifest["docs"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -538,6 +539,8 @@ def test_every_format_is_written_to_s3_and_reads_back(docs, megatron, s3_server,
 
 EOS = BPE_VOCAB
 TRAINER_VOCAB = BPE_VOCAB + 1
+# MDS is written when MosaicML streaming is installed (the `mds` extra; `make test` installs it).
+HAVE_STREAMING = importlib.util.find_spec("streaming") is not None
 
 
 def _known_mask(doc: dict) -> np.ndarray | None:
@@ -558,7 +561,7 @@ def _open_trainer_writers(root, shard: int, vocab_size: int = TRAINER_VOCAB, opt
         DatatroveShardWriter(str(root), shard, vocab_size, "samples/tokenizer.json", loss_masks=True,
                              storage_options=options),
         OlmoShardWriter(str(root), shard, vocab_size, vocab_size - 1, loss_masks=True, storage_options=options),
-        MdsShardWriter(str(root), shard, vocab_size, storage_options=options),
+        *([MdsShardWriter(str(root), shard, vocab_size, storage_options=options)] if HAVE_STREAMING else []),
     ]
 
 
@@ -572,7 +575,8 @@ def _write_trainer_mix(root, docs: list[dict], options: dict | None = None) -> l
                            _known_mask(doc))
         for writer in writers:
             written += writer.close()
-    written.append(write_mds_index(str(root), NUM_SHARDS, options))
+    if HAVE_STREAMING:
+        written.append(write_mds_index(str(root), NUM_SHARDS, options))
     return written
 
 
@@ -585,9 +589,7 @@ def trainer_mix(docs, tmp_path_factory) -> tuple[Path, list[WrittenFile]]:
 @pytest.fixture(scope="module")
 def streaming():
     """MosaicML streaming (the `mds` extra; `make test` installs it)."""
-    import importlib.util
-
-    if importlib.util.find_spec("streaming") is None:
+    if not HAVE_STREAMING:
         pytest.skip("mosaicml-streaming is not installed (pip install 'instructmix[mds]')")
     return import_streaming()
 
@@ -598,11 +600,12 @@ def test_trainer_formats_layout_and_shard_file_paths(trainer_mix):
     for shard in range(NUM_SHARDS):
         ds = f"datatrove/part-{shard:05d}.ds"
         expected += [f"{ds}.loss", f"{ds}.index", f"{ds}.metadata", ds,
-                     f"olmo/token_ids/part-{shard:05d}.npy", f"olmo/label_mask/part-{shard:05d}.npy",
-                     f"mds/part-{shard:05d}/shard.00000.mds", f"mds/part-{shard:05d}/index.json"]
-    expected.append("mds/index.json")
+                     f"olmo/token_ids/part-{shard:05d}.npy", f"olmo/label_mask/part-{shard:05d}.npy"]
+        expected += [f"mds/part-{shard:05d}/shard.00000.mds", f"mds/part-{shard:05d}/index.json"] * HAVE_STREAMING
+    expected += ["mds/index.json"] * HAVE_STREAMING
     assert [w.path for w in written] == expected
-    assert shard_file_paths(["datatrove", "olmo", "mds"], NUM_SHARDS, loss_masks=True) == expected
+    formats = ["datatrove", "olmo", *(["mds"] * HAVE_STREAMING)]
+    assert shard_file_paths(formats, NUM_SHARDS, loss_masks=True) == expected
     assert "datatrove/part-00000.ds.loss" not in shard_file_paths(["datatrove"], NUM_SHARDS)
     assert shard_file_paths(["olmo"], 1) == ["olmo/token_ids/part-00000.npy"]
     assert _files_under(root) == sorted(expected)  # no scratch folder or temp file left
@@ -748,19 +751,23 @@ def test_trainer_formats_check_tokens_and_masks(tmp_path):
     assert _files_under(tmp_path) == []
 
 
-def test_empty_trainer_shards_are_valid(docs, tmp_path, streaming):
+def test_empty_trainer_shards_are_valid(tmp_path):
     written = []
     for writer in _open_trainer_writers(tmp_path, 0):
         written += writer.close()
-    second = MdsShardWriter(str(tmp_path), 1, TRAINER_VOCAB)
-    second.add(docs[0]["doc_id"], docs[0]["text"], False, {}, docs[0]["tokens"])
-    second.close()
-    write_mds_index(str(tmp_path), 2)
     assert {w.path: w.bytes for w in written if not w.path.endswith(("metadata", ".json", ".mds"))} == {
         "datatrove/part-00000.ds.loss": 0, "datatrove/part-00000.ds.index": 0, "datatrove/part-00000.ds": 0,
         "olmo/token_ids/part-00000.npy": 0, "olmo/label_mask/part-00000.npy": 0}
     metadata = (tmp_path / "datatrove/part-00000.ds.metadata").read_text().splitlines()
     assert metadata[:2] == ["samples/tokenizer.json|2", "0"]
+
+
+def test_an_empty_mds_shard_is_read_through_the_merged_index(docs, tmp_path, streaming):
+    MdsShardWriter(str(tmp_path), 0, TRAINER_VOCAB).close()
+    second = MdsShardWriter(str(tmp_path), 1, TRAINER_VOCAB)
+    second.add(docs[0]["doc_id"], docs[0]["text"], False, {}, docs[0]["tokens"])
+    second.close()
+    write_mds_index(str(tmp_path), 2)
     whole = streaming.StreamingDataset(local=str(tmp_path / "mds"), batch_size=1)
     assert len(whole) == 1 and whole[0]["id"] == docs[0]["doc_id"]
 
