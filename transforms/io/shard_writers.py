@@ -513,8 +513,9 @@ class _ScratchFolder:
     """A local folder for a library that writes its own files by name (datatrove's TokenizedFile,
     streaming's MDSWriter), beside the staged files so that `move_into` is a rename.
 
-    On local disk it is a hidden `.NAME.tmp` folder in the final folder (no reader's glob
-    sees it); elsewhere it sits in the local temp folder with the staged files.
+    On local disk it is a hidden `.NAME.XXXX.tmp` folder in the final folder, hidden like every
+    writer's temporaries (a killed run's is never taken for a finished file, nor for a foreign
+    one); elsewhere it sits in the local temp folder with the staged files.
     """
 
     def __init__(self, staged: StagedFile) -> None:
@@ -569,7 +570,7 @@ class DatatroveShardWriter(_Lifecycle):
         paths = self.relpaths(self.shard, loss_masks=loss_masks)
         self._staged = tuple(StagedFile(root, p, storage_options) for p in paths)
         self._scratch = _ScratchFolder(self._staged[-1])
-        # A hidden name: a recursive `*.ds` glob (DatatroveFolderDataset's) never takes it.
+        # Hidden like the scratch folder: a `*.ds` glob never takes the unfinished file.
         self._name = "." + paths[-1].rsplit("/", 1)[1]
         self._file = TokenizedFile(
             self._scratch.path, self._name, save_index=True, save_loss_metadata=loss_masks,
