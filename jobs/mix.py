@@ -253,6 +253,9 @@ ATTACHED_SCHEMA = pa.schema(
         ("tokens", pa.list_(pa.uint32())),
         ("length", pa.int64()),
         ("provenance", pa.string()),
+        # Token spans of the prompt, flat [start, end, ...] (transforms/mix/loss_mask.py); empty
+        # unless output.loss_mask asks for them.
+        ("prompt_spans", pa.list_(pa.uint32())),
     ]
 )
 # Rendered pairs start a new paragraph of the page they are appended to.
@@ -347,8 +350,6 @@ def attach_to_pages(batches, ctx: dict):
 
 
 def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
-    from transforms.tokenizer import encode_batch
-
     opts = ctx["storage_options"]
     renderers: dict[tuple[int, int], _Renderer] = {}
     rendered = []
@@ -356,13 +357,14 @@ def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
         key = (m["source"], m["rchunk"])
         record = _record_of(m["payload"])
         renderer = renderers.setdefault(key, _Renderer(ctx, m["source"], m["rchunk"]))
+        text, prompt = renderer.render(record, m["record"], "attached")
         rendered.append({"doc": m["doc"], "source": m["source"], "chunk": m["rchunk"], "record": m["record"],
-                         "text": ATTACHED_SEPARATOR + renderer.render(record, m["record"], "attached"),
+                         "text": ATTACHED_SEPARATOR + text,
+                         # The separator is masked with the prompt: the page's loss ends with the page.
+                         "char_spans": [(0, len(ATTACHED_SEPARATOR) + prompt)] if prompt is not None else [],
                          "provenance": json.dumps(dict(record.provenance.as_dict(), key=record.key),
                                                   ensure_ascii=False)})
-    tokenizer = _tokenizer_of(ctx)
-    for row, ids in zip(rendered, encode_batch(tokenizer, [r["text"] for r in rendered])):
-        row["tokens"], row["length"] = ids, len(ids)
+    _tokenize_rows(_tokenizer_of(ctx), rendered)
     budget = [w * ctx["chunk_targets"][file][chunk] for w in ctx["weights"]]
     kept = []
     # A seeded order decides which of a page chunk's pairs fit its share.
@@ -391,6 +393,23 @@ def _attach_chunk(ctx: dict, file: int, chunk: int, matches: list[dict]):
              "message": None} for s, n in sorted(tokens.items())]
     if out:
         yield pa.RecordBatch.from_pylist(out, schema=_MATCHES)
+
+
+def _tokenize_rows(tokenizer, rows: list[dict]) -> int:
+    """`tokens`, `length` and `prompt_spans` (from `char_spans`) of rendered rows; their tokens in all."""
+    from transforms.mix.loss_mask import token_spans
+    from transforms.tokenizer import encode_batch, encode_batch_with_offsets
+
+    texts = [r["text"] for r in rows]
+    if any(r["char_spans"] for r in rows):  # offsets cost time: only for loss masks
+        encoded = encode_batch_with_offsets(tokenizer, texts)
+    else:
+        encoded = [(ids, None) for ids in encode_batch(tokenizer, texts)]
+    for row, (ids, offsets) in zip(rows, encoded):
+        spans = row.pop("char_spans")
+        row["tokens"], row["length"] = ids, len(ids)
+        row["prompt_spans"] = np.asarray(token_spans(offsets, spans) if spans else [], dtype=np.uint32)
+    return sum(len(ids) for ids, _ in encoded)
 
 
 def write_attached_ids(batches, ctx: dict):
@@ -427,6 +446,7 @@ UNITS_SCHEMA = pa.schema(
         ("length", pa.int64()),
         ("records", pa.int32()),
         ("provenance", pa.string()),
+        ("prompt_spans", pa.list_(pa.uint32())),  # as in ATTACHED_SCHEMA
     ]
 )
 
@@ -458,12 +478,14 @@ class _Renderer:
         self.formats = [SurfaceFormat(id=f["id"], langs=tuple(f["langs"]), template=f["template"])
                         for f in task["formats"]]
         self.counts: Counter = Counter()
+        self.prompts = _loss_masks(task)
 
-    def render(self, record, index: int, key: str) -> str:
+    def render(self, record, index: int, key: str) -> tuple[str, int | None]:
+        """The record's text, and the length of its prompt when loss masks are asked for (else None)."""
         from jinja2.exceptions import SecurityError
 
         from transforms.langid import get_language_identifier
-        from transforms.mix.render import choose_format, render
+        from transforms.mix.render import choose_format, render, render_with_prompt
 
         lang = record.lang
         if not lang:
@@ -472,9 +494,10 @@ class _Renderer:
             lang = self.langs[index]
         fmt = choose_format(self.formats, f"{self.name}:{self.chunk}:{index}:{key}", lang, self.task["seed"])
         self.counts[fmt.id] += 1
+        fields = {"instruction": record.instruction, "input": record.input, "output": record.output,
+                  "system": record.system, "history": record.history}
         try:
-            return render(fmt, {"instruction": record.instruction, "input": record.input, "output": record.output,
-                                "system": record.system, "history": record.history})
+            return render_with_prompt(fmt, fields) if self.prompts else (render(fmt, fields), None)
         except (ValueError, SecurityError) as err:  # a limit or a refusal of the sandbox on this record
             where = f"{record.provenance.source_file} {record.provenance.source_record}"
             raise MixError(f"{self.task['formats_name']}: {_one_line(err)} (record {where} of source "
@@ -492,8 +515,7 @@ def materialize_units(task: dict) -> dict:
 
 
 def _materialize_units(task: dict, loaded: dict) -> dict:
-    from transforms.mix.render import pack
-    from transforms.tokenizer import encode_batch
+    from transforms.mix.render import pack, packed_prompt_spans
 
     base, opts = task["base"], task["storage_options"]
     done = f"{base}.json"
@@ -519,18 +541,18 @@ def _materialize_units(task: dict, loaded: dict) -> dict:
             rows: list[dict] = []
             for start in range(0, len(order), size):
                 group = [int(i) for i in order[start : start + size]]
-                texts = [renderer.render(records[i], i, str(epoch)) for i in group]
-                text = texts[0] if size == 1 else pack(texts, seed, f"{source}:{epoch}:{chunk}:{start}")
+                texts, prompts = zip(*(renderer.render(records[i], i, str(epoch)) for i in group))
+                key = f"{source}:{epoch}:{chunk}:{start}"
+                text = texts[0] if size == 1 else pack(texts, seed, key)
+                spans = packed_prompt_spans(texts, prompts, seed, key) if renderer.prompts else []
                 provenance = dict(records[group[0]].provenance.as_dict(), key=records[group[0]].key)
                 if size > 1:
                     provenance["packed"] = [dict(records[i].provenance.as_dict(), key=records[i].key) for i in group]
-                rows.append({"unit": units, "text": text, "records": len(group),
+                rows.append({"unit": units, "text": text, "records": len(group), "char_spans": spans,
                              "provenance": json.dumps(provenance, ensure_ascii=False)})
                 units += 1
                 if len(rows) >= TOKENIZE_BATCH_DOCS or start + size >= len(order):
-                    for row, ids in zip(rows, encode_batch(tokenizer, [r["text"] for r in rows])):
-                        row["tokens"], row["length"] = ids, len(ids)
-                        tokens += len(ids)
+                    tokens += _tokenize_rows(tokenizer, rows)
                     writer.write_table(_rows_table(rows, UNITS_SCHEMA))
                     rows = []
         staged.publish()
@@ -574,17 +596,33 @@ def write_shard(task: dict) -> dict:
 
 
 def _open_writers(task: dict) -> list:
-    from transforms.io.shard_writers import JsonlZstShardWriter, MegatronShardWriter, ParquetShardWriter
+    from transforms.io import shard_writers as sw
 
     root, shard, n, opts = task["root"], task["shard"], task["num_shards"], task["storage_options"]
+    vocab, masks = task["vocab_size"], _loss_masks(task)
+    opened = {
+        "jsonl.zst": lambda: sw.JsonlZstShardWriter(root, shard, storage_options=opts),
+        "parquet": lambda: sw.ParquetShardWriter(root, shard, n, storage_options=opts),
+        "megatron": lambda: sw.MegatronShardWriter(root, shard, vocab, storage_options=opts),
+        "datatrove": lambda: sw.DatatroveShardWriter(root, shard, vocab, task["tokenizer_name"], masks,
+                                                     storage_options=opts),
+        "olmo": lambda: sw.OlmoShardWriter(root, shard, vocab, task["eos_token_id"], masks, storage_options=opts),
+        "mds": lambda: sw.MdsShardWriter(root, shard, vocab, storage_options=opts),
+    }
     writers = []
-    if "jsonl.zst" in task["formats"]:
-        writers.append(JsonlZstShardWriter(root, shard, storage_options=opts))
-    if "parquet" in task["formats"]:
-        writers.append(ParquetShardWriter(root, shard, n, storage_options=opts))
-    if "megatron" in task["formats"]:
-        writers.append(MegatronShardWriter(root, shard, task["vocab_size"], storage_options=opts))
+    try:
+        for fmt in task["formats"]:
+            writers.append(opened[fmt]())
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
     return writers
+
+
+def _loss_masks(task: dict) -> bool:
+    """Whether this task's documents carry prompt spans (output.loss_mask other than none)."""
+    return task.get("loss_mask", "none") != "none"
 
 
 def _write_shard(task: dict) -> dict:
@@ -638,6 +676,8 @@ def _write_shard(task: dict) -> dict:
 
 def _shard_pages(task: dict, open_files: contextlib.ExitStack):
     """(writer arguments, pretraining tokens, attached tokens) of the shard's pages, chunk by chunk."""
+    from transforms.mix.loss_mask import loss_mask, shifted
+
     opts = task["storage_options"]
     files = {f: {"name": name, "base": base} for f, name, base in task["pretrain"]}
     caches: dict[int, pq.ParquetFile] = {}
@@ -659,17 +699,20 @@ def _shard_pages(task: dict, open_files: contextlib.ExitStack):
             text = texts[j]
             meta = {"source": f"pretrain:{source['name']}", "is_instruction": False,
                     "provenance": json.loads(provenances[j])}
-            extra = 0
+            extra, spans = 0, []
             if doc in riders:
                 rows_of = riders[doc]
                 text += "".join(r["text"] for r in rows_of)
+                for r in rows_of:  # each pair's prompt, where its tokens follow the page's
+                    spans += shifted(r["prompt_spans"], len(ids) + extra)
+                    extra += r["length"]
                 ids = np.concatenate([ids, *(np.asarray(r["tokens"], dtype=np.uint32) for r in rows_of)])
                 meta["attached_instructions"] = [
                     {"source": f"instructions:{task['sources'][r['source']]['name']}", "tokens": r["length"],
                      "provenance": json.loads(r["provenance"])} for r in rows_of]
-                extra = sum(r["length"] for r in rows_of)
             doc_id = f"{source['name']}-{file:05d}-{doc:09d}"
-            yield (doc_id, text, False, meta, ids), len(ids) - extra, extra
+            mask = loss_mask(len(ids), spans) if spans else None  # None: every token counts
+            yield (doc_id, text, False, meta, ids, mask), len(ids) - extra, extra
 
 
 class _UnitRange:
@@ -696,6 +739,8 @@ class _UnitRange:
 
     def documents(self, open_files: contextlib.ExitStack):
         """(writer arguments, tokens) of the range's units, in stream order."""
+        from transforms.mix.loss_mask import loss_mask
+
         for p in range(self.lo[0], self.hi[0] + 1 if self.pieces else 0):
             start, end = self._span(p)
             if end <= start:
@@ -712,11 +757,12 @@ class _UnitRange:
                         ids = np.asarray(row["tokens"], dtype=np.uint32)
                         meta = {"source": f"instructions:{self.name}", "is_instruction": True,
                                 "provenance": json.loads(row["provenance"])}
+                        mask = loss_mask(len(ids), row["prompt_spans"]) if row["prompt_spans"] else None
                         self.units += 1
                         self.records += row["records"]
                         self.epochs.add(epoch)
                         yield (f"{self.name}-e{epoch}-{chunk:05d}-{row['unit']:07d}", row["text"], True, meta,
-                               ids), len(ids)
+                               ids, mask), len(ids)
                     seen += 1
                 if seen >= end:
                     break
@@ -783,6 +829,30 @@ def _surface_formats(config: MixConfig) -> tuple[str, list]:
                        "packaged formats") from err
 
 
+# The package each optional format is written with, and the extra that installs it.
+_FORMAT_PACKAGES = {"datatrove": ("datatrove", "datatrove"), "mds": ("streaming", "mds")}
+
+
+def _check_output_formats(config: MixConfig, tokenizer) -> int | None:
+    """Each chosen format's package is installed and, for olmo, the tokenizer has the EOS token;
+    returns that token's id (None without olmo). Checked here so a task never fails on it."""
+    import importlib.util
+
+    for fmt in config.output.formats:
+        if fmt in _FORMAT_PACKAGES:
+            module, extra = _FORMAT_PACKAGES[fmt]
+            if importlib.util.find_spec(module) is None:
+                raise MixError(f"output.formats: {fmt!r} is written with the {module!r} package, which is not "
+                               f"installed; pip install 'instructmix[{extra}]' or leave {fmt!r} out")
+    if "olmo" not in config.output.formats:
+        return None
+    eos = tokenizer.token_to_id(config.output.eos_token)
+    if eos is None:
+        raise MixError(f"output.eos_token: {config.output.eos_token!r} is not a token of {config.tokenizer}; "
+                       "set output.eos_token to the tokenizer's end-of-text token (OLMo-core finds documents by it)")
+    return int(eos)
+
+
 def _fingerprinted(config: MixConfig) -> dict:
     """What decides the output: the config without where to read from and how to run Spark."""
     return config.model_dump(mode="json", exclude={"storage_options", "spark_conf"})
@@ -811,8 +881,8 @@ def _previous_outputs(out: StageOutput) -> set[str]:
     if isinstance(manifest, dict) and "target_ratio" in manifest and isinstance(manifest.get("shards"), list):
         listed = [f.get("path") for s in manifest["shards"] if isinstance(s, dict)
                   for f in s.get("files") or [] if isinstance(f, dict)]
-        card = manifest.get("dataset_card")
-        listed += [card.get("path")] if isinstance(card, dict) else []
+        for single in (manifest.get("dataset_card"), manifest.get("mds_index")):
+            listed += [single.get("path")] if isinstance(single, dict) else []
         known |= _clean_relpaths(listed) | {MANIFEST_FILE}
     for pending in out.fs.glob(out.path(WORK_DIR, "*", PENDING_OUTPUTS)):
         known |= _clean_relpaths(out.read_json(pending[len(out.root):].lstrip("/")))
@@ -853,6 +923,7 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
     pretrain_files, instructions = _expand_sources(config)
     formats_name, formats = _surface_formats(config)
     tokenizer = load_tokenizer(config.tokenizer)
+    eos_token_id = _check_output_formats(config, tokenizer)
     tokenizer_json = tokenizer.to_str()
     formats_data = [asdict(f) for f in formats]
     digest = fingerprint("mix", _fingerprinted(config), hashlib.sha256(tokenizer_json.encode()).hexdigest(),
@@ -865,7 +936,7 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
             previous |= set(out.listing())
         context = {"out": out, "digest": digest, "previous": previous, "formats_name": formats_name,
                    "formats": formats_data, "tokenizer": tokenizer, "tokenizer_json": tokenizer_json,
-                   "started": started}
+                   "eos_token_id": eos_token_id, "started": started}
         return _run(config, context, pretrain_files, instructions, master, spark, keep_work)
 
 
@@ -874,7 +945,12 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     from jobs.engines.spark import spark_session
     from jobs.engines.spark_tasks import run_tasks
     from jobs.progress import log, spark_task_progress
-    from transforms.io.shard_writers import shard_file_paths, write_parquet_dataset_card
+    from transforms.io.shard_writers import (
+        LOSS_MASK_FORMATS,
+        shard_file_paths,
+        write_mds_index,
+        write_parquet_dataset_card,
+    )
     from transforms.mix.plan import chunk_tokens_for, layout_shards, standalone_targets
     from transforms.tokenizer import vocab_size
 
@@ -918,7 +994,8 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
         attach_ctx = {**common, "work": work, "seed": config.seed, "weights": weights,
                       "chunk_targets": chunks.per_file(layout.chunk_instruction_target),
                       "source_names": [s["name"] for s in instructions],
-                      "formats": ctx["formats"], "formats_name": ctx["formats_name"]}
+                      "formats": ctx["formats"], "formats_name": ctx["formats_name"],
+                      "loss_mask": config.output.loss_mask}
         with spark_task_progress(spark, "attach pairs to their pages"):
             summary = _attach(spark, attach_ctx, pretrain_files, source_chunks)
         for file, chunk, source, pairs, tokens in summary:
@@ -947,7 +1024,8 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     start = np.zeros(3, dtype=np.int64)
 
     # D. One task per shard: its chunks, its pages' pairs, its units between two cuts.
-    planned = shard_file_paths(config.output.formats, layout.shards) + [MANIFEST_FILE]
+    loss_masks = config.output.loss_mask != "none"
+    planned = shard_file_paths(config.output.formats, layout.shards, loss_masks) + [MANIFEST_FILE]
     _write_json(f"{work}/{PENDING_OUTPUTS}", planned, opts)
     vocab = vocab_size(ctx["tokenizer"])
     tasks = []
@@ -956,7 +1034,8 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
         files = sorted({int(chunks.file[j]) for j in span})
         tasks.append({
             "root": out.url, "shard": k, "num_shards": layout.shards, "formats": config.output.formats,
-            "vocab_size": vocab, "storage_options": opts, "work": work, "done": f"{work}/shards/{k:05d}.json",
+            "vocab_size": vocab, "loss_mask": config.output.loss_mask, "tokenizer_name": config.tokenizer,
+            "eos_token_id": ctx["eos_token_id"], "storage_options": opts, "work": work, "done": f"{work}/shards/{k:05d}.json",
             "pretrain": [[f, pretrain_files[f]["name"], pretrain_files[f]["base"]] for f in files],
             "chunks": [[int(chunks.file[j]), int(chunks.chunk[j]), bool(attached[:, j].any())] for j in span],
             "pretrain_tokens": int(layout.pretrain_tokens[k]),
@@ -973,13 +1052,21 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     summary = {"target_ratio": _overall_target(config, layout),
                "realized_ratio": instruction_total / total if total else 0.0,
                "docs": sum(w["docs"] for w in written), "tokens": total, "shards": layout.shards}
-    card = None
-    if "parquet" in config.output.formats:
-        with _named_errors(f"output {out.url}"):
+    card = mds_index = None
+    with _named_errors(f"output {out.url}"):
+        if "parquet" in config.output.formats:
             card = write_parquet_dataset_card(out.url, layout.shards, summary, opts).as_dict()
+        if "mds" in config.output.formats:
+            mds_index = write_mds_index(out.url, layout.shards, opts).as_dict()
     manifest, counters = _manifest(config, ctx["digest"], layout, written, pretrain_files, tokenized, instructions,
                                    pieces, attached, attached_pairs, card, summary)
+    manifest["mds_index"] = mds_index
+    manifest["loss_mask"] = {"kind": config.output.loss_mask,
+                             "formats": [f for f in config.output.formats if f in LOSS_MASK_FORMATS] if loss_masks
+                             else []}
+    manifest["token_files"] = _token_files(config, vocab, ctx["eos_token_id"])
     outputs = [f["path"] for s in manifest["shards"] for f in s["files"]] + ([card["path"]] if card else [])
+    outputs += [mds_index["path"]] if mds_index else []
     outputs.append(MANIFEST_FILE)
     # Before the new manifest names the new files: every reader then sees exactly those.
     removed = out.remove_stale(outputs, sorted(ctx["previous"]))
@@ -996,6 +1083,24 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     log(f"mix: wrote {layout.shards} shard(s), {total:,} tokens, realized ratio "
         f"{summary['realized_ratio']:.4f} (target {_ratio_text(config)}) -> {out.url} [{elapsed:.1f}s]")
     return manifest
+
+
+def _token_files(config: MixConfig, vocab: int, eos_token_id: int | None) -> dict:
+    """What a trainer's data config must say to read the token-id formats written (dtypes, EOS)."""
+    from transforms.io.shard_writers import datatrove_token_size, megatron_token_dtype, olmo_token_dtype
+
+    formats = config.output.formats
+    out: dict = {"vocab_size": vocab}
+    if "megatron" in formats:
+        out["megatron"] = {"dtype": megatron_token_dtype(vocab).name}
+    if "datatrove" in formats:
+        out["datatrove"] = {"token_size": datatrove_token_size(vocab)}
+    if "olmo" in formats:
+        out["olmo"] = {"dtype": olmo_token_dtype(vocab).name, "eos_token": config.output.eos_token,
+                       "eos_token_id": eos_token_id}
+    if "mds" in formats:
+        out["mds"] = {"tokens": f"ndarray:uint{8 * datatrove_token_size(vocab)}"}
+    return out
 
 
 def _ratio_text(config: MixConfig) -> str:
@@ -1050,6 +1155,7 @@ def _instruction_chunks(config: MixConfig, instructions: list[dict], ctx: dict, 
             **common, "file": file, "row_groups": groups, "source": src["source"], "chunk": c, "name": src["name"],
             "source_names": [s["name"] for s in instructions], "formats": ctx["formats"],
             "formats_name": ctx["formats_name"], "seed": config.seed, "pack": config.pack,
+            "loss_mask": config.output.loss_mask,
             "attached_ids": _attached_ids_url(work, src["source"], c) if config.placement == "source_document" else None,
             "units_dir": f"{work}/units/{src['source']:03d}",
         } for c, (file, groups) in enumerate(parts)])

@@ -254,9 +254,11 @@ class StageOutput:
         known = set(self.previous_outputs() or [])
         prefixes = tuple(p for p in own if p.endswith("/"))
         own_files = {p for p in own if not p.endswith("/")}
+        # Hidden names are a writer's temporaries (`.NAME.tmp`, or a scratch folder such as the MDS
+        # writer's `.shard.00000.mds.XXXX.tmp/`) left by a killed run: never foreign.
         foreign = [p for p in self.listing()
                    if p not in known and p not in own_files and not p.startswith(prefixes)
-                   and not p.rsplit("/", 1)[-1].startswith(".")]
+                   and not any(part.startswith(".") for part in p.split("/"))]
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UserError(f"output {self.url} holds files this stage did not write ({shown}); "

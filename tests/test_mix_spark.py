@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -30,6 +31,10 @@ pytestmark = pytest.mark.spark
 TOKENIZER = str(SAMPLES / "tokenizer.json")
 COPIES = 16
 ALPACA = str(SAMPLES / "alpaca-sample.json")
+# Every format a trainer reads, with the prompts of injected instructions loss-masked; MDS when
+# MosaicML streaming is installed (the `mds` extra; `make test` installs it).
+HAVE_STREAMING = importlib.util.find_spec("streaming") is not None
+ALL_FORMATS = ["jsonl.zst", "parquet", "megatron", "datatrove", "olmo", *(["mds"] * HAVE_STREAMING)]
 
 
 def _page_texts() -> list[str]:
@@ -72,7 +77,8 @@ def _config(corpus: Path, mined: Path, out: Path, **overrides) -> MixConfig:
         "instructions": [{"path": str(mined), "weight": 0.7, "name": "mined"},
                          {"path": ALPACA, "weight": 0.3, "name": "alpaca"}],
         "max_repeat": 20,
-        "output": {"path": str(out), "formats": ["jsonl.zst", "parquet", "megatron"], "shard_tokens": 60_000},
+        "output": {"path": str(out), "formats": ALL_FORMATS, "shard_tokens": 60_000,
+                   "loss_mask": "instruction_prompt"},
     }
     data.update(overrides)
     return validate_config(data, MixConfig, "mix.yaml")
@@ -135,6 +141,7 @@ def test_stats_hold_the_counters_and_every_file_the_run_published(mixed):
     for source in manifest["instructions"]:
         assert counters[f"mix.instructions.{source['name']}.tokens_used"] == source["tokens_used"]
     published = {f["path"] for s in manifest["shards"] for f in s["files"]} | {"parquet/README.md", MANIFEST_FILE}
+    published |= {"mds/index.json"} if HAVE_STREAMING else set()
     assert set(stats["outputs"]) == published
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == published | {STATS_FILE}
 
@@ -167,6 +174,101 @@ def test_jsonl_parquet_and_megatron_hold_the_same_documents(mixed):
         for i in range(len(idx)):
             assert tok.decode(idx[i].tolist()) == tok.decode(tok.encode(rows[k]["text"], add_special_tokens=False).ids)
             k += 1
+
+
+def _datatrove_docs(out: Path, shard: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(token ids, loss mask) of each document of a datatrove shard, cut at its .index's ends."""
+    stem = out / "datatrove" / f"part-{shard:05d}.ds"
+    ids = np.fromfile(stem, dtype="<u2")
+    mask = np.fromfile(f"{stem}.loss", dtype=np.uint8)
+    ends = np.fromfile(f"{stem}.index", dtype="<u8").astype(np.int64)
+    return list(zip(np.split(ids, ends[:-1]), np.split(mask, ends[:-1])))
+
+
+def _rows_and_docs(out: Path, manifest: dict) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray]]]:
+    rows = [r for s in range(len(manifest["shards"])) for r in _jsonl_rows(out / "jsonl.zst" / f"part-{s:05d}.jsonl.zst")]
+    docs = [d for s in range(len(manifest["shards"])) for d in _datatrove_docs(out, s)]
+    assert len(docs) == len(rows) == manifest["docs"]
+    return rows, docs
+
+
+def test_datatrove_holds_the_documents_and_masks_only_prompts(mixed):
+    from datatrove.utils.dataset import DatatroveFolderDataset
+
+    from transforms.tokenizer import load_tokenizer
+
+    out, manifest = mixed
+    tok = load_tokenizer(TOKENIZER)
+    assert manifest["loss_mask"] == {"kind": "instruction_prompt", "formats": ["datatrove", "olmo"]}
+    assert manifest["token_files"]["datatrove"] == {"token_size": 2}
+    rows, docs = _rows_and_docs(out, manifest)
+
+    # datatrove: nanotron's reader sees exactly the manifest's tokens; prompts of instructions are 0.
+    folder = DatatroveFolderDataset(str(out / "datatrove"), seq_len=255, token_size=2, filename_pattern="*.ds")
+    assert [f.fsize // 2 for f in folder.files] == [s["tokens"] for s in manifest["shards"]]
+    masked_docs = 0
+    for row, (ids, mask) in zip(rows, docs):
+        assert tok.decode(ids.tolist()) == row["text"]
+        if not row["metadata"]["is_instruction"]:
+            assert mask.all()  # pages (no pairs attached in this mix) keep every token's loss
+            continue
+        prompt = int((mask == 0).sum())
+        assert mask[:prompt].sum() == 0 and mask[prompt:].all() and prompt < len(ids)
+        masked_docs += prompt > 0
+        assert row["text"].startswith(tok.decode(ids[:prompt].tolist()))
+    assert masked_docs >= 0.9 * sum(r["metadata"]["is_instruction"] for r in rows)
+    assert sum(s["instruction_tokens"] for s in manifest["shards"]) > sum(int((m == 0).sum()) for _, m in docs) > 0
+
+
+def test_olmo_holds_the_same_tokens_ended_by_eos_and_the_same_masks(mixed, tmp_path):
+    """OLMo-core's NumpyFSLDataset over the token and label-mask arrays (make test installs it)."""
+    numpy_dataset = pytest.importorskip("olmo_core.data.numpy_dataset")
+    from transforms.tokenizer import load_tokenizer
+
+    out, manifest = mixed
+    tok = load_tokenizer(TOKENIZER)
+    eos = tok.token_to_id("<|endoftext|>")
+    assert manifest["token_files"]["olmo"] == {"dtype": "uint16", "eos_token": "<|endoftext|>", "eos_token_id": eos}
+    _, docs = _rows_and_docs(out, manifest)
+    paths = [str(out / f"olmo/token_ids/part-{s:05d}.npy") for s in range(len(manifest["shards"]))]
+    masks = [p.replace("token_ids", "label_mask") for p in paths]
+    olmo = numpy_dataset.NumpyFSLDataset(*paths, sequence_length=128, pad_token_id=eos, eos_token_id=eos,
+                                         vocab_size=tok.get_vocab_size(), dtype=np.uint16, label_mask_paths=masks)
+    olmo.work_dir = tmp_path
+    olmo.prepare()
+    ids = np.concatenate([np.append(i, eos) for i, _ in docs])
+    labels = np.concatenate([np.append(m, 1) for _, m in docs]).astype(bool)
+    assert sum(os.path.getsize(p) // 2 for p in paths) == manifest["tokens"] + manifest["docs"]
+    for k in (0, len(olmo) // 2, len(olmo) - 1):
+        # Instances run on across files, so find instance k from each file's own instances.
+        item, start = olmo[k], 0
+        for path in paths:
+            n = os.path.getsize(path) // 2 // 128
+            if k < n:
+                break
+            k -= n
+            start += os.path.getsize(path) // 2
+        window = slice(start + 128 * k, start + 128 * (k + 1))
+        np.testing.assert_array_equal(item["input_ids"].numpy(), ids[window])
+        np.testing.assert_array_equal(item["label_mask"].numpy(), labels[window])
+
+
+def test_mds_holds_every_document_in_order(mixed):
+    """llm-foundry's reader (MosaicML streaming) over the merged mds/index.json."""
+    if not HAVE_STREAMING:
+        pytest.skip("mosaicml-streaming is not installed (pip install 'instructmix[mds]')")
+    from transforms.io.shard_writers import import_streaming
+
+    out, manifest = mixed
+    assert manifest["mds_index"]["sha256"] == hashlib.sha256((out / "mds/index.json").read_bytes()).hexdigest()
+    rows, docs = _rows_and_docs(out, manifest)
+    streaming = import_streaming()
+    mds = streaming.StreamingDataset(local=str(out / "mds"), batch_size=1)
+    assert len(mds) == manifest["docs"]
+    for k in (0, 1, len(mds) // 2, len(mds) - 1):
+        assert mds[k]["id"] == rows[k]["id"] and mds[k]["text"] == rows[k]["text"]
+        assert mds[k]["is_instruction"] == int(rows[k]["metadata"]["is_instruction"])
+        np.testing.assert_array_equal(mds[k]["tokens"], docs[k][0])
 
 
 def test_chinese_instructions_get_chinese_or_neutral_formats(mixed):
@@ -226,6 +328,20 @@ def test_config_errors_name_the_key(tmp_path):
     assert "mix.yaml: pretrain.0.txt_field: unknown key" in text
     assert "mix.yaml: instructions.0.weight: Input should be greater than 0" in text
     assert "mix.yaml: output.formats: unknown format(s) ['csv']" in text
+    bad["output"] = {"path": "o", "formats": ["olmo", "nanotron"], "loss_mask": "prompts"}
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad, MixConfig, "mix.yaml")
+    assert "mix.yaml: output.formats: unknown format(s) ['nanotron']; choose from" in str(err.value)
+    assert "mix.yaml: output.loss_mask: unknown loss mask(s) ['prompts']; choose from ['none', 'instruction_prompt']" \
+        in str(err.value)
+
+
+def test_an_eos_token_the_tokenizer_lacks_stops_the_olmo_format_before_spark(corpus, tmp_path):
+    cfg = _config(corpus, Path(ALPACA), tmp_path / "out", instructions=[{"path": ALPACA, "weight": 1.0}],
+                  output={"path": str(tmp_path / "out"), "formats": ["olmo"], "eos_token": "</s>"})
+    with pytest.raises(MixError, match=r"output.eos_token: '</s>' is not a token of .*tokenizer.json; set output.eos_token"):
+        run_mix(cfg)
+    assert not (tmp_path / "out").exists()
 
 
 def test_ratio_outside_the_usual_band_warns():
@@ -247,7 +363,9 @@ def test_pairs_can_be_appended_to_the_page_they_were_mined_from(spark, corpus, m
                 lines.append(json.dumps({"url": entry["url"], "text": text}, ensure_ascii=False))
     (tmp_path / "pages.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     cfg = _config(corpus, mined, tmp_path / "out", placement="source_document", pretrain=[
-        {"path": str(corpus / "*.jsonl.zst"), "name": "web"}, {"path": str(tmp_path / "pages.jsonl"), "name": "pages"}])
+        {"path": str(corpus / "*.jsonl.zst"), "name": "web"}, {"path": str(tmp_path / "pages.jsonl"), "name": "pages"}],
+        output={"path": str(tmp_path / "out"), "formats": ["jsonl.zst", "datatrove"], "shard_tokens": 60_000,
+                "loss_mask": "instruction_prompt"})
     manifest = run_mix(cfg, spark=spark)
     by_name = {s["name"]: s for s in manifest["instructions"]}
     assert by_name["mined"]["attached_pairs"] > 0
@@ -260,6 +378,19 @@ def test_pairs_can_be_appended_to_the_page_they_were_mined_from(spark, corpus, m
     assert with_pairs and all(r["metadata"]["source"] == "pretrain:pages" for r in with_pairs)
     assert sum(len(r["metadata"]["attached_instructions"]) for r in with_pairs) == by_name["mined"]["attached_pairs"]
     assert sum(s["attached_instruction_tokens"] for s in manifest["shards"]) == by_name["mined"]["attached_tokens"]
+    # Loss masks: the page keeps its loss; each appended pair's prompt is 0 and its answer ends in 1s.
+    docs = [d for s in range(len(manifest["shards"])) for d in _datatrove_docs(tmp_path / "out", s)]
+    assert len(docs) == len(rows)
+    for row, (ids, mask) in zip(rows, docs):
+        if row["metadata"]["is_instruction"]:
+            continue
+        pairs = row["metadata"].get("attached_instructions") or []
+        page = len(ids) - sum(p["tokens"] for p in pairs)
+        assert mask[:page].all()
+        for p in pairs:
+            pair = mask[page: page + p["tokens"]]
+            assert pair[0] == 0 and pair[-1] == 1, row["id"]
+            page += p["tokens"]
 
 
 def test_several_pairs_can_be_packed_into_one_document(spark, corpus, mined, tmp_path):

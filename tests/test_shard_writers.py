@@ -4,14 +4,16 @@ Documents are real text from ../shared/webdata (CCNet English web pages as
 pretraining documents; Alpaca seed tasks and BELLE Chinese questions with
 answers as instruction documents), tokenized by a byte-level BPE trained here
 on that text, and split across 2 shards. Readers: zstandard + json,
-Hugging Face `datasets` (offline, cache in tmp), Megatron's IndexedDataset.
-Skipped where the web data folder is absent.
+Hugging Face `datasets` (offline, cache in tmp), Megatron's IndexedDataset,
+datatrove's DatatroveFolderDataset, OLMo-core's NumpyFSLDataset, MosaicML
+streaming's StreamingDataset. Skipped where the web data folder is absent.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -27,11 +29,19 @@ import zstandard
 
 from transforms.io.shard_writers import (
     PARQUET_SCHEMA,
+    DatatroveShardWriter,
     JsonlZstShardWriter,
+    MdsShardWriter,
     MegatronShardWriter,
+    OlmoShardWriter,
     ParquetShardWriter,
     WrittenFile,
+    datatrove_token_size,
+    import_streaming,
     megatron_token_dtype,
+    olmo_token_dtype,
+    shard_file_paths,
+    write_mds_index,
     write_parquet_dataset_card,
 )
 
@@ -518,3 +528,262 @@ def test_every_format_is_written_to_s3_and_reads_back(docs, megatron, s3_server,
     assert table.column("id").to_pylist() == [r["id"] for r in _expected_rows(docs)]
     fs.get(f"{bucket_root}/megatron/", str(tmp_path / "megatron"), recursive=True)
     _check_megatron_reads_back(megatron, tmp_path, docs, np.uint16)
+
+
+# --------------------------------------------------------------------------- trainer formats: datatrove, OLMo, MDS
+#
+# The same real documents, each instruction document with a known loss mask (its first third
+# of tokens is "prompt"), read back by the trainers' own readers: datatrove's
+# DatatroveFolderDataset (nanotron's Nanoset), OLMo-core's NumpyFSLDataset, streaming's
+# StreamingDataset. OLMo's EOS is an id no document uses, one past the BPE's vocabulary.
+
+EOS = BPE_VOCAB
+TRAINER_VOCAB = BPE_VOCAB + 1
+# MDS is written when MosaicML streaming is installed (the `mds` extra; `make test` installs it).
+HAVE_STREAMING = importlib.util.find_spec("streaming") is not None
+
+
+def _known_mask(doc: dict) -> np.ndarray | None:
+    if not doc["is_instruction"]:
+        return None
+    mask = np.ones(len(doc["tokens"]), dtype=np.uint8)
+    mask[: len(mask) // 3] = 0
+    return mask
+
+
+def _mask_or_ones(doc: dict) -> np.ndarray:
+    mask = _known_mask(doc)
+    return np.ones(len(doc["tokens"]), dtype=np.uint8) if mask is None else mask
+
+
+def _open_trainer_writers(root, shard: int, vocab_size: int = TRAINER_VOCAB, options: dict | None = None) -> list:
+    return [
+        DatatroveShardWriter(str(root), shard, vocab_size, "samples/tokenizer.json", loss_masks=True,
+                             storage_options=options),
+        OlmoShardWriter(str(root), shard, vocab_size, vocab_size - 1, loss_masks=True, storage_options=options),
+        *([MdsShardWriter(str(root), shard, vocab_size, storage_options=options)] if HAVE_STREAMING else []),
+    ]
+
+
+def _write_trainer_mix(root, docs: list[dict], options: dict | None = None) -> list[WrittenFile]:
+    written = []
+    for shard in range(NUM_SHARDS):
+        writers = _open_trainer_writers(root, shard, options=options)
+        for doc in _shard_docs(docs, shard):
+            for writer in writers:
+                writer.add(doc["doc_id"], doc["text"], doc["is_instruction"], doc["metadata"], doc["tokens"],
+                           _known_mask(doc))
+        for writer in writers:
+            written += writer.close()
+    if HAVE_STREAMING:
+        written.append(write_mds_index(str(root), NUM_SHARDS, options))
+    return written
+
+
+@pytest.fixture(scope="module")
+def trainer_mix(docs, tmp_path_factory) -> tuple[Path, list[WrittenFile]]:
+    root = tmp_path_factory.mktemp("trainer_mix")
+    return root, _write_trainer_mix(root, docs)
+
+
+@pytest.fixture(scope="module")
+def streaming():
+    """MosaicML streaming (the `mds` extra; `make test` installs it)."""
+    if not HAVE_STREAMING:
+        pytest.skip("mosaicml-streaming is not installed (pip install 'instructmix[mds]')")
+    return import_streaming()
+
+
+def test_trainer_formats_layout_and_shard_file_paths(trainer_mix):
+    root, written = trainer_mix
+    expected = []
+    for shard in range(NUM_SHARDS):
+        ds = f"datatrove/part-{shard:05d}.ds"
+        expected += [f"{ds}.loss", f"{ds}.index", f"{ds}.metadata", ds,
+                     f"olmo/token_ids/part-{shard:05d}.npy", f"olmo/label_mask/part-{shard:05d}.npy"]
+        expected += [f"mds/part-{shard:05d}/shard.00000.mds", f"mds/part-{shard:05d}/index.json"] * HAVE_STREAMING
+    expected += ["mds/index.json"] * HAVE_STREAMING
+    assert [w.path for w in written] == expected
+    formats = ["datatrove", "olmo", *(["mds"] * HAVE_STREAMING)]
+    assert shard_file_paths(formats, NUM_SHARDS, loss_masks=True) == expected
+    assert "datatrove/part-00000.ds.loss" not in shard_file_paths(["datatrove"], NUM_SHARDS)
+    assert shard_file_paths(["olmo"], 1) == ["olmo/token_ids/part-00000.npy"]
+    assert _files_under(root) == sorted(expected)  # no scratch folder or temp file left
+    for w in written:
+        data = (root / w.path).read_bytes()
+        assert w.bytes == len(data) and w.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_datatrove_reads_back_with_datatrove_folder_dataset(trainer_mix, docs):
+    dataset = pytest.importorskip("datatrove.utils.dataset")
+    root, _ = trainer_mix
+    seq_len = 63
+    folder = dataset.DatatroveFolderDataset(str(root / "datatrove"), seq_len=seq_len, token_size=2,
+                                            filename_pattern="*.ds", return_positions=True)
+    assert [f.file_path for f in folder.files] == [f"part-{s:05d}.ds" for s in range(NUM_SHARDS)]
+    windows = []
+    for shard, file in enumerate(folder.files):
+        expected = _shard_docs(docs, shard)
+        tokens = np.concatenate([d["tokens"] for d in expected])
+        assert file.fsize // 2 == len(tokens)  # the token count is the documents' (no EOS added)
+        ends = np.cumsum([len(d["tokens"]) for d in expected])
+        stem = root / f"datatrove/part-{shard:05d}.ds"
+        np.testing.assert_array_equal(np.fromfile(f"{stem}.index", dtype="<u8"), ends)
+        np.testing.assert_array_equal(
+            np.fromfile(f"{stem}.loss", dtype=np.uint8), np.concatenate([_mask_or_ones(d) for d in expected]))
+        assert stem.with_name(stem.name + ".metadata").read_text().splitlines()[:2] == [
+            "samples/tokenizer.json|2", str(len(tokens))]
+        windows += [(tokens[i * (seq_len + 1): (i + 1) * (seq_len + 1)], ends, i) for i in range(len(file))]
+    assert len(folder) == len(windows)
+    for k, (expected_ids, ends, i) in enumerate(windows):
+        item = folder[k]
+        np.testing.assert_array_equal(item["input_ids"].numpy(), expected_ids)
+        # Positions count from the window's start and restart at every document end the .index records.
+        start = i * (seq_len + 1)
+        inside = [int(e) - start for e in ends if start < e <= start + seq_len]
+        assert item["positions"].tolist() == [j - max([0] + [d for d in inside if d <= j]) for j in range(seq_len + 1)]
+
+
+def test_datatrove_uses_4_byte_tokens_above_uint16(docs, tmp_path):
+    dataset = pytest.importorskip("datatrove.utils.dataset")
+    assert datatrove_token_size(65_536) == 2 and datatrove_token_size(65_537) == 4
+    writer = DatatroveShardWriter(str(tmp_path), 0, LARGE_VOCAB, "big")
+    shifted = [d["tokens"] + 70_000 for d in docs[:30]]
+    for doc, tokens in zip(docs, shifted):
+        writer.add(doc["doc_id"], doc["text"], False, {}, tokens)
+    writer.close()
+    assert not (tmp_path / "datatrove/part-00000.ds.loss").exists()
+    folder = dataset.DatatroveFolderDataset(str(tmp_path / "datatrove"), seq_len=15, token_size=4,
+                                            filename_pattern="*.ds")
+    np.testing.assert_array_equal(folder[2]["input_ids"].numpy(), np.concatenate(shifted)[32:48])
+
+
+def test_olmo_reads_back_with_olmo_core(trainer_mix, docs, tmp_path):
+    numpy_dataset = pytest.importorskip("olmo_core.data.numpy_dataset")
+    olmo_utils = pytest.importorskip("olmo_core.data.utils")
+    root, _ = trainer_mix
+    paths = [str(root / f"olmo/token_ids/part-{s:05d}.npy") for s in range(NUM_SHARDS)]
+    masks = [str(root / f"olmo/label_mask/part-{s:05d}.npy") for s in range(NUM_SHARDS)]
+    seq_len = 64
+    ds = numpy_dataset.NumpyFSLDataset(*paths, sequence_length=seq_len, pad_token_id=EOS, eos_token_id=EOS,
+                                       vocab_size=TRAINER_VOCAB, dtype=np.uint16, label_mask_paths=masks)
+    ds.work_dir = tmp_path
+    ds.prepare()
+    instances = []
+    for shard, path in enumerate(paths):
+        expected = _shard_docs(docs, shard)
+        ids = np.concatenate([np.append(d["tokens"], EOS) for d in expected])
+        mask = np.concatenate([np.append(_mask_or_ones(d), 1) for d in expected])
+        # OLMo-core finds the documents by the EOS token, as its document-masked attention does.
+        bounds = list(olmo_utils.iter_document_indices(path, eos_token_id=EOS, dtype=np.uint16))
+        assert [end - start for start, end in bounds] == [len(d["tokens"]) + 1 for d in expected]
+        instances += [(ids[i: i + seq_len], mask[i: i + seq_len]) for i in range(0, len(ids) - seq_len + 1, seq_len)]
+    assert len(ds) == len(instances)
+    for k, (ids, mask) in enumerate(instances):
+        item = ds[k]
+        np.testing.assert_array_equal(item["input_ids"].numpy(), ids)
+        np.testing.assert_array_equal(item["label_mask"].numpy(), mask.astype(bool))
+
+
+def test_olmo_layout_is_a_raw_memmap_of_documents_each_ended_by_eos(trainer_mix, docs):
+    """What OLMo-core's readers assume, checked without them: np.memmap of the token dtype."""
+    root, _ = trainer_mix
+    assert olmo_token_dtype(65_536) == np.uint16 and olmo_token_dtype(65_537) == np.uint32
+    for shard in range(NUM_SHARDS):
+        expected = _shard_docs(docs, shard)
+        ids = np.memmap(root / f"olmo/token_ids/part-{shard:05d}.npy", dtype=np.uint16, mode="r")
+        pieces = np.split(np.asarray(ids), np.flatnonzero(ids == EOS) + 1)[:-1]
+        assert [p.tolist() for p in pieces] == [d["tokens"].tolist() + [EOS] for d in expected]
+        mask = np.memmap(root / f"olmo/label_mask/part-{shard:05d}.npy", dtype=np.bool_, mode="r")
+        assert len(mask) == len(ids) and set(np.unique(mask.view(np.uint8)).tolist()) <= {0, 1}
+
+
+def test_mds_reads_back_with_streaming_dataset(trainer_mix, docs, streaming):
+    root, _ = trainer_mix
+    whole = streaming.StreamingDataset(local=str(root / "mds"), batch_size=1)
+    # Every document but the one without tokens, which MDS cannot encode.
+    expected = [d for shard in range(NUM_SHARDS) for d in _shard_docs(docs, shard) if len(d["tokens"])]
+    assert len(expected) == len(docs) - 1
+    assert len(whole) == len(expected)
+    for k in (0, 1, len(expected) // 2, len(expected) - 1):
+        sample, doc = whole[k], expected[k]
+        assert sample["id"] == doc["doc_id"] and sample["text"] == doc["text"]
+        assert sample["is_instruction"] == int(doc["is_instruction"])
+        assert sample["tokens"].dtype == np.uint16
+        np.testing.assert_array_equal(sample["tokens"], doc["tokens"])
+    one = streaming.StreamingDataset(local=str(root / "mds/part-00001"), batch_size=1)
+    assert [one[i]["id"] for i in range(len(one))] == [d["doc_id"] for d in _shard_docs(docs, 1) if len(d["tokens"])]
+    index = json.loads((root / "mds/index.json").read_text())
+    assert [s["raw_data"]["basename"] for s in index["shards"]] == [
+        f"part-{s:05d}/shard.00000.mds" for s in range(NUM_SHARDS)]
+
+
+def test_trainer_formats_are_byte_identical_for_the_same_documents(trainer_mix, docs, tmp_path):
+    _, first = trainer_mix
+    assert [w.as_dict() for w in _write_trainer_mix(tmp_path, docs)] == [w.as_dict() for w in first]
+
+
+def test_trainer_formats_abort_leaves_no_files(docs, tmp_path):
+    writers = _open_trainer_writers(tmp_path, 1)
+    for doc in _shard_docs(docs, 1)[:40]:
+        for writer in writers:
+            writer.add(doc["doc_id"], doc["text"], doc["is_instruction"], {}, doc["tokens"], _known_mask(doc))
+    assert _files_under(tmp_path)  # written so far: hidden temp files and scratch folders only
+    assert not any(p.startswith(("datatrove/part", "olmo/token_ids/part", "mds/part-00001/shard"))
+                   for p in _files_under(tmp_path))
+    for writer in writers:
+        writer.abort()
+        writer.abort()
+    assert _files_under(tmp_path) == []
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]  # scratch folders gone too
+
+
+def test_trainer_formats_check_tokens_and_masks(tmp_path):
+    for writer in _open_trainer_writers(tmp_path, 0, vocab_size=100):
+        with pytest.raises(ValueError, match=r"shard 0: document 'bad' has token id 100, outside \[0, 100\)"):
+            writer.add("bad", "t", False, {}, np.array([1, 100]))
+        if not isinstance(writer, MdsShardWriter):
+            with pytest.raises(ValueError, match=r"document 'm': loss mask has shape \(1,\), its tokens \(2,\)"):
+                writer.add("m", "t", True, {}, np.array([1, 2]), np.array([0]))
+        writer.abort()
+    with pytest.raises(ValueError, match=r"eos_token_id must be a token id in \[0, 100\), got 100"):
+        OlmoShardWriter(str(tmp_path), 0, 100, 100)
+    assert _files_under(tmp_path) == []
+
+
+def test_empty_trainer_shards_are_valid(tmp_path):
+    written = []
+    for writer in _open_trainer_writers(tmp_path, 0):
+        written += writer.close()
+    assert {w.path: w.bytes for w in written if not w.path.endswith(("metadata", ".json", ".mds"))} == {
+        "datatrove/part-00000.ds.loss": 0, "datatrove/part-00000.ds.index": 0, "datatrove/part-00000.ds": 0,
+        "olmo/token_ids/part-00000.npy": 0, "olmo/label_mask/part-00000.npy": 0}
+    metadata = (tmp_path / "datatrove/part-00000.ds.metadata").read_text().splitlines()
+    assert metadata[:2] == ["samples/tokenizer.json|2", "0"]
+
+
+def test_an_empty_mds_shard_is_read_through_the_merged_index(docs, tmp_path, streaming):
+    MdsShardWriter(str(tmp_path), 0, TRAINER_VOCAB).close()
+    second = MdsShardWriter(str(tmp_path), 1, TRAINER_VOCAB)
+    second.add(docs[0]["doc_id"], docs[0]["text"], False, {}, docs[0]["tokens"])
+    second.close()
+    write_mds_index(str(tmp_path), 2)
+    whole = streaming.StreamingDataset(local=str(tmp_path / "mds"), batch_size=1)
+    assert len(whole) == 1 and whole[0]["id"] == docs[0]["doc_id"]
+
+
+def test_trainer_formats_are_written_to_s3(docs, s3_server, s3_bucket, tmp_path, monkeypatch):
+    import s3fs
+
+    local_temp = tmp_path / "local-temp"
+    local_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(local_temp))
+    options = {"client_kwargs": {"endpoint_url": s3_server}, "key": "testing", "secret": "testing"}
+    root = f"{s3_bucket}/mix"
+    written = _write_trainer_mix(root, docs[:60], options)
+    assert list(local_temp.iterdir()) == []  # scratch folders and temp files uploaded or removed
+    fs = s3fs.S3FileSystem(**options)
+    bucket_root = root.removeprefix("s3://")
+    assert sorted(p[len(bucket_root) + 1:] for p in fs.find(bucket_root)) == sorted(w.path for w in written)
+    local = _write_trainer_mix(tmp_path / "local", docs[:60])
+    assert [w.as_dict() for w in written] == [w.as_dict() for w in local]

@@ -57,6 +57,10 @@ def test_claim_refuses_foreign_files_and_overlapping_inputs(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
+    # A killed writer's temporaries, a hidden file or a hidden scratch folder, are not foreign.
+    (out / "mds/part-00000/.shard.00000.mds.x1y2.tmp/mds").mkdir(parents=True)
+    (out / "mds/part-00000/.shard.00000.mds.x1y2.tmp/mds/index.json").write_text("{}")
+    (out / "mds/part-00000/.index.json.tmp").write_text("{}")
     stage = StageOutput("mine", str(out))
     with pytest.raises(UserError, match=r"holds files this stage did not write \(notes.txt\).*--overwrite"):
         stage.claim()

@@ -78,6 +78,18 @@ def encode_batch(tok: Tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
     return [np.asarray(encoding.ids, dtype=np.uint32) for encoding in _encode(tok, texts)]
 
 
+def encode_batch_with_offsets(tok: Tokenizer, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`encode_batch`'s token ids of each text, and each token's [start, end) character offsets
+    as an (n, 2) array (what maps a span of text, such as a prompt to mask, onto tokens)."""
+    texts = list(texts)
+    if not texts:
+        return []
+    return [
+        (np.asarray(e.ids, dtype=np.uint32), np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
+        for e in tok.encode_batch(texts, add_special_tokens=False)
+    ]
+
+
 def _encode(tok: Tokenizer, texts: Sequence[str]) -> list:
     texts = list(texts)
     if not texts:

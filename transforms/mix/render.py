@@ -269,11 +269,48 @@ def render(fmt: SurfaceFormat, record: Mapping[str, Any]) -> str:
     return text
 
 
+# Rendered in place of a record's output to find where the response starts: no record holds it.
+_RESPONSE_MARK = "\x00instructmix-response\x00"
+
+
+def render_with_prompt(fmt: SurfaceFormat, record: Mapping[str, Any]) -> tuple[str, int]:
+    """`render(fmt, record)` and the length of its prompt: the characters before the response.
+
+    The record is rendered once more with a mark for its output; what comes before the mark is
+    the prompt (system, history, instruction, input, and the format's own labels such as "A:").
+    A template that changes the output itself (`output | upper`) hides the mark; the prompt is
+    then what precedes the output's last occurrence in the text, or nothing (0) when the output
+    does not appear as given.
+    """
+    text = render(fmt, record)
+    marked = render(fmt, {**record, "output": _RESPONSE_MARK})
+    cut = marked.find(_RESPONSE_MARK)
+    if cut >= 0 and text.startswith(marked[:cut]):
+        return text, cut
+    output = str(record.get("output") or "").strip()
+    where = text.rfind(output) if output else -1
+    return text, max(where, 0)
+
+
+def _pack_separator(seed: int, key: str) -> str:
+    return PACK_SEPARATORS[_stable_fraction_index(b"pack-separator", seed, key, len(PACK_SEPARATORS))]
+
+
 def pack(rendered: Sequence[str], seed: int, key: str) -> str:
     """Several rendered pairs as one document, joined by one separator from
     `PACK_SEPARATORS` chosen by a hash of `seed` and `key` (the document's id).
     """
     if not rendered:
         raise ValueError(f"pack: no rendered pairs for document {key!r}")
-    separator = PACK_SEPARATORS[_stable_fraction_index(b"pack-separator", seed, key, len(PACK_SEPARATORS))]
-    return separator.join(rendered)
+    return _pack_separator(seed, key).join(rendered)
+
+
+def packed_prompt_spans(rendered: Sequence[str], prompt_chars: Sequence[int], seed: int, key: str) -> list[tuple[int, int]]:
+    """The character spans of each pair's prompt in `pack(rendered, seed, key)`."""
+    separator = _pack_separator(seed, key)
+    spans, at = [], 0
+    for text, prompt in zip(rendered, prompt_chars):
+        if prompt:
+            spans.append((at, at + prompt))
+        at += len(text) + len(separator)
+    return spans
