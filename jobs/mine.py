@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import MineConfig
+from jobs.decontamination import Benchmarks, load_benchmarks, worker_index
 from jobs.errors import UserError
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.io.documents import expand_inputs, iter_documents
@@ -76,9 +77,13 @@ PART_ROWS_PER_GROUP = 65_536
 _NOT_IN_FINGERPRINT = {"storage_options", "spark_conf"}
 
 
-def mine_fingerprint(config: MineConfig) -> str:
-    """The work-dir key of a mining run: the resolved config and the code version."""
-    return fingerprint(STAGE, config.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT))
+def mine_fingerprint(config: MineConfig, benchmarks: Benchmarks | None = None) -> str:
+    """The work-dir key of a mining run: the resolved config, the benchmark files' contents
+    (decontamination) and the code version."""
+    resolved = config.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT)
+    if benchmarks is not None:
+        resolved["decontaminate"] = benchmarks.fingerprint_part()
+    return fingerprint(STAGE, resolved)
 
 
 def checkpoint_path(work_dir: str, input_path: str) -> str:
@@ -102,9 +107,9 @@ _WORKER_MINERS: dict[str, Any] = {}
 READ_TASKS_PER_CORE = 4
 
 
-def _worker_miner(config_json: str):
-    """One PairMiner (fastText models loaded) per Python worker, reused across tasks."""
-    miner = _WORKER_MINERS.get(config_json)
+def _worker_miner(config_json: str, index_url: str | None = None):
+    """One PairMiner (fastText models and the benchmark index loaded) per Python worker, reused across tasks."""
+    miner = _WORKER_MINERS.get((config_json, index_url))
     if miner is None:
         from transforms import filters
         from transforms.mine.document import PairMiner
@@ -118,14 +123,15 @@ def _worker_miner(config_json: str):
             classifier_path=cfg.classifier.model if cfg.classifier else None,
             classifier_threshold=cfg.classifier.threshold if cfg.classifier else 0.5,
             lid_model=cfg.lid_model,
+            benchmark_index=worker_index(index_url, cfg.storage_options) if index_url else None,
         )
-        _WORKER_MINERS[config_json] = miner
+        _WORKER_MINERS[(config_json, index_url)] = miner
     return miner
 
 
 # --- phase 1: one task per input file ------------------------------------------------------------
 
-def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str) -> dict:
+def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str, index_url: str | None = None) -> dict:
     """Mine one input file into its checkpoint, or reuse the checkpoint a finished run left."""
     target = checkpoint_path(work_dir, path)
     fs, fs_target = fsspec.core.url_to_fs(target, **config.storage_options)
@@ -136,7 +142,7 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
             rows = pf.metadata.num_rows
         return {"path": path, "docs": json.loads(stats).get("docs_read", 0), "pairs": rows, "stats": stats, "resumed": True}
 
-    miner = _worker_miner(config_json)
+    miner = _worker_miner(config_json, index_url)
     counters: Counter = Counter()
     parent = fs_target.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
@@ -166,11 +172,12 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
     return {"path": path, "docs": counters["docs_read"], "pairs": pairs, "stats": stats, "resumed": False}
 
 
-def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work_dir: str) -> Iterator[pa.RecordBatch]:
+def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work_dir: str,
+                       index_url: str | None = None) -> Iterator[pa.RecordBatch]:
     config = MineConfig.model_validate_json(config_json)
     for batch in batches:
         for path in batch.column("path").to_pylist():
-            status = extract_file(path, config, config_json, work_dir)
+            status = extract_file(path, config, config_json, work_dir, index_url)
             yield pa.RecordBatch.from_pylist([status], schema=STATUS_SCHEMA)
 
 
@@ -391,6 +398,7 @@ def run_mine(
     out = StageOutput(STAGE, output, config.storage_options)
     files = expand_inputs(inputs, storage_options=config.storage_options)
     _check_models(config)
+    benchmarks = load_benchmarks(config.decontaminate, config.storage_options)
     # Overlap with an input is refused before anything is written (an output inside an
     # input folder must not even be created); foreign files are judged under the lock,
     # where a run publishing into the folder right now cannot be mistaken for a stranger.
@@ -403,8 +411,9 @@ def run_mine(
         if overwrite:
             previous |= set(out.listing())
         log(f"mine: {len(files)} input file(s) -> {out.url}")
-        digest = mine_fingerprint(config)
+        digest = mine_fingerprint(config, benchmarks)
         work_dir = out.work_dir(digest)
+        index_url = benchmarks.publish(work_dir, config.storage_options) if benchmarks else None
 
         from jobs.engines.spark import spark_session
 
@@ -416,7 +425,7 @@ def run_mine(
         with spark_task_progress(spark, "extract + mine"):
             statuses = [
                 r.asDict()
-                for r in paths.mapInArrow(lambda it: _extract_partition(it, config_json, work_dir), STATUS_DDL).collect()
+                for r in paths.mapInArrow(lambda it: _extract_partition(it, config_json, work_dir, index_url), STATUS_DDL).collect()
             ]
         errors = Counter()
         for s in statuses:
@@ -461,7 +470,8 @@ def run_mine(
         stats = stats_document(
             STAGE, _counters(statuses, groups, totals, files), run_id=out.run_id, fingerprint=digest,
             elapsed_seconds=time.time() - started, outputs=published,
-            details={"inputs": list(inputs), "dedup": config.dedup.model_dump(mode="json")},
+            details={"inputs": list(inputs), "dedup": config.dedup.model_dump(mode="json"),
+                     **({"decontaminate": benchmarks.details()} if benchmarks else {})},
         )
         out.write_json(STATS_FILE, stats)
         if keep_work:
