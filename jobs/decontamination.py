@@ -110,6 +110,23 @@ def worker_index(url: str, storage_options: dict | None = None) -> BenchmarkInde
     return index
 
 
+def file_digests(section: dict) -> list[str]:
+    """The sha256 of each benchmark file a stage section's `decontaminate:` names (for `instructmix
+    run`'s stage fingerprints, which see only the section); a file that cannot be read gives ""
+    here and stops the stage itself with its error."""
+    settings = DecontaminationSettings.model_validate(section["decontaminate"])
+    options = section.get("storage_options") or {}
+    out = []
+    for bench in settings.benchmarks:
+        try:
+            fs, path = fsspec.core.url_to_fs(bench.path, **options)
+            with fs.open(path, "rb") as f:
+                out.append(hashlib.file_digest(f, "sha256").hexdigest())
+        except (OSError, ValueError):
+            out.append("")
+    return out
+
+
 def digest_of(benchmarks: Benchmarks | None) -> str:
     """One string for fingerprints that take upstream strings (empty without decontamination)."""
     if benchmarks is None:

@@ -220,13 +220,14 @@ class BenchmarkIndex:
                     p += 1
         return [self.names[i] for i in sorted(found)]
 
-    def contamination(self, instruction: str, input_: str, output: str) -> str | None:
-        """The drop reason of a pair (`contaminated.<first benchmark it matches>`), or None.
+    def contamination(self, *fields: str) -> str | None:
+        """The drop reason of a pair given its fields (instruction, input, output, each checked on
+        its own): `contaminated.<first benchmark it matches>`, or None when clean.
 
         A pair matching several benchmarks is counted once, under the first in the
         config's order, so the drop counters add up to the pairs dropped.
         """
-        found = self.matches(instruction, input_, output)
+        found = self.matches(*fields)
         return drop_reason(found[0]) if found else None
 
     def save(self, folder: str | Path) -> None:
