@@ -24,7 +24,8 @@ from transforms.decontaminate import BenchmarkIndex, benchmark_texts
 from transforms.io.benchmarks import BenchmarkFileError, read_benchmark_file
 
 INDEX_DIR = "decontaminate"  # in a stage's work dir
-_INDEX_FILES = (BenchmarkIndex.HASHES_FILE, BenchmarkIndex.IDS_FILE, BenchmarkIndex.META_FILE)
+_INDEX_FILES = (BenchmarkIndex.HASHES_FILE, BenchmarkIndex.IDS_FILE, BenchmarkIndex.BITMAP_FILE,
+                BenchmarkIndex.META_FILE)
 
 
 @dataclass
