@@ -13,6 +13,7 @@ benchmark file or setting never reuses work judged against the old one.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,4 @@ def digest_of(benchmarks: Benchmarks | None) -> str:
     """One string for fingerprints that take upstream strings (empty without decontamination)."""
     if benchmarks is None:
         return ""
-    import json
-
     return hashlib.sha256(json.dumps(benchmarks.fingerprint_part(), sort_keys=True).encode()).hexdigest()

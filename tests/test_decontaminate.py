@@ -45,8 +45,10 @@ def test_gram_hashes_are_deterministic_and_positional():
     h = token_hashes(tokens("a b c d e"))
     assert len(gram_hashes(h, 3)) == 3 and len(gram_hashes(h, 6)) == 0
     assert gram_hashes(h, 3).dtype == np.uint64
-    # Fixed values: the same on every machine and process (no salted hash()).
-    assert gram_hashes(token_hashes(["a", "b"]), 2)[0] == gram_hashes(token_hashes(["a", "b"]), 2)[0]
+    # Fixed values: the same in every process and on every machine (no salted hash()), so an index
+    # built on the driver answers the executors.
+    assert int(gram_hashes(token_hashes(tokens("the quick brown fox")), 4)[0]) == 1188857529821736666
+    assert int(gram_hashes(token_hashes(tokens("中国的首都")), 5)[0]) == 9043442579976628665
     assert gram_hashes(token_hashes(["a", "b"]), 2)[0] != gram_hashes(token_hashes(["b", "a"]), 2)[0]
 
 

@@ -11,7 +11,6 @@ languages. Planted: benchmark items dropped into those real pairs four ways
 from __future__ import annotations
 
 import collections
-import gzip
 import random
 import re
 
@@ -19,6 +18,7 @@ import pytest
 
 from jobs.config import DecontaminationSettings
 from jobs.decontamination import load_benchmarks
+from tests.conftest import load_bench
 from transforms.decontaminate import tokens
 from transforms.io.benchmarks import read_benchmark_file
 
@@ -35,29 +35,6 @@ def benchmark_paths(webdata) -> dict[str, str]:
     root = webdata / "instructions"
     return {"belle_eval": str(root / "belle-zh" / "eval_set.json"),
             "alpaca_seed": str(root / "alpaca-self-instruct-seed" / "seed_tasks.jsonl")}
-
-
-def mined_pairs(webdata) -> list[dict]:
-    """Pairs the existing miner finds in the real pages (no language restriction)."""
-    from transforms.io.documents import iter_documents
-    from transforms.mine.document import PairMiner
-    from transforms.records import Provenance
-
-    miner = PairMiner(languages=())
-    counters: collections.Counter = collections.Counter()
-    pairs: list[dict] = []
-    streams = [webdata / "qa-dev" / "pages.warc.gz", *sorted((webdata / "warc").glob("*/*.warc.gz")),
-               *sorted((webdata / "text").glob("*/*.jsonl.gz"))]
-    for path in streams:
-        for doc in iter_documents(str(path), counters):
-            pairs.extend(miner.mine(doc.url, doc.html, doc.text, counters, Provenance()))
-    pages = [*sorted((webdata / "recipes").glob("*.testhtml.gz")), *sorted((webdata / "zh").glob("*.html.gz")),
-             *sorted((webdata / "html" / "readability-testpages").glob("*/source.html"))]
-    for path in pages:
-        raw = path.read_bytes()
-        html = gzip.decompress(raw) if path.suffix == ".gz" else raw
-        pairs.extend(miner.mine(f"https://example.org/{path.name}", html, None, counters, Provenance()))
-    return pairs
 
 
 def _items(path: str, fields: tuple[str, ...]) -> list[str]:
@@ -98,7 +75,7 @@ def variants(item: str, host: dict, rng: random.Random) -> dict[str, tuple[str, 
 def measured(webdata):
     settings = DecontaminationSettings(benchmarks=[{"path": p, "name": n} for n, p in benchmark_paths(webdata).items()])
     index = load_benchmarks(settings, {}).index
-    negatives = mined_pairs(webdata)
+    negatives = load_bench("bench_decontaminate").mined_pairs(webdata)  # one home: the benchmark's
     rng = random.Random(13)
     planted = {"belle_eval": _items(benchmark_paths(webdata)["belle_eval"], ("question", "std_answer")),
                "alpaca_seed": _items(benchmark_paths(webdata)["alpaca_seed"], ("instruction", "output"))}
