@@ -102,7 +102,7 @@ def _spark_schema(schema: pa.Schema):
     return from_arrow_schema(_nullable(schema))
 
 
-_WORKER_MINERS: dict[str, Any] = {}
+_WORKER_MINERS: dict[tuple[str, str | None], Any] = {}
 # Tasks per core that read the checkpoints back for the dedup.
 READ_TASKS_PER_CORE = 4
 

@@ -118,6 +118,9 @@ class SelfInstructRounds:
             for inst in listed:
                 lang = lid.identify(inst)[0]
                 reason = instruction_rejection(inst, lang)
+                if reason is None and self.benchmarks is not None:
+                    # A benchmark's instruction must not become a demonstration of later rounds either.
+                    reason = self.benchmarks.contamination(inst)
                 if reason is None and not index.is_novel(inst):
                     reason = "not_novel"
                 if reason:

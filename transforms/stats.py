@@ -26,7 +26,8 @@ The names each stage writes (the report reads exactly these):
     mine.pairs.miner_kind.<miner>/<kind>  mine.pairs.lang.<lang>  (written)
     synth.documents.read / .skip.<reason> / .repaired.<what>   synth.instructions.filled
     synth.instructions.novel (Self-Instruct instructions past the filters and the novelty index)
-    synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance)
+    synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance;
+        contaminated.<benchmark> among them)
     synth.prompts.sent / .cut.passage / .cut.demonstrations / .drop.prompt_too_long / .skip.no_passage
     synth.generations / .no_instructions (self_instruct replies without a task list)
     synth.records.parsed (doc_qa pairs read from replies)

@@ -205,17 +205,18 @@ def contamination(stages: Sequence[tuple[str, Mapping]]) -> dict | None:
     for label, entry in stages:
         details = ((entry.get("stats") or {}).get("details") or {}).get("decontaminate")
         marker = f".drop.{CONTAMINATED}."
-        found = {name.split(marker, 1)[1]: n for name, n in (entry.get("counters") or {}).items() if marker in name}
-        if not details and not found:
+        # Pairs and records only: Self-Instruct's refused instructions (synth.instructions.drop.…) are no pairs.
+        counters = {name: n for name, n in (entry.get("counters") or {}).items()
+                    if marker in name and not name.startswith("synth.instructions.")}
+        if not details and not counters:
             continue
         columns.append(label)
         for bench in (details or {}).get("benchmarks", []):
             table.setdefault(bench["name"], {})[label] = 0
             paths.setdefault(bench["name"], display_path(str(bench.get("path", ""))))
         totals: Counter = Counter()
-        for name, n in (entry.get("counters") or {}).items():
-            if marker in name:
-                totals[name.split(marker, 1)[1]] += int(n)
+        for name, n in counters.items():
+            totals[name.split(marker, 1)[1]] += int(n)
         for bench, n in totals.items():
             table.setdefault(bench, {})[label] = n
     if not columns:
