@@ -183,3 +183,10 @@ def test_fingerprint_changes_with_the_benchmark_file(tmp_path):
     assert first != second != mine_fingerprint(MineConfig())
     other = validate_config({"decontaminate": {"benchmarks": [str(path)], "ngram": 10}}, MineConfig)
     assert mine_fingerprint(other, load_benchmarks(other.decontaminate, {})) != second
+
+
+def test_a_json_object_without_one_list_is_one_record(tmp_path):
+    path = tmp_path / "splits.json"
+    path.write_text(json.dumps({"train": [{"q": "not this one"}], "test": [{"q": EN_ITEM}]}))
+    benchmarks = load_benchmarks(_settings(str(path)), {})
+    assert benchmarks.index.matches(EN_ITEM) == ["splits"]

@@ -7,8 +7,8 @@ benchmark item, after both are normalised the same way. The rule in one sentence
 a benchmark.*
 
 Normalisation (`normalize`): NFKC (full-width letters and digits become ASCII,
-compatibility ideographs their unified form), casefold, apostrophes removed inside
-words ("don't" = "dont"), every other punctuation mark or symbol becomes a space,
+compatibility ideographs their unified form), casefold, apostrophes removed
+("don't" = "dont"), every other punctuation mark or symbol becomes a space,
 whitespace collapsed. So re-cased, re-punctuated and full-width copies of an item
 match, and "end.Start" equals "end. Start".
 

@@ -4,8 +4,8 @@ Unlike the stages' inputs (where a bad record is a counted skip), a benchmark fi
 is read completely or not at all: a half-read evaluation set would leave part of
 it in the training data without a word. Formats, by the name's ending (a `.gz` or
 `.zst` after it is decompressed): JSON Lines (`.jsonl`), JSON (`.json`: a list of
-records, a dict holding one such list, e.g. `{"data": [...]}`, or JSON Lines
-under a `.json` name as BELLE's eval set has), Parquet, CSV (a header row). Local
+records, a dict holding one such list, e.g. `{"data": [...]}`, any other object as one
+record, or JSON Lines under a `.json` name as BELLE's eval set has), Parquet, CSV (a header row). Local
 paths and fsspec URLs (`storage_options`).
 """
 
@@ -75,10 +75,8 @@ def _json_records(text: str, path: str, lines_only: bool) -> list:
             return data
         if isinstance(data, Mapping):
             lists = [v for v in data.values() if isinstance(v, list)]
-            if len(lists) == 1:
-                return lists[0]
-            if not lists and stripped.count("\n{") == 0:
-                return [data]  # one record
+            # {"data": [...]} holds the records; any other object is one record (its strings, recursively).
+            return lists[0] if len(lists) == 1 else [data]
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
