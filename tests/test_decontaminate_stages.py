@@ -30,6 +30,7 @@ def _alpaca_seed_output(webdata: Path) -> str:
     return json.loads(line)["instances"][0]["output"]
 
 
+@pytest.mark.spark
 def test_mine_drops_a_pair_holding_a_benchmark_item(spark, webdata, tmp_path):
     from jobs.mine import run_mine
 
@@ -92,6 +93,7 @@ def run_synth_to(run_synth, documents: Path, out: Path, config: SynthConfig) -> 
     return out
 
 
+@pytest.mark.spark
 def test_mix_drops_instruction_records_holding_a_benchmark_item(spark, tmp_path):
     from jobs.mix import run_mix
 
