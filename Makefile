@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_mining.py
 	$(PY) bench/bench_mix.py
 	$(PY) bench/bench_mix_plan.py
+	$(PY) bench/bench_decontaminate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check jobs transforms tests bench

@@ -7,6 +7,7 @@ and unknown keys are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,54 @@ class ClassifierSettings(StrictModel):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
 
 
+class BenchmarkSource(StrictModel):
+    """One evaluation set whose text must not reach training data (transforms/decontaminate.py)."""
+
+    path: str = Field(min_length=1)  # .jsonl / .json / .parquet / .csv (optionally .gz / .zst), local or URL
+    # Names the benchmark in counters and the report; defaults to the file's name without endings.
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    # The top-level fields holding benchmark text; default: `decontaminate.fields`, else every string.
+    fields: list[str] | None = None
+
+
+class DecontaminationSettings(StrictModel):
+    """`decontaminate: {benchmarks: [PATH, ...], ngram: 13}` in the mine, synth and mix configs."""
+
+    benchmarks: list[BenchmarkSource] = Field(min_length=1)
+    ngram: int = Field(13, ge=4, le=64)
+    # Benchmark items shorter than `ngram` tokens count whole, down to this many tokens.
+    min_ngram: int = Field(8, ge=1)
+    fields: list[str] = Field(default_factory=list)
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _paths_as_sources(cls, benchmarks: Any) -> Any:
+        if isinstance(benchmarks, list):
+            return [{"path": b} if isinstance(b, str) else b for b in benchmarks]
+        return benchmarks
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DecontaminationSettings:
+        if self.min_ngram > self.ngram:
+            raise ValueError(f"min_ngram ({self.min_ngram}) must not exceed ngram ({self.ngram})")
+        names = self.names()
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"benchmarks: two files are named {repeated[0]!r}; give each a different `name:`")
+        return self
+
+    def names(self) -> list[str]:
+        """Each benchmark's name: its `name:`, else its file name without endings (made counter-safe)."""
+        out = []
+        for b in self.benchmarks:
+            if b.name:
+                out.append(b.name)
+                continue
+            stem = b.path.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
+            out.append(re.sub(r"[^A-Za-z0-9_-]", "_", stem).lstrip("_-") or "benchmark")
+        return out
+
+
 MINER_NAMES = ("markup", "faq_sections", "question_pages", "question_sentences", "howto")
 
 
@@ -83,6 +132,7 @@ class MineConfig(StrictModel):
     filters: FilterSettings = FilterSettings()
     dedup: DedupSettings = DedupSettings()
     classifier: ClassifierSettings | None = None
+    decontaminate: DecontaminationSettings | None = None
     lid_model: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
     spark_conf: dict[str, str] = Field(default_factory=dict)
@@ -202,6 +252,8 @@ class MixConfig(StrictModel):
     pack: int = Field(1, ge=1, le=64)
     # A user's surface formats (YAML like templates/formats.yaml); rendered sandboxed.
     formats_file: str | None = None
+    # Instruction records sharing an n-gram with a benchmark are dropped before rendering.
+    decontaminate: DecontaminationSettings | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
     spark_conf: dict[str, str] = Field(default_factory=dict)
 
@@ -296,6 +348,8 @@ class SynthConfig(StrictModel):
     min_answer_share: float = Field(0.4, ge=0, le=1)
     documents_per_batch: int = Field(64, ge=1)  # one checkpointed unit of work
     self_instruct_rounds: int = Field(50, ge=1)
+    # Synthesized records sharing an n-gram with a benchmark are dropped (the writer's last gate).
+    decontaminate: DecontaminationSettings | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -47,7 +47,8 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 import pyarrow as pa
 
 from jobs.config import MineConfig, load_config, validate_config
-from jobs.mine import STAGE, WORK_SCHEMA, counter_stats_name, worker_pair_miner
+from jobs.decontamination import load_benchmarks
+from jobs.mine import STAGE, WORK_SCHEMA, counter_stats_name, step_pair_miner
 from transforms.io.text_repair import cut_to_bytes, repair_lone_surrogates
 from transforms.io.warc import looks_like_html
 from transforms.mine.dedup import kept_pair_indexes
@@ -125,8 +126,10 @@ class InstructionPairMiner(PipelineStep):
         if content not in CONTENT_KINDS:
             raise ValueError(f"content: expected one of {list(CONTENT_KINDS)}, got {content!r}")
         self.config = mine_config(config)
+        # A bad benchmark file stops the pipeline here, where it is built, not in every task.
+        load_benchmarks(self.config.decontaminate, self.config.storage_options)
         # The models are not attributes: executors pickle the pipeline into each worker,
-        # and a worker loads them once (worker_pair_miner), at its first document.
+        # and a worker loads them once (step_pair_miner), at its first document.
         self._config_json = self.config.model_dump_json()
         self.content = content
         self.text_format = _surface_format(text_format)
@@ -141,7 +144,7 @@ class InstructionPairMiner(PipelineStep):
             counters: Counter = Counter()
             with self.track_time():
                 # The first document's time includes loading the models (once per process).
-                miner = miner or worker_pair_miner(self._config_json)
+                miner = miner or step_pair_miner(self._config_json)
                 pairs = [self._pair_document(row) for row in self._mine(miner, doc, counters)]
             for key, count in counters.items():
                 self.stat_update(counter_stats_name(key), value=count)

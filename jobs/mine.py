@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import MineConfig
+from jobs.decontamination import Benchmarks, load_benchmarks, worker_index
 from jobs.errors import UserError
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
 from transforms.io.documents import expand_inputs, iter_documents
@@ -80,9 +81,13 @@ PART_ROWS_PER_GROUP = 65_536
 _NOT_IN_FINGERPRINT = {"storage_options", "spark_conf"}
 
 
-def mine_fingerprint(config: MineConfig) -> str:
-    """The work-dir key of a mining run: the resolved config and the code version."""
-    return fingerprint(STAGE, config.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT))
+def mine_fingerprint(config: MineConfig, benchmarks: Benchmarks | None = None) -> str:
+    """The work-dir key of a mining run: the resolved config, the benchmark files' contents
+    (decontamination) and the code version."""
+    resolved = config.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT)
+    if benchmarks is not None:
+        resolved["decontaminate"] = benchmarks.fingerprint_part()
+    return fingerprint(STAGE, resolved)
 
 
 def checkpoint_path(work_dir: str, input_path: str) -> str:
@@ -101,7 +106,7 @@ def _spark_schema(schema: pa.Schema):
     return from_arrow_schema(_nullable(schema))
 
 
-_WORKER_MINERS: dict[str, Any] = {}
+_WORKER_MINERS: dict[tuple[str, str | None], Any] = {}
 # Tasks per core of the extract phase and of reading the checkpoints back for the dedup.
 TASKS_PER_CORE = 4
 # A task costs about 0.1 s to schedule and start on one core, a 30 MB shard about a second to
@@ -110,7 +115,7 @@ TASKS_PER_CORE = 4
 MAX_FILES_PER_EXTRACT_TASK = 4
 
 
-def pair_miner(config: MineConfig):
+def pair_miner(config: MineConfig, benchmark_index=None):
     """The PairMiner a MineConfig describes (fastText models loaded): the one place the
     config's keys become the miner's arguments, for this job and for the datatrove step."""
     from transforms import filters
@@ -124,17 +129,33 @@ def pair_miner(config: MineConfig):
         classifier_path=config.classifier.model if config.classifier else None,
         classifier_threshold=config.classifier.threshold if config.classifier else 0.5,
         lid_model=config.lid_model,
+        benchmark_index=benchmark_index,
     )
 
 
-def worker_pair_miner(config_json: str):
-    """One PairMiner per Python process and config, reused across tasks (Spark) and ranks
-    (datatrove): loading the fastText models per document or per task would cost more
-    than mining a page."""
-    miner = _WORKER_MINERS.get(config_json)
+def worker_pair_miner(config_json: str, index_url: str | None = None):
+    """One PairMiner per Python worker, config and benchmark index (published by the driver at
+    `index_url`), reused across tasks: loading the fastText models and the index per document
+    or per task would cost more than mining a page."""
+    miner = _WORKER_MINERS.get((config_json, index_url))
     if miner is None:
-        miner = pair_miner(MineConfig.model_validate_json(config_json))
-        _WORKER_MINERS[config_json] = miner
+        config = MineConfig.model_validate_json(config_json)
+        index = worker_index(index_url, config.storage_options) if index_url else None
+        miner = pair_miner(config, index)
+        _WORKER_MINERS[(config_json, index_url)] = miner
+    return miner
+
+
+def step_pair_miner(config_json: str):
+    """`worker_pair_miner` for a datatrove step, whose workers (Slurm, Ray) share no work dir
+    with the driver: each process reads the config's benchmark files and builds the index itself."""
+    key = (config_json, "built-in-process")
+    miner = _WORKER_MINERS.get(key)
+    if miner is None:
+        config = MineConfig.model_validate_json(config_json)
+        benchmarks = load_benchmarks(config.decontaminate, config.storage_options)
+        miner = pair_miner(config, benchmarks.index if benchmarks else None)
+        _WORKER_MINERS[key] = miner
     return miner
 
 
@@ -160,7 +181,7 @@ def counter_stats_name(key: str) -> str:
 
 # --- phase 1: one task per input file ------------------------------------------------------------
 
-def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str) -> dict:
+def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str, index_url: str | None = None) -> dict:
     """Mine one input file into its checkpoint, or reuse the checkpoint a finished run left."""
     target = checkpoint_path(work_dir, path)
     fs, fs_target = fsspec.core.url_to_fs(target, **config.storage_options)
@@ -171,7 +192,7 @@ def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str)
             rows = pf.metadata.num_rows
         return {"path": path, "docs": json.loads(stats).get("docs_read", 0), "pairs": rows, "stats": stats, "resumed": True}
 
-    miner = worker_pair_miner(config_json)
+    miner = worker_pair_miner(config_json, index_url)
     counters: Counter = Counter()
     parent = fs_target.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
@@ -207,11 +228,12 @@ def extract_task_count(files: int, parallelism: int) -> int:
     return max(1, min(files, max(by_cores, math.ceil(files / MAX_FILES_PER_EXTRACT_TASK))))
 
 
-def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work_dir: str) -> Iterator[pa.RecordBatch]:
+def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work_dir: str,
+                       index_url: str | None = None) -> Iterator[pa.RecordBatch]:
     config = MineConfig.model_validate_json(config_json)
     for batch in batches:
         for path in batch.column("path").to_pylist():
-            status = extract_file(path, config, config_json, work_dir)
+            status = extract_file(path, config, config_json, work_dir, index_url)
             yield pa.RecordBatch.from_pylist([status], schema=STATUS_SCHEMA)
 
 
@@ -421,6 +443,7 @@ def run_mine(
     out = StageOutput(STAGE, output, config.storage_options)
     files = expand_inputs(inputs, storage_options=config.storage_options)
     _check_models(config)
+    benchmarks = load_benchmarks(config.decontaminate, config.storage_options)
     # Overlap with an input is refused before anything is written (an output inside an
     # input folder must not even be created); foreign files are judged under the lock,
     # where a run publishing into the folder right now cannot be mistaken for a stranger.
@@ -433,8 +456,9 @@ def run_mine(
         if overwrite:
             previous |= set(out.listing())
         log(f"mine: {len(files)} input file(s) -> {out.url}")
-        digest = mine_fingerprint(config)
+        digest = mine_fingerprint(config, benchmarks)
         work_dir = out.work_dir(digest)
+        index_url = benchmarks.publish(work_dir, config.storage_options) if benchmarks else None
 
         from jobs.engines.spark import spark_session
 
@@ -448,7 +472,7 @@ def run_mine(
         with spark_task_progress(spark, "extract + mine"):
             statuses = [
                 r.asDict()
-                for r in paths.mapInArrow(lambda it: _extract_partition(it, config_json, work_dir), STATUS_DDL).collect()
+                for r in paths.mapInArrow(lambda it: _extract_partition(it, config_json, work_dir, index_url), STATUS_DDL).collect()
             ]
         errors = Counter()
         for s in statuses:
@@ -493,7 +517,8 @@ def run_mine(
         stats = stats_document(
             STAGE, _counters(statuses, groups, totals, files), run_id=out.run_id, fingerprint=digest,
             elapsed_seconds=time.time() - started, outputs=published,
-            details={"inputs": list(inputs), "dedup": config.dedup.model_dump(mode="json")},
+            details={"inputs": list(inputs), "dedup": config.dedup.model_dump(mode="json"),
+                     **({"decontaminate": benchmarks.details()} if benchmarks else {})},
         )
         out.write_json(STATS_FILE, stats)
         if keep_work:

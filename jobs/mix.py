@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import MixConfig
+from jobs.decontamination import digest_of, load_benchmarks
 from jobs.errors import MixError, UserError
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint, read_json, write_atomic
 from transforms.stats import counter_name, stats_document
@@ -323,12 +324,26 @@ def _record_of(payload: str):
 
 def _chunk_records(task: dict, counters: Counter) -> list:
     """The usable records of one chunk (a file, or row groups of a Parquet file) of an instruction
-    source, in file order; skipped rows are counted in `counters`."""
+    source, in file order; skipped rows are counted in `counters`, and so are records sharing an
+    n-gram with a benchmark (`drop:contaminated.<benchmark>`), left out before anything renders them."""
+    from jobs.decontamination import worker_index
     from transforms.io.mix_inputs import iter_instruction_records
 
     groups = task.get("row_groups")
-    return list(iter_instruction_records(task["file"], counters, task["storage_options"],
-                                         tuple(groups) if groups else None))
+    records = iter_instruction_records(task["file"], counters, task["storage_options"],
+                                       tuple(groups) if groups else None)
+    if not task.get("benchmark_index"):
+        return list(records)
+    index = worker_index(task["benchmark_index"], task["storage_options"])
+    kept = []
+    for r in records:
+        reason = index.contamination(r.instruction, r.input, r.output, r.system or "",
+                                     *(turn for pair in r.history for turn in pair))
+        if reason:
+            counters[f"drop:{reason}"] += 1
+        else:
+            kept.append(r)
+    return kept
 
 
 def attach_to_pages(batches, ctx: dict):
@@ -926,8 +941,10 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
     eos_token_id = _check_output_formats(config, tokenizer)
     tokenizer_json = tokenizer.to_str()
     formats_data = [asdict(f) for f in formats]
+    benchmarks = load_benchmarks(config.decontaminate, config.storage_options)
     digest = fingerprint("mix", _fingerprinted(config), hashlib.sha256(tokenizer_json.encode()).hexdigest(),
-                         hashlib.sha256(json.dumps(formats_data, sort_keys=True).encode()).hexdigest())
+                         hashlib.sha256(json.dumps(formats_data, sort_keys=True).encode()).hexdigest(),
+                         *([digest_of(benchmarks)] if benchmarks else []))
     with _held(out):
         previous = _previous_outputs(out)
         out.claim(inputs=[s.path for s in config.pretrain] + [s.path for s in config.instructions],
@@ -936,7 +953,7 @@ def run_mix(config: MixConfig, master: str | None = None, spark=None, keep_work:
             previous |= set(out.listing())
         context = {"out": out, "digest": digest, "previous": previous, "formats_name": formats_name,
                    "formats": formats_data, "tokenizer": tokenizer, "tokenizer_json": tokenizer_json,
-                   "eos_token_id": eos_token_id, "started": started}
+                   "eos_token_id": eos_token_id, "started": started, "benchmarks": benchmarks}
         return _run(config, context, pretrain_files, instructions, master, spark, keep_work)
 
 
@@ -962,7 +979,9 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     write_atomic(fs, path, ctx["tokenizer_json"].encode("utf-8"))
     for k, f in enumerate(pretrain_files):
         f["base"] = f"{work}/pretrain/{k:05d}"
-    common = {"tokenizer": tokenizer_url, "storage_options": opts}
+    benchmarks = ctx.get("benchmarks")
+    common = {"tokenizer": tokenizer_url, "storage_options": opts,
+              "benchmark_index": benchmarks.publish(work, opts) if benchmarks else None}
     spark = spark or spark_session(master, "instructmix-mix", config.spark_conf)
 
     # A. Every pretraining file read once: token ids and chunk totals.
@@ -1077,7 +1096,8 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
     out.write_json(STATS_FILE, stats_document(
         "mix", counters, run_id=out.run_id, fingerprint=ctx["digest"], elapsed_seconds=elapsed, outputs=outputs,
         details={"target_ratio": summary["target_ratio"], "realized_ratio": summary["realized_ratio"],
-                 "manifest": MANIFEST_FILE, "removed_stale": removed}))
+                 "manifest": MANIFEST_FILE, "removed_stale": removed,
+                 **({"decontaminate": benchmarks.details()} if benchmarks else {})}))
     if not keep_work:
         out.remove_work()
     log(f"mix: wrote {layout.shards} shard(s), {total:,} tokens, realized ratio "

@@ -101,6 +101,10 @@ def stage_fingerprint(stage: str, section: dict, upstream: str) -> str:
     """The stage's fingerprint, chained with the one before it. Storage options are left
     out: new credentials or another endpoint for the same data change no result."""
     content = {k: v for k, v in section.items() if k != "storage_options"}
+    if section.get("decontaminate"):  # a benchmark file edited in place is a changed stage
+        from jobs.decontamination import file_digests
+
+        content["decontaminate_files"] = file_digests(section)
     return fingerprint(stage, content, *([upstream] if upstream else []))
 
 

@@ -18,7 +18,7 @@ import random
 from collections import Counter
 
 from jobs.config import SynthConfig
-from jobs.synth_records import BatchCheckpoints, SeenOutputs
+from jobs.synth_records import BatchCheckpoints, SeenOutputs, drop_contaminated
 
 
 class SelfInstructRounds:
@@ -32,7 +32,8 @@ class SelfInstructRounds:
     `prompts.drop.prompt_too_long`.
     """
 
-    def __init__(self, config: SynthConfig, pool, model_dir: str, work: str) -> None:
+    def __init__(self, config: SynthConfig, pool, model_dir: str, work: str, index_url: str | None = None) -> None:
+        from jobs.decontamination import worker_index
         from jobs.synth import worker_fitter
         from transforms.langid import get_language_identifier
         from transforms.synth.novelty_index import NoveltyIndex
@@ -45,6 +46,7 @@ class SelfInstructRounds:
         self.seed_id = {s.instruction: s.id for s in seeds}
         self.human = [s.instruction for s in seeds]
         self.seen = SeenOutputs()
+        self.benchmarks = worker_index(index_url, config.storage_options) if index_url else None
         self.index = NoveltyIndex(threshold=0.7)
         for h in self.human:
             self.index.add(h)
@@ -62,7 +64,7 @@ class SelfInstructRounds:
                 self.machine.append(inst)
             return table.num_rows, c, True
         c: Counter = Counter()
-        records = self._new_records(r, c)
+        records = drop_contaminated(self._new_records(r, c), c, self.benchmarks)
         records = self.seen.keep_new(records, c)
         self.checkpoints.write(r, records, c)
         return len(records), c, False
@@ -116,6 +118,9 @@ class SelfInstructRounds:
             for inst in listed:
                 lang = lid.identify(inst)[0]
                 reason = instruction_rejection(inst, lang)
+                if reason is None and self.benchmarks is not None:
+                    # A benchmark's instruction must not become a demonstration of later rounds either.
+                    reason = self.benchmarks.contamination(inst)
                 if reason is None and not index.is_novel(inst):
                     reason = "not_novel"
                 if reason:

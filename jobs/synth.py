@@ -46,6 +46,7 @@ import fsspec
 import pyarrow.parquet as pq
 
 from jobs.config import SYNTH_MODES, ConfigError, SynthConfig
+from jobs.decontamination import Benchmarks, load_benchmarks
 from jobs.errors import UserError
 from jobs.synth_records import BatchCheckpoints, keep_record, synth_record
 from jobs.workdir import STATS_FILE, WORK_DIR, StageOutput, fingerprint
@@ -348,7 +349,8 @@ def _user_files_digest(config: SynthConfig, model_dir: str | None) -> dict[str, 
     return digests
 
 
-def work_fingerprint(mode: str, config: SynthConfig, files: list[str], model_dir: str | None = None) -> str:
+def work_fingerprint(mode: str, config: SynthConfig, files: list[str], model_dir: str | None = None,
+                     benchmarks: Benchmarks | None = None) -> str:
     """The fingerprint of what a batch holds: mode, resolved config, user files, each
     input file's path, size and modification time, and the code version
     (`jobs.workdir.fingerprint`). A re-mined input is new input even when its
@@ -358,6 +360,8 @@ def work_fingerprint(mode: str, config: SynthConfig, files: list[str], model_dir
     for path in files:
         fs, fs_path = fsspec.core.url_to_fs(path, **config.storage_options)
         identities.append([path, fs.size(fs_path), _modified(fs, fs_path)])
+    if benchmarks is not None:  # the benchmark files' contents, not only their paths
+        resolved["decontaminate"] = benchmarks.fingerprint_part()
     return fingerprint("synth", {"mode": mode, "config": resolved, "user_files": _user_files_digest(config, model_dir),
                                  "inputs": identities})
 
@@ -376,6 +380,8 @@ class _Plan:
     files: list[str]  # the input document files ([] for self_instruct)
     model_dir: str | None = None  # the folder (or cached hub id) the engines load
     fitter: object = None  # transforms.synth.prompt_fit.PromptFitter of the LLM modes
+    benchmarks: Benchmarks | None = None  # decontamination, read before anything starts
+    index_url: str | None = None  # where the benchmark index was written in the work dir
 
 
 def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig) -> _Plan:
@@ -407,12 +413,13 @@ def check_before_start(inputs: list[str] | None, mode: str, config: SynthConfig)
 
         load_seed_tasks(config.seeds)
     files = [] if mode == "self_instruct" else input_files(inputs, config.storage_options)
+    benchmarks = load_benchmarks(config.decontaminate, config.storage_options)
     if mode == "template_only":
-        return _Plan(files)
+        return _Plan(files, benchmarks=benchmarks)
     from jobs.models import resolve_model
 
     model_dir = resolve_model(config.model)
-    return _Plan(files, model_dir, prompt_fitter(config, model_dir))
+    return _Plan(files, model_dir, prompt_fitter(config, model_dir), benchmarks)
 
 
 def prompt_fitter(config: SynthConfig, model_dir: str):
@@ -460,8 +467,10 @@ def run_synth(inputs: list[str] | None, output: str, mode: str, config: SynthCon
     if out.fs.isfile(out.root):
         raise UserError(f"output {output} is a file, not a folder; give a folder path")
     out.claim(inputs if mode != "self_instruct" else [], overwrite=overwrite, own=_legacy_output(out))
-    fp = work_fingerprint(mode, config, plan.files, plan.model_dir)
+    fp = work_fingerprint(mode, config, plan.files, plan.model_dir, plan.benchmarks)
     with out.lock():
+        if plan.benchmarks is not None:
+            plan.index_url = plan.benchmarks.publish(out.work_dir(fp), config.storage_options)
         # What this run may replace: the previous run's outputs, or with --overwrite everything there.
         previous = out.listing() if overwrite else out.previous_outputs()
         checkpoints = BatchCheckpoints(out.work_dir(fp), config.storage_options)
@@ -484,7 +493,7 @@ def _synthesize(plan: _Plan, mode: str, config: SynthConfig, checkpoints: BatchC
     progress = _Progress(mode, config.limit)
     try:
         if mode == "self_instruct":
-            _run_rounds(config, pool, plan.model_dir, checkpoints, progress)
+            _run_rounds(config, pool, plan.model_dir, checkpoints, progress, plan.index_url)
         else:
             _stream_batches(mode, plan, config, pool, checkpoints, progress)
     finally:
@@ -613,7 +622,7 @@ def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoin
     from jobs.synth_records import OrderedBatchWriter
 
     # The writer mostly waits for batches; its work per batch is a set lookup per record.
-    writer = ray.remote(num_cpus=0)(OrderedBatchWriter).remote(checkpoints.url, config.storage_options)
+    writer = ray.remote(num_cpus=0)(OrderedBatchWriter).remote(checkpoints.url, config.storage_options, plan.index_url)
     start = _batch_stages(mode, plan, config, pool, checkpoints.url)
     if pool is not None:
         depth = len(pool.actors) * config.engine.batches_in_flight + 1
@@ -652,7 +661,7 @@ def _stream_batches(mode: str, plan: _Plan, config: SynthConfig, pool, checkpoin
 
 
 def _run_rounds(config: SynthConfig, pool, model_dir: str, checkpoints: BatchCheckpoints,
-                progress: _Progress) -> None:
+                progress: _Progress, index_url: str | None = None) -> None:
     """Self-Instruct's rounds, one after another (each round's pool of instructions feeds the
     next), run by an actor that holds the loop's state; the driver only counts them."""
     import ray
@@ -660,7 +669,7 @@ def _run_rounds(config: SynthConfig, pool, model_dir: str, checkpoints: BatchChe
     from jobs.self_instruct_loop import SelfInstructRounds
 
     # The loop mostly waits for the engines.
-    rounds = ray.remote(num_cpus=0)(SelfInstructRounds).remote(config, pool, model_dir, checkpoints.url)
+    rounds = ray.remote(num_cpus=0)(SelfInstructRounds).remote(config, pool, model_dir, checkpoints.url, index_url)
     try:
         for r in range(config.self_instruct_rounds):
             rows, counters, resumed = ray.get(rounds.run_round.remote(r))
@@ -717,7 +726,8 @@ def _publish(out: StageOutput, checkpoints: BatchCheckpoints, fp: str, mode: str
                            details={"mode": mode, "model": config.model or "", "limit": config.limit,
                                     "input_files": len(plan.files), "inputs": plan.files,
                                     "prompt_format": plan.fitter.encoder.prompt_format if plan.fitter else "",
-                                    "work_dir": checkpoints.url})
+                                    "work_dir": checkpoints.url,
+                                    **({"decontaminate": plan.benchmarks.details()} if plan.benchmarks else {})})
     out.write_json(STATS_FILE, stats)
     _remove_other_work(out, checkpoints)
     log(f"synth {mode}: wrote {written} records to {out.url}")

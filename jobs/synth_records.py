@@ -50,6 +50,21 @@ def keep_record(record: dict, counters: Counter) -> bool:
     return True
 
 
+def drop_contaminated(records: list[dict], counters: Counter, index) -> list[dict]:
+    """The records sharing no n-gram with a benchmark (`index`, transforms.decontaminate.BenchmarkIndex);
+    the others are counted as `records.drop.contaminated.<benchmark>`. None keeps every record."""
+    if index is None:
+        return records
+    kept = []
+    for record in records:
+        reason = index.contamination(record["instruction"], record["input"], record["output"])
+        if reason:
+            counters[f"records.drop.{reason}"] += 1
+        else:
+            kept.append(record)
+    return kept
+
+
 class SeenOutputs:
     """The outputs this run has kept so far, so one answer repeated for many instructions
     (an extractive summary that is the page's lead sentence for four templates, a
@@ -152,9 +167,13 @@ class OrderedBatchWriter:
     each batch's row count and counters.
     """
 
-    def __init__(self, work: str, storage_options: dict | None = None) -> None:
+    def __init__(self, work: str, storage_options: dict | None = None, index_url: str | None = None) -> None:
+        from jobs.decontamination import worker_index
+
         self.checkpoints = BatchCheckpoints(work, storage_options)
         self.seen = SeenOutputs()
+        # Decontamination is this gate's too: the index is opened once, in this actor.
+        self.benchmarks = worker_index(index_url, storage_options) if index_url else None
 
     def settle(self, key: str, built: tuple[list[dict], Counter] | None) -> tuple[int, Counter, bool]:
         """Keep the batch's new records and checkpoint them; `built` None means a previous run
@@ -165,6 +184,7 @@ class OrderedBatchWriter:
             self.seen.add(table.select(["input", "output"]).to_pylist())
             return table.num_rows, counters, True
         records, counters = built
+        records = drop_contaminated(records, counters, self.benchmarks)
         records = self.seen.keep_new(records, counters)
         self.checkpoints.write(key, records, counters)
         return len(records), counters, False

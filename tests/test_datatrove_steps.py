@@ -4,6 +4,7 @@ Chinese), and real datatrove pipelines on LocalPipelineExecutor over the real pa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -146,6 +147,20 @@ def test_configuration_errors_name_the_key(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("languages: [zh]\nmin_lang_score: 0.7\n")
     assert InstructionPairMiner(path).config == MineConfig(languages=["zh"], min_lang_score=0.7)
+
+
+def test_a_benchmark_item_on_a_page_is_dropped_and_counted_per_benchmark(tmp_path):
+    """decontaminate: in the step's config works as in `instructmix mine`; a bad file fails at construction."""
+    bench = tmp_path / "shop-eval.jsonl"
+    bench.write_text(json.dumps({"question": "Can I return an item after thirty days?",
+                                 "answer": "Returns are accepted for sixty days from delivery as long as the item "
+                                           "is unused and in its original packaging"}) + "\n")
+    step = InstructionPairMiner({"decontaminate": {"benchmarks": [str(bench)]}})
+    pairs = _mine(step, Document(text=EN_FAQ, id="rec-en", metadata={"url": "https://shop.example/faq"}))
+    assert [p.metadata["instruction"] for p in pairs] == ["How long does shipping take to Europe?"]
+    assert _stats(step)["mine.pairs.drop.contaminated.shop-eval"] == 1
+    with pytest.raises(ConfigError, match="missing.jsonl"):
+        InstructionPairMiner({"decontaminate": {"benchmarks": [str(tmp_path / "missing.jsonl")]}})
 
 
 # --------------------------------------------------------------------------- real pipelines, real pages

@@ -328,3 +328,27 @@ def test_a_ratio_schedule_gives_each_shard_its_own_target_and_a_step_in_the_plot
     constant = mixing_summary(MIX_COUNTERS, MANIFEST)
     assert [s["target_ratio"] for s in constant["shards"]] == [0.05, 0.05] and constant["ratio_schedule"] is None
     assert "target, per shard" not in legend(constant) and "target 0.05" in legend(constant)
+
+
+def test_contamination_is_a_table_per_benchmark_and_stage(tmp_path):
+    decontaminate = {"ngram": 13, "min_ngram": 8, "benchmarks": [{"name": "mmlu", "path": "evals/mmlu.parquet"},
+                                                                 {"name": "gsm8k", "path": "evals/gsm8k.jsonl"}]}
+    mine = _mine_files()
+    mine["_stats.json"] = _stats("mine", {**MINE_COUNTERS, "mine.pairs.drop.contaminated.mmlu": 4},
+                                 ["part-00000.parquet"], decontaminate=decontaminate)
+    mix = _mix_files()
+    mix["_stats.json"] = _stats("mix", {**MIX_COUNTERS, "mix.instructions.mined.drop.contaminated.gsm8k": 2,
+                                        "mix.instructions.alpaca.v2.drop.contaminated.gsm8k": 1},
+                                ["manifest.json"], decontaminate=decontaminate)
+    for stage, files in (("mined", mine), ("synth", _synth_files()), ("mixed", mix)):
+        _write_stage(str(tmp_path / "run" / stage), files)
+    index = run_report(str(tmp_path / "run"))
+    summary = json.loads((Path(index).parent / "summary.json").read_text(encoding="utf-8"))
+    table = summary["contamination"]
+    assert table["stages"] == ["mine", "mix"]  # synth did not decontaminate
+    assert {r["benchmark"]: (r["counts"], r["total"]) for r in table["rows"]} == {
+        "gsm8k": ({"mine": 0, "mix": 3}, 3), "mmlu": ({"mine": 4, "mix": 0}, 4)}
+    html = Path(index).read_text(encoding="utf-8")
+    assert "Benchmark contamination" in html and "evals/mmlu.parquet" in html
+    # A source's contaminated records are listed among its drops, named after the source.
+    assert any(d["stage"] == "mix" and d["reason"] == "contaminated.gsm8k" for d in summary["drops"])

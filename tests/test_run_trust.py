@@ -127,6 +127,20 @@ def test_done_stages_are_skipped_a_changed_section_restarts_it_and_those_after(t
     assert plan_run(config, resolved_sections(config), state, None)[0].action == "start"
 
 
+def test_a_benchmark_file_edited_in_place_restarts_the_stages_that_check_it(tmp_path):
+    bench = tmp_path / "eval.jsonl"
+    bench.write_text('{"q": "one two three four five six seven eight nine ten eleven twelve thirteen"}\n')
+    data = _config(tmp_path)
+    data["mix"]["decontaminate"] = {"benchmarks": [str(bench)]}
+    config = validate_config(data, PipelineConfig, "p.yaml")
+    state = RunState(StageOutput("run", config.output))
+    for step in plan_run(config, resolved_sections(config), state, None):
+        _finish(config, state, step.stage, step.fingerprint)
+    assert [s.action for s in plan_run(config, resolved_sections(config), state, None)] == ["skip"] * 3
+    bench.write_text('{"q": "a b c d e f g h i j k l m n o p"}\n')  # same path and settings, new content
+    assert [s.action for s in plan_run(config, resolved_sections(config), state, None)] == ["skip", "skip", "start"]
+
+
 def test_an_interrupted_stage_resumes_and_from_needs_the_stages_before_it(tmp_path):
     from jobs.config import ConfigError
 

@@ -20,11 +20,14 @@ The names each stage writes (the report reads exactly these):
     mine.documents.read / .skip.<reason> / .truncated.<reason> / .lang.<lang>
     mine.pairs.candidates (kept by the filters) / .written / .drop.<reason>
         (filters' reasons plus exact_duplicate, near_duplicate) / .pii_scrubbed
+    <stage>.pairs|records.drop.contaminated.<benchmark>  (mine, synth: a pair sharing an n-gram with a
+        benchmark of `decontaminate:`, transforms/decontaminate.py, counted under the first it matches)
     mine.pairs.mined.<miner>/<kind>  (before dedup)   mine.pairs.miner.<miner>  mine.pairs.kind.<kind>
     mine.pairs.miner_kind.<miner>/<kind>  mine.pairs.lang.<lang>  (written)
     synth.documents.read / .skip.<reason> / .repaired.<what>   synth.instructions.filled
     synth.instructions.novel (Self-Instruct instructions past the filters and the novelty index)
-    synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance)
+    synth.instructions.drop.<reason>  (Self-Instruct instructions refused before any instance;
+        contaminated.<benchmark> among them)
     synth.prompts.sent / .cut.passage / .cut.demonstrations / .drop.prompt_too_long / .skip.no_passage
     synth.generations / .no_instructions (self_instruct replies without a task list)
     synth.records.parsed (doc_qa pairs read from replies)
@@ -34,6 +37,7 @@ The names each stage writes (the report reads exactly these):
     synth.batches.done / synth.batches.resumed
     mix.pretrain.files / .documents / .tokens / .skip.<reason>
     mix.instructions.<source>.records / .documents_used / .tokens_used / .skip.<reason>
+        / .drop.contaminated.<benchmark>
     mix.output.shards / .documents / .tokens / .instruction_tokens
 """
 

@@ -143,8 +143,9 @@ def mix_sources(counters: Mapping[str, int]) -> dict[str, dict]:
     """
     sources: dict[str, dict] = {}
     for rest, count in group(counters, "mix.instructions").items():
-        if ".skip." in rest:
-            source, reason = rest.split(".skip.", 1)
+        verb = next((v for v in (".skip.", ".drop.") if v in rest), None)
+        if verb:  # unreadable rows (skip) and records left out (drop: contaminated.<benchmark>)
+            source, reason = rest.split(verb, 1)
             sources.setdefault(source, {"skip": {}})["skip"][reason] = count
             continue
         source, _, what = rest.rpartition(".")
@@ -185,6 +186,44 @@ def drop_reasons(counters: Mapping[str, int], source_labels: Mapping[str, str] |
         rows.extend({"stage": stage_label or "mix", "unit": f"{label} records", "reason": reason, "count": int(n)}
                     for reason, n in sorted(counts["skip"].items()) if n)
     return rows
+
+
+def contamination(stages: Sequence[tuple[str, Mapping]]) -> dict | None:
+    """Pairs dropped for sharing an n-gram with a benchmark, per benchmark and stage.
+
+    `stages` are (label, load_run entry) in pipeline order. Benchmarks come from each
+    stage's `_stats.json` details (so a benchmark checked and never matched shows 0) and
+    from its counters `<stage>.<pairs|records>.drop.contaminated.<benchmark>`, or
+    mix's `mix.instructions.<source>.drop.contaminated.<benchmark>` summed over sources.
+    None when no stage decontaminated.
+    """
+    from transforms.decontaminate import CONTAMINATED
+
+    table: dict[str, dict[str, int]] = {}
+    paths: dict[str, str] = {}
+    columns = []
+    for label, entry in stages:
+        details = ((entry.get("stats") or {}).get("details") or {}).get("decontaminate")
+        marker = f".drop.{CONTAMINATED}."
+        # Pairs and records only: Self-Instruct's refused instructions (synth.instructions.drop.…) are no pairs.
+        counters = {name: n for name, n in (entry.get("counters") or {}).items()
+                    if marker in name and not name.startswith("synth.instructions.")}
+        if not details and not counters:
+            continue
+        columns.append(label)
+        for bench in (details or {}).get("benchmarks", []):
+            table.setdefault(bench["name"], {})[label] = 0
+            paths.setdefault(bench["name"], display_path(str(bench.get("path", ""))))
+        totals: Counter = Counter()
+        for name, n in counters.items():
+            totals[name.split(marker, 1)[1]] += int(n)
+        for bench, n in totals.items():
+            table.setdefault(bench, {})[label] = n
+    if not columns:
+        return None
+    rows = [{"benchmark": b, "path": paths.get(b, ""), "counts": {c: table[b].get(c) for c in columns},
+             "total": sum(n for n in table[b].values() if n)} for b in sorted(table)]
+    return {"stages": columns, "rows": rows}
 
 
 def _stage_rank(name: str) -> int:
@@ -487,6 +526,10 @@ def summarize_run(run_dir: str, seeds: str | None = None, novelty_sample: int = 
         drops += drop_reasons(synth.get("counters", {}))
     drops += drop_reasons(mix.get("counters", {}), labels)
     series = series_samples(run)
+    stage_entries = [("mine", mine)]
+    stage_entries += ([(f"{SECTIONED_STAGE}/{sec['name']}", sec) for sec in sections] if len(sections) > 1
+                      else [("synth", synth)])
+    stage_entries.append(("mix", mix))
     summary = {
         "run_dir": display_path(run_dir),
         "stages": stages,
@@ -494,6 +537,7 @@ def summarize_run(run_dir: str, seeds: str | None = None, novelty_sample: int = 
         "mining": mining_summary(mine) if mine["present"] else None,
         "synth": synth_summary(synth) if synth["present"] else None,
         "drops": drops,
+        "contamination": contamination(stage_entries),
         "task_types": task_types(mine, synth),
         "languages": language_counts(mine, synth),
         "lengths": {

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from transforms import filters, pii
+from transforms.decontaminate import BenchmarkIndex
 from transforms.langid import get_language_identifier
 from transforms.mine import dedup
 from transforms.mine.blocks import Page
@@ -47,6 +48,8 @@ class PairMiner:
     classifier_path: str | None = None
     classifier_threshold: float = 0.5
     lid_model: str | None = None
+    # transforms.decontaminate.BenchmarkIndex: pairs sharing an n-gram with a benchmark are dropped.
+    benchmark_index: BenchmarkIndex | None = None
 
     def __post_init__(self) -> None:
         self._lid = get_language_identifier(self.lid_model)
@@ -100,6 +103,8 @@ class PairMiner:
             score = self._classifier.score(pair_text(instruction, input_, output))
             if score < self.classifier_threshold:
                 reason = "classifier_below_threshold"
+        if reason is None and self.benchmark_index is not None:
+            reason = self.benchmark_index.contamination(instruction, input_, output)
         if reason is not None:
             counters[f"drop:{reason}"] += 1
             return None
