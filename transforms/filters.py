@@ -349,7 +349,7 @@ def bad_word_patterns(wordlist_dir: str | None = None) -> tuple[re.Pattern | Non
             f"filters: no bad-word lists found in {base} (expected bad_words_en.txt / bad_words_zh.txt); "
             "set wordlist_dir to a folder holding them"
         )
-    en = re.compile(r"\b" + _trie_pattern(en_terms) + r"(?:s|es)?\b", re.IGNORECASE) if en_terms else None
+    en = _term_pattern(en_terms, bounded=True) if en_terms else None
     zh = re.compile(_trie_pattern(zh_terms), re.IGNORECASE) if zh_terms else None
     return en, zh
 
@@ -418,22 +418,29 @@ def _read_rules(path: Path | Traversable) -> list[tuple[list[str], list[str]]]:
 
 
 @functools.lru_cache(maxsize=4)
-def harmful_rule_patterns(wordlist_dir: str | None = None) -> tuple[tuple[re.Pattern, re.Pattern], ...]:
-    """(subject pattern, cue pattern) per rule of harmful_rules_{en,zh}.txt, compiled once per process."""
+def harmful_rule_patterns(
+    wordlist_dir: str | None = None,
+) -> tuple[list[tuple[re.Pattern, re.Pattern]], list[re.Pattern]]:
+    """(subject pattern, cue pattern) per rule of harmful_rules_{en,zh}.txt, and the patterns of
+    any rule's cue (one English, one Chinese), compiled once per process: a pair in which no cue
+    occurs, almost every pair, costs two searches instead of two per rule."""
     base = Path(wordlist_dir) if wordlist_dir else WORDLIST_DIR
-    compiled = []
+    compiled, any_cue = [], []
     for name, bounded in (("harmful_rules_en.txt", True), ("harmful_rules_zh.txt", False)):
-        for subjects, cues in _read_rules(base / name):
-            if bounded:
-                compiled.append(
-                    (
-                        re.compile(r"\b" + _trie_pattern(subjects) + r"(?:s|es)?\b", re.IGNORECASE),
-                        re.compile(r"\b" + _trie_pattern(cues) + r"(?:s|es)?\b", re.IGNORECASE),
-                    )
-                )
-            else:
-                compiled.append((re.compile(_trie_pattern(subjects)), re.compile(_trie_pattern(cues))))
-    return tuple(compiled)
+        rules = _read_rules(base / name)
+        cues = sorted({cue for _, rule_cues in rules for cue in rule_cues})
+        for subjects, rule_cues in rules:
+            compiled.append((_term_pattern(subjects, bounded), _term_pattern(rule_cues, bounded)))
+        if cues:
+            any_cue.append(_term_pattern(cues, bounded))
+    return compiled, any_cue
+
+
+def _term_pattern(terms: list[str], bounded: bool) -> re.Pattern:
+    """English terms on word boundaries, any case, with an optional plural; Chinese ones as substrings."""
+    if bounded:
+        return re.compile(r"\b" + _trie_pattern(terms) + r"(?:s|es)?\b", re.IGNORECASE)
+    return re.compile(_trie_pattern(terms))
 
 
 def check_harmful(instruction: str, input_: str, output: str, lang: str, cfg: FilterConfig) -> str | None:
@@ -444,7 +451,10 @@ def check_harmful(instruction: str, input_: str, output: str, lang: str, cfg: Fi
     customs, and selling sedatives for drugging someone.
     """
     text = f"{instruction}\n{input_}\n{output}"
-    for subject, cue in harmful_rule_patterns(cfg.wordlist_dir):
+    rules, any_cue = harmful_rule_patterns(cfg.wordlist_dir)
+    if not any(pattern.search(text) for pattern in any_cue):
+        return None
+    for subject, cue in rules:
         if cue.search(text) and subject.search(text):
             return "harmful"
     return None
