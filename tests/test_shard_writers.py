@@ -738,6 +738,22 @@ def test_trainer_formats_abort_leaves_no_files(docs, tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]  # scratch folders gone too
 
 
+def test_a_killed_writers_leftovers_are_replaced_by_the_next_attempt(docs, tmp_path):
+    """A kill leaves hidden temp files and scratch folders; the shard's next attempt reuses their
+    names, so finishing it leaves exactly the shard's files and nothing of the killed one."""
+    for _ in range(2):  # two attempts killed mid-shard: neither closes nor aborts
+        for writer in _open_trainer_writers(tmp_path, 1):
+            for doc in _shard_docs(docs, 1)[:10]:
+                writer.add(doc["doc_id"], doc["text"], doc["is_instruction"], {}, doc["tokens"], _known_mask(doc))
+    writers = _open_trainer_writers(tmp_path, 1)
+    for doc in _shard_docs(docs, 1):
+        for writer in writers:
+            writer.add(doc["doc_id"], doc["text"], doc["is_instruction"], {}, doc["tokens"], _known_mask(doc))
+    written = sorted(f.path for writer in writers for f in writer.close())
+    assert _files_under(tmp_path) == written
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
 def test_trainer_formats_check_tokens_and_masks(tmp_path):
     for writer in _open_trainer_writers(tmp_path, 0, vocab_size=100):
         with pytest.raises(ValueError, match=r"shard 0: document 'bad' has token id 100, outside \[0, 100\)"):

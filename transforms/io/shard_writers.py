@@ -513,14 +513,18 @@ class _ScratchFolder:
     """A local folder for a library that writes its own files by name (datatrove's TokenizedFile,
     streaming's MDSWriter), beside the staged files so that `move_into` is a rename.
 
-    On local disk it is a hidden `.NAME.XXXX.tmp` folder in the final folder, hidden like every
-    writer's temporaries (a killed run's is never taken for a finished file, nor for a foreign
-    one); elsewhere it sits in the local temp folder with the staged files.
+    On local disk it is the hidden `.NAME.scratch.tmp` folder in the final folder, hidden like
+    every writer's temporaries (a killed run's is never taken for a finished file, nor for a
+    foreign one) and named like them after the shard's file, so the shard's next attempt
+    replaces what a killed one left; elsewhere it sits in the local temp folder with the
+    staged files.
     """
 
     def __init__(self, staged: StagedFile) -> None:
         folder, name = os.path.split(staged.temp)
-        self.path = tempfile.mkdtemp(prefix=f"{name.removesuffix('.tmp')}.", suffix=".tmp", dir=folder)
+        self.path = os.path.join(folder, f"{name.removesuffix('.tmp')}.scratch.tmp")
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.makedirs(self.path)
 
     def move_into(self, pairs: list[tuple[str, StagedFile]]) -> None:
         for name, staged in pairs:
