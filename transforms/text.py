@@ -222,6 +222,9 @@ def language_script(lang: str) -> str:
 
 # Quotes and brackets that may close a sentence after its punctuation: 'Why?"'.
 CLOSERS = "\"'”’」』）)]】》"
+# Punctuation a sentence or a clause ends in; a line ending in none of it is a label, a name
+# or a title ("OldRowFarmer Master Gardener", "Related links").
+CLAUSE_ENDS = tuple(".!?:;…。！？：；")
 
 
 def _word_list(key: str) -> frozenset[str]:

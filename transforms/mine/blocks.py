@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from transforms.text import CLAUSE_ENDS
+
 # Block kinds. Headings carry their level (1-6); list items carry their list's
 # nesting depth in `level`, their 1-based position in `order` (0 when the list
 # is unordered) and the list they belong to in `group`.
@@ -72,6 +74,25 @@ class Page:
 
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks)
+
+
+# A post's author lines, above its text: a name, a rank, a title.
+MAX_BYLINE_BLOCKS = 2
+MAX_BYLINE_CHARS = 40
+
+
+def without_byline(blocks: Sequence[Block], kinds: tuple[str, ...] = (PARAGRAPH,)) -> list[Block]:
+    """`blocks` without leading author lines ("OldRowFarmer Master Gardener", "电子工程师老周"):
+    up to MAX_BYLINE_BLOCKS short blocks of `kinds` that end in no punctuation, while text follows."""
+    start = 0
+    while start < min(MAX_BYLINE_BLOCKS, len(blocks) - 1) and _is_byline(blocks[start], kinds):
+        start += 1
+    return list(blocks[start:])
+
+
+def _is_byline(block: Block, kinds: tuple[str, ...]) -> bool:
+    text = block.text.strip()
+    return block.kind in kinds and len(text) <= MAX_BYLINE_CHARS and not text.endswith(CLAUSE_ENDS)
 
 
 def render_blocks(blocks: Sequence[Block]) -> str:

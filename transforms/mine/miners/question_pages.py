@@ -44,7 +44,17 @@ import re
 from collections.abc import Iterator, Sequence
 
 from templates import load_yaml
-from transforms.mine.blocks import HEADING, LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, render_blocks
+from transforms.mine.blocks import (
+    HEADING,
+    LIST_ITEM,
+    PARAGRAPH,
+    PRE,
+    TABLE_ROW,
+    Block,
+    Page,
+    render_blocks,
+    without_byline,
+)
 from transforms.mine.miners.faq_sections import is_link_row
 from transforms.mine.miners.threads import thread_pair
 from transforms.questions import (
@@ -75,8 +85,6 @@ MIN_PROSE_CHARS_CJK = 80
 # Answer cues, author lines and post chrome are short; a longer block is content.
 MAX_CUE_CHARS = 40
 MAX_CHROME_CHARS = 60  # "Asked 2 years ago · Viewed 14k times · 2 answers"
-# Author name, then a title or bio line, before a post's text.
-MAX_BYLINE_BLOCKS = 2
 # Author name, bio and vote line come before an answer's text on 知乎-style pages.
 PREAMBLE_WINDOW = 3
 
@@ -94,7 +102,8 @@ _QA_URL_HINTS = tuple(h.lower() for h in _setting("qa_url_hints"))
 _FIRST_PERSON_EN = tuple(s.lower() for s in _setting("first_person.en_starts"))
 _FIRST_PERSON_ZH = tuple(_setting("first_person.zh_words"))
 
-_SENTENCE_ENDS = tuple(".!?:;…。！？：；")
+# A Q&A page may set an author's name as a heading above the answer.
+_BYLINE_KINDS = (PARAGRAPH, HEADING)
 _ZERO_COUNT = re.compile(r"^\D{0,3}0(?![\d,.])")
 _PROSE_KINDS = frozenset({PARAGRAPH, LIST_ITEM, PRE, TABLE_ROW})
 # A tag before the question in a title ("c# - How do I …?", "ruby on rails - Why …?") is a few words.
@@ -182,7 +191,7 @@ def _first_answer(blocks: Sequence[Block], cue: int) -> list[Block]:
         if _is_chrome(block) or _matches(_ANSWER_CUES, block, MAX_CUE_CHARS):
             break
         answer.append(block)
-    return _without_byline(answer)
+    return without_byline(answer, kinds=_BYLINE_KINDS)
 
 
 def _cueless_pair(page: Page, question: str, question_index: int) -> Candidate | None:
@@ -224,25 +233,8 @@ def _posts(blocks: Sequence[Block]) -> list[list[Block]]:
             # The forum's list of posts is layout, not a list in the text.
             block = dataclasses.replace(block, kind=PARAGRAPH, text=block.text[header.end():].strip())
         posts[-1].append(block)
-    return [post for post in (_without_byline(p) for p in posts) if post]
+    return [post for post in (without_byline(p, kinds=_BYLINE_KINDS) for p in posts) if post]
 
-
-def _without_byline(post: list[Block]) -> list[Block]:
-    """`post` without leading author lines ("OldRowFarmer Master Gardener", "电子工程师老周"):
-    short blocks that end in no punctuation, while text follows them."""
-    start = 0
-    while start < min(MAX_BYLINE_BLOCKS, len(post) - 1) and _is_byline(post[start]):
-        start += 1
-    return post[start:]
-
-
-def _is_byline(block: Block) -> bool:
-    text = block.text.strip()
-    return (
-        block.kind in (PARAGRAPH, HEADING)
-        and len(text) <= MAX_CUE_CHARS
-        and not text.endswith(_SENTENCE_ENDS)
-    )
 
 
 def _looks_like_qa_url(url: str) -> bool:

@@ -27,7 +27,18 @@ import re
 from collections.abc import Sequence
 
 from templates import load_yaml
-from transforms.mine.blocks import LIST_ITEM, PARAGRAPH, PRE, TABLE_ROW, Block, Page, Post, render_blocks
+from transforms.mine.blocks import (
+    LIST_ITEM,
+    MAX_BYLINE_CHARS,
+    PARAGRAPH,
+    PRE,
+    TABLE_ROW,
+    Block,
+    Page,
+    Post,
+    render_blocks,
+    without_byline,
+)
 from transforms.questions import (
     compile_phrase,
     ends_with_question_mark,
@@ -36,7 +47,7 @@ from transforms.questions import (
     strip_discourse_opener,
 )
 from transforms.records import KIND_QA, Candidate
-from transforms.text import contains_cjk, contains_han, split_sentences, word_joiner
+from transforms.text import CLAUSE_ENDS, contains_cjk, contains_han, split_sentences, word_joiner
 
 MINER = "threads"
 
@@ -61,9 +72,6 @@ MIN_QUOTED_KEY_CHARS = 20
 # A post that is mostly short list items without sentence punctuation is a list of links.
 LINK_LIST_SHARE = 0.6
 MAX_LINK_ITEM_CHARS = 120
-# Author name and rank above a post's text: short, unpunctuated lines.
-MAX_BYLINE_BLOCKS = 2
-MAX_BYLINE_CHARS = 40
 
 
 def _setting(key: str) -> list[str]:
@@ -75,7 +83,6 @@ _THANKS = re.compile("^(?:" + "|".join(re.escape(t.lower()) for t in _setting("t
 _REQUEST_STARTS = tuple(s.lower() for s in _setting("request_starts"))
 _REQUEST_WORDS_ZH = tuple(_setting("request_words_zh"))
 _PROSE_KINDS = frozenset({PARAGRAPH, LIST_ITEM, PRE, TABLE_ROW})
-_SENTENCE_ENDS = tuple(".!?:;…。！？：；")
 _APOSTROPHES = re.compile("[’‘`]")
 
 
@@ -87,7 +94,7 @@ def thread_pair(page: Page, title_question: str | None) -> Candidate | None:
     posts = [post for post in page.posts if not _is_link_list(post.blocks)]
     if len(posts) < 2:
         return None
-    first = _without_byline(posts[0].blocks)
+    first = without_byline(posts[0].blocks)
     body = render_blocks(first)
     if title_question:
         question, confidence = title_question, CONFIDENCE_TITLE_QUESTION
@@ -146,7 +153,7 @@ def _answer(posts: Sequence[Post], lang: str) -> tuple[list[Block], bool] | None
     seen = _block_keys(posts[0].blocks)
     replies = []
     for post in posts[1:]:
-        blocks = _without_byline(_without_quotes(post.blocks, seen))
+        blocks = without_byline(_without_quotes(post.blocks, seen))
         seen |= _block_keys(post.blocks)
         if _is_substantive(blocks):
             replies.append((blocks, post.accepted))
@@ -180,17 +187,5 @@ def _is_link_list(blocks: Sequence[Block]) -> bool:
     listed = sum(len(b.text) for b in items)
     if not items or listed < LINK_LIST_SHARE * total:
         return False
-    return all(len(b.text) <= MAX_LINK_ITEM_CHARS and not b.text.rstrip().endswith(_SENTENCE_ENDS) for b in items)
+    return all(len(b.text) <= MAX_LINK_ITEM_CHARS and not b.text.rstrip().endswith(CLAUSE_ENDS) for b in items)
 
-
-def _without_byline(blocks: Sequence[Block]) -> list[Block]:
-    """`blocks` without leading author lines: short unpunctuated blocks while text follows."""
-    start = 0
-    while start < min(MAX_BYLINE_BLOCKS, len(blocks) - 1) and _is_byline(blocks[start]):
-        start += 1
-    return list(blocks[start:])
-
-
-def _is_byline(block: Block) -> bool:
-    text = block.text.strip()
-    return block.kind == PARAGRAPH and len(text) <= MAX_BYLINE_CHARS and not text.endswith(_SENTENCE_ENDS)
