@@ -394,15 +394,20 @@ def _faq_paragraphs(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
             yield candidate
 
 
-def _question_list_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
-    """Layout 6: in one list, a numbered or marked item (any item inside an FAQ section) that
-    ends in "?"/"？", and the items after it up to the next such item; only for lists with
-    MIN_QUESTION_LIST_PAIRS answered questions."""
+def _list_items(page: Page) -> list[list[int]]:
+    """The page's lists: the indexes of each list's items (one `group`), in page order."""
     lists: dict[int, list[int]] = {}
     for i, block in enumerate(page.blocks):
         if block.kind == LIST_ITEM and block.group:
             lists.setdefault(block.group, []).append(i)
-    for items in lists.values():
+    return list(lists.values())
+
+
+def _question_list_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
+    """Layout 6: in one list, a numbered or marked item (any item inside an FAQ section) that
+    ends in "?"/"？", and the items after it up to the next such item; only for lists with
+    MIN_QUESTION_LIST_PAIRS answered questions."""
+    for items in _list_items(page):
         pairs: list[tuple[int, list[Block]]] = []
         for i in items:
             block = page.blocks[i]
@@ -485,13 +490,9 @@ def _is_short_question_paragraph(block: Block, lang: str) -> bool:
 def _expanded_question_items(page: Page, in_faq: list[bool]) -> Iterator[Candidate]:
     """Layout 7: in a list with MIN_QUESTION_ITEMS items that open with a question, an item whose
     first sentence asks and whose rest answers it."""
-    lists: dict[int, list[Block]] = {}
-    for block in page.blocks:
-        if block.kind == LIST_ITEM and block.group:
-            lists.setdefault(block.group, []).append(block)
-    for items in lists.values():
+    for indexes in _list_items(page):
         bare, opened = [], []
-        for item in items:
+        for item in (page.blocks[i] for i in indexes):
             sentences = split_sentences(strip_qa_prefix(item.text), page.lang)
             if not sentences or not _is_short_question(sentences[0], page.lang):
                 continue
