@@ -113,13 +113,14 @@ _MAX_TAG_WORDS = 3
 def mine_question_pages(page: Page) -> Iterator[Candidate]:
     found = _page_question(page)
     headed = found is not None and found[1] >= 0
+    qa_url = _looks_like_qa_url(page.url)
     candidate = _cue_pair(page, *found) if found else None
-    if candidate is None and headed and _looks_like_qa_url(page.url):
-        candidate = _cueless_pair(page, *found)
+    if candidate is None and headed and qa_url:
+        candidate = _qa_url_pair(page, *found)
     if candidate is None and page.posts:
         candidate = thread_pair(page, found[0] if found else None)
-    if candidate is None and headed and not _looks_like_qa_url(page.url):
-        candidate = _cueless_pair(page, *found)
+    if candidate is None and headed and not qa_url:
+        candidate = _first_person_pair(page, *found)
     if candidate:
         yield candidate
 
@@ -194,23 +195,35 @@ def _first_answer(blocks: Sequence[Block], cue: int) -> list[Block]:
     return without_byline(answer, kinds=_BYLINE_KINDS)
 
 
-def _cueless_pair(page: Page, question: str, question_index: int) -> Candidate | None:
-    """Rules 3 and 5: a Q&A URL needs a second post (the first is the question body); a
-    first-person question takes the first run of prose as its answer."""
+def _qa_url_pair(page: Page, question: str, question_index: int) -> Candidate | None:
+    """Rule 3: on a Q&A URL, the first post under the question heading is its body, the second
+    the answer."""
+    posts = _posts(_question_region(page, question_index))
+    if len(posts) < 2:
+        return None
+    return _prose_pair(question, posts[0], posts[1], CONFIDENCE_QA_URL)
+
+
+def _first_person_pair(page: Page, question: str, question_index: int) -> Candidate | None:
+    """Rule 5: a first-person question heading takes the first run of prose as its answer."""
+    if not _is_first_person(question, page.lang):
+        return None
+    posts = _posts(_question_region(page, question_index))
+    return _prose_pair(question, [], posts[0], CONFIDENCE_FIRST_PERSON) if posts else None
+
+
+def _question_region(page: Page, question_index: int) -> list[Block]:
+    """The blocks after the question heading, up to the next heading (a sidebar or the next topic)."""
     region = []
     for block in page.blocks[question_index + 1 :]:
-        if block.kind == HEADING:  # a sidebar or the next topic
+        if block.kind == HEADING:
             break
         region.append(block)
-    posts = _posts(region)
-    if _looks_like_qa_url(page.url):
-        if len(posts) < 2:
-            return None
-        body, answer, confidence = posts[0], posts[1], CONFIDENCE_QA_URL
-    elif _is_first_person(question, page.lang) and posts:
-        body, answer, confidence = [], posts[0], CONFIDENCE_FIRST_PERSON
-    else:
-        return None
+    return region
+
+
+def _prose_pair(question: str, body: list[Block], answer: list[Block], confidence: float) -> Candidate | None:
+    """The pair, when the answer holds enough prose."""
     output = render_blocks(answer)
     prose = sum(len(b.text) for b in answer if b.kind in _PROSE_KINDS)
     # Dense scripts (rule 2 of transforms/text.py) say as much in fewer characters.
