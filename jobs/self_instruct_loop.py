@@ -80,7 +80,7 @@ class SelfInstructRounds:
         )
         from transforms.synth.self_instruct import (
             filter_instances,
-            instruction_rejection,
+            new_instruction_rejection,
             parse_classification_answer,
             parse_generated_instructions,
             parse_instances,
@@ -117,12 +117,7 @@ class SelfInstructRounds:
                 c["generations.no_instructions"] += 1
             for inst in listed:
                 lang = lid.identify(inst)[0]
-                reason = instruction_rejection(inst, lang)
-                if reason is None and self.benchmarks is not None:
-                    # A benchmark's instruction must not become a demonstration of later rounds either.
-                    reason = self.benchmarks.contamination(inst)
-                if reason is None and not index.is_novel(inst):
-                    reason = "not_novel"
+                reason = new_instruction_rejection(inst, lang, index, self.benchmarks)
                 if reason:
                     c[f"instructions.drop.{reason}"] += 1
                     continue

@@ -10,6 +10,7 @@ from transforms.synth.self_instruct import (
     instance_rejection,
     instance_rejections,
     instruction_rejection,
+    new_instruction_rejection,
     parse_classification_answer,
     parse_generated_instructions,
     parse_instances,
@@ -475,3 +476,30 @@ def test_a_chat_reply_that_carries_the_task_out_is_its_output_when_asked_for():
     assert parse_instances(reply, output_first=True, bare_reply_is_output=True) == []  # labels need "Class label:"
     assert parse_instances("Sentence: I like it.\nOutput: positive", output_first=False,
                            bare_reply_is_output=True) == [("Sentence: I like it.", "positive")]
+
+
+def test_a_new_instruction_from_an_evaluation_set_never_joins_the_pool():
+    """The loop's rule for generated instructions (jobs/self_instruct_loop.py): the instruction
+    rules, then the benchmarks, then novelty against the pool, in English and Chinese."""
+    from transforms.decontaminate import BenchmarkIndex
+    from transforms.synth.novelty_index import NoveltyIndex
+
+    eval_en = "Write a short poem about the ocean at night that mentions the moon and the tide."
+    eval_zh = "请用三句话解释为什么夏天白天比冬天长，并举一个生活中的例子。"
+    benchmarks = BenchmarkIndex.build([("poems", [eval_en]), ("belle", [eval_zh])])
+    pool = NoveltyIndex(threshold=0.7)
+    pool.add("Summarize the main causes of the French Revolution in three sentences.")
+
+    # Verbatim, re-cased, and embedded in a longer request: all carry the item's n-grams.
+    assert new_instruction_rejection(eval_en, "en", pool, benchmarks) == "contaminated.poems"
+    assert new_instruction_rejection(eval_en.upper(), "en", pool, benchmarks) == "contaminated.poems"
+    assert new_instruction_rejection(f"Please do this: {eval_en}", "en", pool, benchmarks) == "contaminated.poems"
+    assert new_instruction_rejection(eval_zh, "zh", pool, benchmarks) == "contaminated.belle"
+    # Without benchmarks the same instruction is judged by the other rules only.
+    assert new_instruction_rejection(eval_en, "en", pool) is None
+    assert new_instruction_rejection("Summarize the main causes of the French Revolution in three sentences.",
+                                     "en", pool, benchmarks) == "not_novel"
+    assert new_instruction_rejection("List three ways to keep basil fresh for a week.", "en", pool,
+                                     benchmarks) is None
+    assert new_instruction_rejection("Write a program", "en", pool, benchmarks) == instruction_rejection(
+        "Write a program", "en")

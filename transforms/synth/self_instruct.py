@@ -35,6 +35,8 @@ import unicodedata
 from collections.abc import Sequence
 
 from templates import load_yaml
+from transforms.decontaminate import BenchmarkIndex
+from transforms.synth.novelty_index import NoveltyIndex
 from transforms.text import count_chars_and_words, is_spaceless_dominant
 
 INSTRUCTION_REASONS = (
@@ -243,6 +245,21 @@ _ANSWER_PREFIX = re.compile(
 )
 _YES_NO = re.compile(r"(yes|no|true|false)\b", re.IGNORECASE)
 
+
+
+def new_instruction_rejection(
+    instruction: str, lang: str, novelty: NoveltyIndex, benchmarks: BenchmarkIndex | None = None,
+) -> str | None:
+    """Why a generated instruction does not join the pool, or None to keep it: the instruction
+    rules (`instruction_rejection`), an n-gram of an evaluation set (`contaminated.<benchmark>`:
+    it would otherwise also become a demonstration of later rounds), or a near-copy of one the
+    pool holds (`not_novel`)."""
+    reason = instruction_rejection(instruction, lang)
+    if reason is None and benchmarks is not None:
+        reason = benchmarks.contamination(instruction)
+    if reason is None and not novelty.is_novel(instruction):
+        reason = "not_novel"
+    return reason
 
 def parse_classification_answer(text: str) -> bool | None:
     """True for Yes/是, False for No/否/不是, None when the reply says neither.
