@@ -51,7 +51,7 @@ from transforms.stats import counter_name, stats_document
 
 __all__ = [
     "STATS_FILE", "WORK_DIR", "WORK_SCHEMA", "counter_stats_name", "mine_fingerprint", "pair_miner", "run_mine",
-    "worker_pair_miner",
+    "step_pair_miner", "worker_pair_miner",
 ]
 
 logger = logging.getLogger("instructmix.mine")
@@ -179,7 +179,7 @@ def counter_stats_name(key: str) -> str:
     return counter_name(STAGE, "other", key.replace(":", "."))
 
 
-# --- phase 1: one task per input file ------------------------------------------------------------
+# --- phase 1: a checkpoint per input file, a few small files per task ----------------------------
 
 def extract_file(path: str, config: MineConfig, config_json: str, work_dir: str, index_url: str | None = None) -> dict:
     """Mine one input file into its checkpoint, or reuse the checkpoint a finished run left."""
