@@ -165,12 +165,8 @@ def _wait_for_class_archive(timeout: float = 120) -> None:
     exited), so the timed run neither competes with it for the core nor misses the archive."""
     from jobs.engines import jvm_archive
 
-    folder = jvm_archive.cache_folder()
     deadline = time.time() + timeout
-    while folder and folder.is_dir() and time.time() < deadline:
-        pids = [p.read_text().strip() for p in folder.glob("*.tmp.pid")]
-        if not any(pid.isdigit() and Path(f"/proc/{pid}").exists() for pid in pids):
-            return
+    while jvm_archive.recording() and time.time() < deadline:
         time.sleep(0.5)
 
 

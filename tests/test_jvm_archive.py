@@ -38,10 +38,12 @@ def test_first_run_records_then_the_next_adopts_once_its_jvm_is_gone(cache):
     with open(tmp, "wb") as f:
         f.write(b"archive")
     jvm_archive.note_writer(first, os.getpid())
+    assert jvm_archive.recording()
     assert "-XX:ArchiveClassesAtExit=" in jvm_archive.archive_options()
     assert os.path.exists(tmp)
 
     jvm_archive.note_writer(first, _dead_pid())
+    assert not jvm_archive.recording()
     adopted = jvm_archive.archive_options()
     final = _option(adopted, "-XX:SharedArchiveFile")
     assert Path(final).read_bytes() == b"archive"

@@ -27,6 +27,8 @@ import os
 import shutil
 from pathlib import Path
 
+from jobs.workdir import pid_alive
+
 CACHE_ENV = "INSTRUCTMIX_JVM_CACHE"
 # The archive's own log lines ("Skipping ... Signed JAR" while dumping) would go to the
 # command's stdout, which carries the command's JSON result.
@@ -58,23 +60,13 @@ def archive_name(java: str, spark_home: str, spark_version: str) -> str:
     return f"spark-{spark_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _writer_done(tmp: Path) -> bool:
     """Whether the JVM that records `tmp` has exited (it writes the archive on its way out)."""
     try:
         pid = int((tmp.parent / f"{tmp.name}.pid").read_text().strip())
     except (OSError, ValueError):
         return False  # its session never started, or the note is not written yet
-    return not _alive(pid)
+    return not pid_alive(pid)
 
 
 def _adopt_finished(folder: Path, name: str) -> None:
@@ -91,6 +83,15 @@ def _adopt_finished(folder: Path, name: str) -> None:
             (tmp.parent / f"{tmp.name}.pid").unlink()
         except OSError:
             pass
+
+
+def recording() -> bool:
+    """Whether a JVM is still writing this machine's archive (it does so after its command exited)."""
+    folder = cache_folder()
+    if folder is None or not folder.is_dir():
+        return False
+    # The note exists from the session's start, the archive only once the JVM starts writing it.
+    return any(not _writer_done(note.with_suffix("")) for note in folder.glob("*.tmp.pid"))
 
 
 def note_writer(options: str, jvm_pid: int) -> None:
