@@ -1107,7 +1107,12 @@ def _run(config: MixConfig, ctx: dict, pretrain_files: list[dict], instructions:
 
 def _token_files(config: MixConfig, vocab: int, eos_token_id: int | None) -> dict:
     """What a trainer's data config must say to read the token-id formats written (dtypes, EOS)."""
-    from transforms.io.shard_writers import datatrove_token_size, megatron_token_dtype, olmo_token_dtype
+    from transforms.io.shard_writers import (
+        datatrove_token_size,
+        megatron_token_dtype,
+        olmo_token_dtype,
+        unsigned_token_dtype,
+    )
 
     formats = config.output.formats
     out: dict = {"vocab_size": vocab}
@@ -1119,7 +1124,7 @@ def _token_files(config: MixConfig, vocab: int, eos_token_id: int | None) -> dic
         out["olmo"] = {"dtype": olmo_token_dtype(vocab).name, "eos_token": config.output.eos_token,
                        "eos_token_id": eos_token_id}
     if "mds" in formats:
-        out["mds"] = {"tokens": f"ndarray:uint{8 * datatrove_token_size(vocab)}"}
+        out["mds"] = {"tokens": f"ndarray:{unsigned_token_dtype(vocab).name}"}
     return out
 
 

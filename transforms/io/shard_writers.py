@@ -75,6 +75,7 @@ __all__ = [
     "megatron_token_dtype",
     "olmo_token_dtype",
     "shard_file_paths",
+    "unsigned_token_dtype",
     "write_mds_index",
     "write_parquet_dataset_card",
 ]
@@ -534,10 +535,16 @@ class _ScratchFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def unsigned_token_dtype(vocab_size: int) -> np.dtype:
+    """Little-endian uint16 when every id fits (vocab_size <= 65536), else uint32: the rule
+    datatrove (.ds), OLMo-core and, through the .ds rule, the MDS `tokens` column share."""
+    return np.dtype("<u2") if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype("<u4")
+
+
 def datatrove_token_size(vocab_size: int) -> int:
     """Bytes per token in a .ds file, by datatrove's own rule (`PipelineStepWithTokenizer.token_size`):
     4 when the vocabulary does not fit uint16 (more than 65536 ids), else 2."""
-    return 4 if vocab_size > np.iinfo(np.uint16).max + 1 else 2
+    return unsigned_token_dtype(vocab_size).itemsize
 
 
 class DatatroveShardWriter(_Lifecycle):
@@ -570,7 +577,7 @@ class DatatroveShardWriter(_Lifecycle):
         _check_shard(shard)
         _check_vocab_size(vocab_size)
         self.shard, self.vocab_size, self.loss_masks = int(shard), int(vocab_size), loss_masks
-        self.dtype = np.dtype("<u4" if datatrove_token_size(self.vocab_size) == 4 else "<u2")
+        self.dtype = unsigned_token_dtype(self.vocab_size)
         paths = self.relpaths(self.shard, loss_masks=loss_masks)
         self._staged = tuple(StagedFile(root, p, storage_options) for p in paths)
         self._scratch = _ScratchFolder(self._staged[-1])
@@ -609,7 +616,7 @@ def olmo_token_dtype(vocab_size: int) -> np.dtype:
     """uint16 when every id fits (vocab_size <= 65536), else uint32: the `dtype` OLMo-core's
     NumpyDatasetConfig infers from the tokenizer's vocab_size, uint8 aside (no real vocabulary
     is that small; set `dtype` in the OLMo config to the one the manifest names)."""
-    return np.dtype("<u2") if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype("<u4")
+    return unsigned_token_dtype(vocab_size)
 
 
 class OlmoShardWriter(_Lifecycle):
@@ -699,7 +706,7 @@ class MdsShardWriter(_Lifecycle):
         _check_shard(shard)
         _check_vocab_size(vocab_size)
         self.shard, self.vocab_size = int(shard), int(vocab_size)
-        self.dtype = np.dtype("uint32" if datatrove_token_size(self.vocab_size) == 4 else "uint16")
+        self.dtype = unsigned_token_dtype(self.vocab_size)
         # index.json last: a reader that sees the index can trust the shard beside it.
         self._staged = tuple(StagedFile(root, p, storage_options) for p in self.relpaths(self.shard))
         self._scratch = _ScratchFolder(self._staged[0])
