@@ -1213,14 +1213,16 @@ def _attach(spark, ctx: dict, pretrain_files: list[dict], source_chunks: list[li
         return previous
     from pyspark.sql import functions as F
 
+    from jobs.engines.spark import task_numbers
+
     sc = spark.sparkContext
     files = {k: {"base": f["base"], "storage_options": opts} for k, f in enumerate(pretrain_files)}
     record_tasks = {n: c for n, c in enumerate(c for chunks in source_chunks for c in chunks)}
-    pages = sc.parallelize([(k,) for k in files], max(1, len(files))).toDF("task int") \
+    pages = task_numbers(spark, len(files), len(files)) \
         .mapInArrow(lambda it: _page_keys(it, files), _ddl(_PAGE_KEYS))
     # A page that appears twice gets its pairs once, at its first occurrence.
     first = pages.groupBy("url_key").agg(F.min(F.struct("file", "doc", "chunk")).alias("page"))
-    records = sc.parallelize([(k,) for k in record_tasks], max(1, len(record_tasks))).toDF("task int") \
+    records = task_numbers(spark, len(record_tasks), len(record_tasks)) \
         .mapInArrow(lambda it: _record_keys(it, record_tasks), _ddl(_RECORD_KEYS))
     partitions = max(1, min(len(files), sc.defaultParallelism * 4))
     matches = first.join(records, "url_key").select(

@@ -125,3 +125,19 @@ def spark_session(master: str | None = None, app_name: str = "instructmix", conf
     if not is_local_master(running_on) and not shipped_by_submit:
         spark.sparkContext.addPyFile(package_zip())
     return spark
+
+
+
+def task_numbers(spark, count: int, partitions: int):
+    """A DataFrame of one `task` column, 0 … count-1, in `partitions` partitions (fewer when
+    there are fewer tasks): the task list itself stays on the driver and travels in the
+    closure of the function that runs the tasks.
+
+    Spark generates these rows itself. The same rows as a Python RDD
+    (`parallelize(...).toDF`) would need a Python worker just to convert them, from a daemon
+    of their own at that, since Spark keys its Python daemons by the runner's environment and
+    SQL's Arrow runners set one variable more: about 1 s of a core per job on local[1]. Local
+    rows (`createDataFrame`) get at most `defaultParallelism` partitions.
+    """
+    parts = max(1, min(partitions, count))
+    return spark.range(0, count, 1, parts).withColumnRenamed("id", "task")

@@ -31,11 +31,12 @@ _USER_ERROR_KEY = "__user_error__"
 _ERROR_CLASSES = {"MixError": MixError, "UserError": UserError}
 
 
-def _run_partition(batches: Iterator[pa.RecordBatch], fn: Callable[[dict], dict]) -> Iterator[pa.RecordBatch]:
+def _run_partition(batches: Iterator[pa.RecordBatch], fn: Callable[[dict], dict],
+                   payloads: list[dict]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        for task, payload in zip(batch.column("task").to_pylist(), batch.column("payload").to_pylist()):
+        for task in batch.column("task").to_pylist():
             try:
-                result = fn(json.loads(payload))
+                result = fn(payloads[task])
             except UserError as err:
                 result = {_USER_ERROR_KEY: {"type": type(err).__name__, "message": str(err),
                                             "traceback": traceback.format_exc()}}
@@ -60,9 +61,10 @@ def run_tasks(spark, fn: Callable[[dict], dict], payloads: list[dict]) -> list[d
     """
     if not payloads:
         return []
-    rows = [(i, json.dumps(p)) for i, p in enumerate(payloads)]
-    df = spark.sparkContext.parallelize(rows, len(rows)).toDF("task long, payload string")
-    out = df.mapInArrow(lambda it: _run_partition(it, fn), "task long, result string").collect()
+    from jobs.engines.spark import task_numbers
+
+    tasks = task_numbers(spark, len(payloads), len(payloads))
+    out = tasks.mapInArrow(lambda it: _run_partition(it, fn, payloads), "task long, result string").collect()
     results = [json.loads(r["result"]) for r in sorted(out, key=lambda r: r["task"])]
     for result in results:
         if isinstance(result, dict) and _USER_ERROR_KEY in result:
