@@ -17,6 +17,7 @@ from transforms.mine.dedup import (
     minhash_signatures,
     near_duplicate_losers,
     normalize_for_dedup,
+    pair_dedup_keys,
     pair_dedup_text,
     shingle_hashes,
     signature_similarity,
@@ -119,6 +120,22 @@ def test_batch_signatures_equal_single():
         assert np.array_equal(row, minhash_signature(text))
     keys = lsh_band_keys_many(batch)
     assert keys == [lsh_band_keys(minhash_signature(t)) for t in texts]
+
+
+def test_pair_dedup_keys_equal_the_keys_of_each_field_and_of_the_joined_text():
+    # Fields normalised one by one must give the keys of the whole pair's text: full-width forms,
+    # ligatures, combining marks and Hangul jamo at the fields' edges included.
+    pairs = [
+        ("How do I clean a cast iron pan?", "", ANSWER_EN),
+        ("如何重置密码？", "", ANSWER_ZH),
+        ("ＰＹＴＨＯＮ ﬁle", "e", "\u0301accent first"),
+        ("\u1100", "\u1161", "\u11a8 jamo split across fields"),
+        ("", "", ""),
+        ("x", "", "y"),
+    ]
+    keys = pair_dedup_keys(pairs)
+    assert keys == [(exact_key(*p), lsh_band_keys(minhash_signature(pair_dedup_text(*p)))) for p in pairs]
+    assert keys[4][1] == [] and pair_dedup_keys([]) == []
 
 
 def test_lsh_params_are_datasketch_optimum_for_0_8():

@@ -62,11 +62,31 @@ def pair_dedup_text(instruction: str, input_: str, output: str) -> str:
 
 def exact_key(instruction: str, input_: str, output: str) -> str:
     """Hex hash of the normalised fields; equal for copies differing only in case/width/punctuation."""
+    return _exact_key_of_normalized([normalize_for_dedup(part) for part in (instruction, input_, output)])
+
+
+def _exact_key_of_normalized(parts: Sequence[str]) -> str:
     h = hashlib.blake2b(digest_size=16)
-    for part in (instruction, input_, output):
-        h.update(normalize_for_dedup(part).encode("utf-8", "surrogatepass"))
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()
+
+
+def pair_dedup_keys(pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, list[int]]]:
+    """(`exact_key`, `lsh_band_keys` of the MinHash of `pair_dedup_text`) of each
+    (instruction, input, output), for a batch (a page's pairs).
+
+    Each field is normalised once for both keys: normalising the joined text gives the joined
+    normalised fields, since the separator goes and nothing composes across it. One numpy pass
+    bands the whole batch.
+    """
+    if not pairs:
+        return []
+    normalized = [[normalize_for_dedup(part) for part in pair] for pair in pairs]
+    hashes = [shingle_hashes("".join(parts)) for parts in normalized]
+    bands = lsh_band_keys_many(_signatures_from_hashes(hashes, NUM_PERM, SEED))
+    return [(_exact_key_of_normalized(parts), keys) for parts, keys in zip(normalized, bands)]
 
 
 # --- MinHash --------------------------------------------------------------------

@@ -76,13 +76,16 @@ class PairMiner:
             counters["skip:no_content"] += 1
             return
         counters[f"lang:{page.lang or 'unknown'}"] += 1
-        for _, miner in self._miners:
-            for candidate in miner(page):
-                row = self.finish(candidate, page, counters, provenance)
-                if row is not None:
-                    yield row
+        rows = [row for _, miner in self._miners for candidate in miner(page)
+                if (row := self.finish(candidate, page, counters, provenance)) is not None]
+        keys = dedup.pair_dedup_keys([(row["instruction"], row["input"], row["output"]) for row in rows])
+        for row, (exact, bands) in zip(rows, keys):
+            row["exact_key"], row["band_keys"] = exact, bands
+            yield row
 
     def finish(self, c: Candidate, page: Page, counters: Counter, provenance: Provenance) -> dict | None:
+        """The candidate's row, or None when a rule drops it (counted); `mine` adds the dedup
+        keys to a page's rows together."""
         instruction, n1 = pii.scrub_pii(c.instruction.strip())
         input_, n2 = pii.scrub_pii(c.input.strip())
         output, n3 = pii.scrub_pii(c.output.strip())
@@ -109,12 +112,6 @@ class PairMiner:
             counters[f"drop:{reason}"] += 1
             return None
         counters[f"mined:{c.miner}:{c.kind}"] += 1
-        signature = dedup.minhash_signature(f"{instruction} {input_} {output}")
-        row = pair_row(instruction=instruction, input_=input_, output=output, kind=c.kind, miner=c.miner,
-                       confidence=c.confidence, lang=a_lang, lang_score=a_score, title=page.title,
-                       classifier_score=score, provenance=replace(provenance, source_url=page.url))
-        return {
-            **row,
-            "exact_key": dedup.exact_key(instruction, input_, output),
-            "band_keys": dedup.lsh_band_keys(signature),
-        }
+        return pair_row(instruction=instruction, input_=input_, output=output, kind=c.kind, miner=c.miner,
+                        confidence=c.confidence, lang=a_lang, lang_score=a_score, title=page.title,
+                        classifier_score=score, provenance=replace(provenance, source_url=page.url))
