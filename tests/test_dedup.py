@@ -7,6 +7,7 @@ from transforms.mine.dedup import (
     LSH_BANDS,
     LSH_ROWS,
     NUM_PERM,
+    _permutations,
     exact_key,
     group_losers,
     kept_pair_indexes,
@@ -110,6 +111,14 @@ def test_signature_equals_datasketch_update_batch():
             m.update_batch(hashes.tolist())
         assert np.array_equal(m.hashvalues, minhash_signature(text))
     assert minhash(ANSWER_EN).jaccard(minhash(ANSWER_EN)) == 1.0
+
+
+@pytest.mark.parametrize("num_perm,seed", [(NUM_PERM, 1), (64, 7), (256, 12345)])
+def test_permutations_are_datasketch_affine32(num_perm, seed):
+    a, b = _permutations(num_perm, seed)
+    ds_a, ds_b = MinHash(num_perm=num_perm, seed=seed).permutations
+    assert a.dtype == b.dtype == np.uint32
+    assert np.array_equal(a, ds_a) and np.array_equal(b, ds_b)
 
 
 def test_batch_signatures_equal_single():

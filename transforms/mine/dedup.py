@@ -33,7 +33,6 @@ import unicodedata
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
-from datasketch import MinHash
 
 NUM_PERM = 128
 NGRAM = 5
@@ -136,10 +135,14 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    # datasketch owns the permutation parameters (affine32 scheme: odd a, any b,
-    # drawn from RandomState(seed)); signatures equal MinHash.update_batch's.
-    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """datasketch 2's affine32 permutation parameters for (num_perm, seed): odd `a` and any `b`,
+    drawn in that order from RandomState(seed), so signatures equal MinHash.update_batch's
+    (tests/test_dedup.py compares them). Drawn here because importing datasketch imports scipy
+    (through its LSH), a quarter of a second of every Spark worker's start."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def _signatures_from_hashes(hashes: list[np.ndarray], num_perm: int, seed: int) -> np.ndarray:
@@ -179,8 +182,10 @@ def _identity(x: int) -> int:
     return x
 
 
-def minhash(text: str, num_perm: int = NUM_PERM, ngram: int = NGRAM, seed: int = SEED) -> MinHash:
+def minhash(text: str, num_perm: int = NUM_PERM, ngram: int = NGRAM, seed: int = SEED):
     """The same signature as a datasketch `MinHash`, for its jaccard/merge/LSH tools."""
+    from datasketch import MinHash
+
     return MinHash(
         num_perm=num_perm,
         seed=seed,
