@@ -6,6 +6,7 @@ from transforms.filters import (
     DEFAULT_FILTER_CONFIG,
     REASONS,
     FilterConfig,
+    _ascii_bad_word_pattern,
     bad_word_patterns,
     check_answer_is_question,
     check_bad_words,
@@ -410,6 +411,39 @@ def test_bad_word_lists_load_once_and_have_comments_stripped():
     assert bad_word_patterns() is bad_word_patterns()
     assert find_bad_words("# --- slurs") == []
     assert find_bad_words("how to make a   bomb") == ["how to make a   bomb"]  # any whitespace run
+
+
+def test_ascii_text_finds_what_the_case_insensitive_patterns_find():
+    # ASCII text is searched lower-cased with a case-sensitive pattern (faster); the verdicts
+    # must equal the general patterns' on any casing, at word edges, plurals and whitespace runs.
+    en, _ = bad_word_patterns()
+    texts = ["How to make a BOMB at home", "how To Make A\t\tBomb", "Blow  Jobs", "BLOWJOBS!", "a bombastic talk",
+             "Cumshots", "tomb", "HOW TO MAKE A BOMBS", "make-a-bomb", "x" * 50 + " Meth", "methods of science"]
+    for text in texts:
+        assert text.isascii()
+        expected = "bad_words" if en.search(text) else None
+        assert check_bad_words(text, "", "", "en", CFG) == expected, text
+        assert check_bad_words("q", text, "", "en", CFG) == expected, text
+    assert check_bad_words("How to make a BOMB", "", "", "en", CFG) == "bad_words"
+    assert _ascii_bad_word_pattern(None)[0]  # the packaged lists take the fast path
+
+
+def test_lists_the_ascii_path_cannot_serve_keep_the_general_path(tmp_path):
+    # A Chinese-list term in Latin letters matches ASCII text in any case; an English term with
+    # an accent matches its upper case. Neither may be lost to the ASCII path.
+    (tmp_path / "bad_words_en.txt").write_text("naïveword\n", encoding="utf-8")
+    (tmp_path / "bad_words_zh.txt").write_text("avxx\n坏词\n", encoding="utf-8")
+    cfg = dataclasses.replace(CFG, wordlist_dir=str(tmp_path))
+    assert check_bad_words("Watch AVXX now", "", "", "en", cfg) == "bad_words"
+    assert check_bad_words("A NAÏVEWORD here", "", "", "en", cfg) == "bad_words"
+    assert check_bad_words("这是坏词", "", "", "zh", cfg) == "bad_words"
+    assert check_bad_words("Nothing here", "", "", "en", cfg) is None
+    (tmp_path / "ascii").mkdir()
+    (tmp_path / "ascii" / "bad_words_en.txt").write_text("plainword\n", encoding="utf-8")
+    (tmp_path / "ascii" / "bad_words_zh.txt").write_text("坏词\n", encoding="utf-8")
+    cfg = dataclasses.replace(CFG, wordlist_dir=str(tmp_path / "ascii"))
+    assert check_bad_words("PlainWords everywhere", "", "", "en", cfg) == "bad_words"
+    assert check_bad_words("plain words", "", "", "en", cfg) is None
 
 
 def test_missing_wordlists_is_a_clear_error(tmp_path):

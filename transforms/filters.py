@@ -335,12 +335,8 @@ def _read_terms(path: Path | Traversable) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def bad_word_patterns(wordlist_dir: str | None = None) -> tuple[re.Pattern | None, re.Pattern | None]:
-    """(English word-boundary pattern, Chinese substring pattern), compiled once per process.
-
-    English terms match case-insensitively on word boundaries with an optional
-    plural; Chinese has no word boundaries, so its terms match as substrings.
-    """
+def _bad_word_terms(wordlist_dir: str | None) -> tuple[list[str], list[str]]:
+    """(English terms, Chinese terms), casefolded, whitespace runs made one space."""
     base = Path(wordlist_dir) if wordlist_dir else WORDLIST_DIR
     en_terms = sorted({" ".join(t.casefold().split()) for t in _read_terms(base / "bad_words_en.txt")})
     zh_terms = sorted({t.casefold() for t in _read_terms(base / "bad_words_zh.txt")})
@@ -349,9 +345,40 @@ def bad_word_patterns(wordlist_dir: str | None = None) -> tuple[re.Pattern | Non
             f"filters: no bad-word lists found in {base} (expected bad_words_en.txt / bad_words_zh.txt); "
             "set wordlist_dir to a folder holding them"
         )
+    return en_terms, zh_terms
+
+
+@functools.lru_cache(maxsize=4)
+def bad_word_patterns(wordlist_dir: str | None = None) -> tuple[re.Pattern | None, re.Pattern | None]:
+    """(English word-boundary pattern, Chinese substring pattern), compiled once per process.
+
+    English terms match case-insensitively on word boundaries with an optional
+    plural; Chinese has no word boundaries, so its terms match as substrings.
+    """
+    en_terms, zh_terms = _bad_word_terms(wordlist_dir)
     en = _term_pattern(en_terms, bounded=True) if en_terms else None
     zh = re.compile(_trie_pattern(zh_terms), re.IGNORECASE) if zh_terms else None
     return en, zh
+
+
+def _uncased_non_ascii(ch: str) -> bool:
+    return not ch.isascii() and ch.lower() == ch.upper()
+
+
+@functools.lru_cache(maxsize=4)
+def _ascii_bad_word_pattern(wordlist_dir: str | None) -> tuple[bool, re.Pattern | None]:
+    """(whether ASCII text may take the fast path, the English pattern case-sensitive).
+
+    On ASCII text, lower-cased, the case-sensitive pattern finds what `bad_word_patterns` finds
+    case-insensitively, in half the time, while every English term is ASCII (between ASCII
+    characters, ignoring case is lower-casing). The Chinese pattern cannot match such text while
+    each Chinese term holds an uncased non-ASCII character (a Han character). Lists that break
+    either condition keep the general path.
+    """
+    en_terms, zh_terms = _bad_word_terms(wordlist_dir)
+    usable = all(t.isascii() for t in en_terms) and all(any(map(_uncased_non_ascii, t)) for t in zh_terms)
+    en, _ = bad_word_patterns(wordlist_dir)
+    return usable, (re.compile(en.pattern) if en is not None else None)
 
 
 def _trie_pattern(terms: list[str]) -> str:
@@ -396,8 +423,15 @@ def find_bad_words(text: str, wordlist_dir: str | None = None) -> list[str]:
 def check_bad_words(instruction: str, input_: str, output: str, lang: str, cfg: FilterConfig) -> str | None:
     """Slurs, explicit sexual terms, weapon/drug-synthesis cues (both lists, any language)."""
     en, zh = bad_word_patterns(cfg.wordlist_dir)
+    ascii_path, ascii_en = _ascii_bad_word_pattern(cfg.wordlist_dir)
     for text in (instruction, input_, output):
-        if text and ((en is not None and en.search(text)) or (zh is not None and zh.search(text))):
+        if not text:
+            continue
+        if ascii_path and text.isascii():
+            found = ascii_en is not None and ascii_en.search(text.lower())
+        else:
+            found = (en is not None and en.search(text)) or (zh is not None and zh.search(text))
+        if found:
             return "bad_words"
     return None
 
