@@ -277,7 +277,6 @@ def deduplicate(df, exact: bool, near: bool):
             .filter(F.size("members") > 1)
             .select(F.explode(F.expr("slice(members, 2, size(members))")).alias("m"))
             .select(F.col("m.id").alias("id"))
-            .distinct()
         )
         df = df.join(losers, "id", "left_anti")
     return df
