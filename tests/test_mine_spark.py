@@ -175,3 +175,20 @@ def test_cli_rejects_a_bad_config_naming_the_key(tmp_path):
 def test_config_defaults_validate():
     assert MineConfig().languages == ["en", "zh"]
     shutil.which("java") or pytest.skip("java missing")
+
+
+def test_task_numbers_spread_over_partitions_and_need_no_python_worker(spark):
+    # Task lists reach Spark as numbers the JVM generates: a Python RDD converted to a DataFrame
+    # would start a second Python daemon just for that (jobs.engines.spark.task_numbers).
+    from pyspark.sql import functions as F
+
+    from jobs.engines.spark import task_numbers
+
+    tasks = task_numbers(spark, 10, 4)
+    assert tasks.columns == ["task"] and tasks.rdd.getNumPartitions() == 4
+    rows = tasks.select("task", F.spark_partition_id().alias("part")).collect()
+    assert [r["task"] for r in rows] == list(range(10))
+    assert sorted({r["part"] for r in rows}) == [0, 1, 2, 3]
+    assert "Python" not in tasks._jdf.queryExecution().executedPlan().toString()
+    assert task_numbers(spark, 2, 8).rdd.getNumPartitions() == 2
+    assert task_numbers(spark, 0, 3).count() == 0

@@ -1,7 +1,9 @@
-"""Run a list of independent tasks on Spark, one partition each, JSON in and out.
+"""Run a list of independent tasks on Spark, one partition each, results back as JSON.
 
 The mixer's phases are "one task per input file" and "one task per output
-shard"; this is the whole engine glue they need. Results come back in task order.
+shard"; this is the whole engine glue they need. The payloads travel with the task
+function (each partition holds one task number, `jobs.engines.spark.task_numbers`);
+results come back in task order.
 
 A task that raises a `UserError` (the input or the configuration is wrong, and
 the message names it and the fix) does not fail its Spark task: the error comes
