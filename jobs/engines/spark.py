@@ -127,7 +127,6 @@ def spark_session(master: str | None = None, app_name: str = "instructmix", conf
     return spark
 
 
-
 def task_numbers(spark, count: int, partitions: int):
     """A DataFrame of one `task` column, 0 … count-1, in `partitions` partitions (fewer when
     there are fewer tasks): the task list itself stays on the driver and travels in the
