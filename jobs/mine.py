@@ -228,23 +228,22 @@ def extract_task_count(files: int, parallelism: int) -> int:
     return max(1, min(files, max(by_cores, math.ceil(files / MAX_FILES_PER_EXTRACT_TASK))))
 
 
-def _extract_partition(batches: Iterator[pa.RecordBatch], files: list[str], config_json: str, work_dir: str,
+def _extract_partition(batches: Iterator[pa.RecordBatch], config_json: str, work_dir: str,
                        index_url: str | None = None) -> Iterator[pa.RecordBatch]:
-    """Mine the input files numbered in `batches` (jobs.engines.spark.task_numbers)."""
+    """Mine the input files named in `batches` (jobs.engines.spark.task_frame)."""
     config = MineConfig.model_validate_json(config_json)
     for batch in batches:
-        for task in batch.column("task").to_pylist():
-            status = extract_file(files[task], config, config_json, work_dir, index_url)
+        for path in batch.column("path").to_pylist():
+            status = extract_file(path, config, config_json, work_dir, index_url)
             yield pa.RecordBatch.from_pylist([status], schema=STATUS_SCHEMA)
 
 
-def _read_checkpoints(batches: Iterator[pa.RecordBatch], checkpoints: list[str],
-                      storage_options: dict) -> Iterator[pa.RecordBatch]:
-    """The rows of the checkpoints numbered in `batches`, read through fsspec."""
+def _read_checkpoints(batches: Iterator[pa.RecordBatch], storage_options: dict) -> Iterator[pa.RecordBatch]:
+    """The rows of the checkpoints named in `batches`, read through fsspec."""
     schema = _nullable(WORK_SCHEMA)
     for batch in batches:
-        for task in batch.column("task").to_pylist():
-            fs, path = fsspec.core.url_to_fs(checkpoints[task], **storage_options)
+        for url in batch.column("path").to_pylist():
+            fs, path = fsspec.core.url_to_fs(url, **storage_options)
             with fs.open(path, "rb") as f:
                 for rows in pq.ParquetFile(f).iter_batches(batch_size=CHECKPOINT_ROWS_PER_GROUP):
                     yield pa.RecordBatch.from_arrays(rows.columns, schema=schema)
@@ -461,18 +460,18 @@ def run_mine(
         work_dir = out.work_dir(digest)
         index_url = benchmarks.publish(work_dir, config.storage_options) if benchmarks else None
 
-        from jobs.engines.spark import spark_session, task_numbers
+        from jobs.engines.spark import spark_session, task_frame
 
         spark = spark or spark_session(master, "instructmix-mine", config.spark_conf)
         config_json = config.model_dump_json()
         storage_options = dict(config.storage_options)
 
         parallelism = spark.sparkContext.defaultParallelism
-        tasks = task_numbers(spark, len(files), extract_task_count(len(files), parallelism))
+        tasks = task_frame(spark, len(files), extract_task_count(len(files), parallelism), {"path": files})
         with spark_task_progress(spark, "extract + mine"):
             statuses = [
                 r.asDict()
-                for r in tasks.mapInArrow(lambda it: _extract_partition(it, files, config_json, work_dir, index_url), STATUS_DDL).collect()
+                for r in tasks.mapInArrow(lambda it: _extract_partition(it, config_json, work_dir, index_url), STATUS_DDL).collect()
             ]
         errors = Counter()
         for s in statuses:
@@ -490,8 +489,8 @@ def run_mine(
         # (620 MB pinned to one core: 20 checkpoints in 4 tasks took 0.7 s more than in 1).
         read_tasks = max(1, min(len(checkpoints), parallelism))
         candidates = (
-            task_numbers(spark, len(checkpoints), read_tasks)
-            .mapInArrow(lambda it: _read_checkpoints(it, checkpoints, storage_options), _spark_schema(WORK_SCHEMA))
+            task_frame(spark, len(checkpoints), read_tasks, {"path": checkpoints})
+            .mapInArrow(lambda it: _read_checkpoints(it, storage_options), _spark_schema(WORK_SCHEMA))
         )
         parts_dir = f"{work_dir}/output"
         fs_work, parts_path = fsspec.core.url_to_fs(parts_dir, **storage_options)

@@ -1213,16 +1213,16 @@ def _attach(spark, ctx: dict, pretrain_files: list[dict], source_chunks: list[li
         return previous
     from pyspark.sql import functions as F
 
-    from jobs.engines.spark import task_numbers
+    from jobs.engines.spark import task_frame
 
     sc = spark.sparkContext
     files = {k: {"base": f["base"], "storage_options": opts} for k, f in enumerate(pretrain_files)}
     record_tasks = {n: c for n, c in enumerate(c for chunks in source_chunks for c in chunks)}
-    pages = task_numbers(spark, len(files), len(files)) \
+    pages = task_frame(spark, len(files), len(files)) \
         .mapInArrow(lambda it: _page_keys(it, files), _ddl(_PAGE_KEYS))
     # A page that appears twice gets its pairs once, at its first occurrence.
     first = pages.groupBy("url_key").agg(F.min(F.struct("file", "doc", "chunk")).alias("page"))
-    records = task_numbers(spark, len(record_tasks), len(record_tasks)) \
+    records = task_frame(spark, len(record_tasks), len(record_tasks)) \
         .mapInArrow(lambda it: _record_keys(it, record_tasks), _ddl(_RECORD_KEYS))
     partitions = max(1, min(len(files), sc.defaultParallelism * 4))
     matches = first.join(records, "url_key").select(

@@ -177,18 +177,22 @@ def test_config_defaults_validate():
     shutil.which("java") or pytest.skip("java missing")
 
 
-def test_task_numbers_spread_over_partitions_and_need_no_python_worker(spark):
-    # Task lists reach Spark as numbers the JVM generates: a Python RDD converted to a DataFrame
-    # would start a second Python daemon just for that (jobs.engines.spark.task_numbers).
+def test_task_frames_spread_tasks_over_partitions_and_need_no_python_worker(spark):
+    # Task lists reach Spark without a Python worker: a Python RDD converted to a DataFrame would
+    # start a second Python daemon just for that (jobs.engines.spark.task_frame).
     from pyspark.sql import functions as F
 
-    from jobs.engines.spark import task_numbers
+    from jobs.engines.spark import task_frame
 
-    tasks = task_numbers(spark, 10, 4)
-    assert tasks.columns == ["task"] and tasks.rdd.getNumPartitions() == 4
-    rows = tasks.select("task", F.spark_partition_id().alias("part")).collect()
-    assert [r["task"] for r in rows] == list(range(10))
+    paths = [f"s3://bucket/shard-{i:03d}.warc.gz" for i in range(10)]
+    tasks = task_frame(spark, 10, 4, {"path": paths})
+    assert tasks.columns == ["task", "path"] and tasks.rdd.getNumPartitions() == 4
+    rows = tasks.select("task", "path", F.spark_partition_id().alias("part")).collect()
+    assert [(r["task"], r["path"]) for r in rows] == list(enumerate(paths))
     assert sorted({r["part"] for r in rows}) == [0, 1, 2, 3]
     assert "Python" not in tasks._jdf.queryExecution().executedPlan().toString()
-    assert task_numbers(spark, 2, 8).rdd.getNumPartitions() == 2
-    assert task_numbers(spark, 0, 3).count() == 0
+    numbers = task_frame(spark, 2, 8)
+    assert numbers.columns == ["task"] and numbers.rdd.getNumPartitions() == 2
+    assert task_frame(spark, 0, 3).count() == 0
+    with pytest.raises(ValueError, match="3 values"):
+        task_frame(spark, 3, 1, {"path": paths})

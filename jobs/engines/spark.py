@@ -127,16 +127,25 @@ def spark_session(master: str | None = None, app_name: str = "instructmix", conf
     return spark
 
 
-def task_numbers(spark, count: int, partitions: int):
-    """A DataFrame of one `task` column, 0 … count-1, in `partitions` partitions (fewer when
-    there are fewer tasks): the task list itself stays on the driver and travels in the
-    closure of the function that runs the tasks.
+def task_frame(spark, count: int, partitions: int, columns: dict[str, list] | None = None):
+    """The driver's task list as a DataFrame: a `task` column (0 … count-1, in order) and
+    `columns` (lists of `count` plain values: file paths, JSON payloads), in `partitions`
+    partitions (fewer when there are fewer tasks); each task reads only its own rows.
 
-    Spark generates these rows itself. The same rows as a Python RDD
-    (`parallelize(...).toDF`) would need a Python worker just to convert them, from a daemon
-    of their own at that, since Spark keys its Python daemons by the runner's environment and
-    SQL's Arrow runners set one variable more: about 1 s of a core per job on local[1]. Local
-    rows (`createDataFrame`) get at most `defaultParallelism` partitions.
+    The JVM makes these rows itself: `spark.range` gives the task numbers in as many
+    partitions as asked, and the values, sent as Arrow, join them by broadcast. The same rows
+    as a Python RDD (`parallelize(...).toDF`) would need a Python worker just to convert them,
+    and one from a daemon of its own, since Spark keys its Python daemons by the runner's
+    environment and SQL's Arrow runners set one variable more: about 1 s of a core per job on
+    local[1]. Local rows alone (`createDataFrame`) get at most `defaultParallelism` partitions.
     """
-    parts = max(1, min(partitions, count))
-    return spark.range(0, count, 1, parts).withColumnRenamed("id", "task")
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    numbers = spark.range(0, count, 1, max(1, min(partitions, count))).withColumnRenamed("id", "task")
+    if not columns:
+        return numbers
+    if any(len(values) != count for values in columns.values()):
+        raise ValueError(f"task_frame: every column needs {count} values")
+    values = spark.createDataFrame(pa.table({"task": pa.array(range(count), pa.int64()), **columns}))
+    return numbers.join(F.broadcast(values), "task")

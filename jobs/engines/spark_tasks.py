@@ -1,9 +1,7 @@
-"""Run a list of independent tasks on Spark, one partition each, results back as JSON.
+"""Run a list of independent tasks on Spark, one partition each, JSON in and out.
 
 The mixer's phases are "one task per input file" and "one task per output
-shard"; this is the whole engine glue they need. The payloads travel with the task
-function (each partition holds one task number, `jobs.engines.spark.task_numbers`);
-results come back in task order.
+shard"; this is the whole engine glue they need. Results come back in task order.
 
 A task that raises a `UserError` (the input or the configuration is wrong, and
 the message names it and the fix) does not fail its Spark task: the error comes
@@ -33,12 +31,11 @@ _USER_ERROR_KEY = "__user_error__"
 _ERROR_CLASSES = {"MixError": MixError, "UserError": UserError}
 
 
-def _run_partition(batches: Iterator[pa.RecordBatch], fn: Callable[[dict], dict],
-                   payloads: list[dict]) -> Iterator[pa.RecordBatch]:
+def _run_partition(batches: Iterator[pa.RecordBatch], fn: Callable[[dict], dict]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        for task in batch.column("task").to_pylist():
+        for task, payload in zip(batch.column("task").to_pylist(), batch.column("payload").to_pylist()):
             try:
-                result = fn(payloads[task])
+                result = fn(json.loads(payload))
             except UserError as err:
                 result = {_USER_ERROR_KEY: {"type": type(err).__name__, "message": str(err),
                                             "traceback": traceback.format_exc()}}
@@ -63,10 +60,10 @@ def run_tasks(spark, fn: Callable[[dict], dict], payloads: list[dict]) -> list[d
     """
     if not payloads:
         return []
-    from jobs.engines.spark import task_numbers
+    from jobs.engines.spark import task_frame
 
-    tasks = task_numbers(spark, len(payloads), len(payloads))
-    out = tasks.mapInArrow(lambda it: _run_partition(it, fn, payloads), "task long, result string").collect()
+    tasks = task_frame(spark, len(payloads), len(payloads), {"payload": [json.dumps(p) for p in payloads]})
+    out = tasks.mapInArrow(lambda it: _run_partition(it, fn), "task long, result string").collect()
     results = [json.loads(r["result"]) for r in sorted(out, key=lambda r: r["task"])]
     for result in results:
         if isinstance(result, dict) and _USER_ERROR_KEY in result:
