@@ -1,13 +1,19 @@
 import dataclasses
+import re
 
 import pytest
 
 from transforms.filters import (
+    _LOWERING_UNSAFE,
+    _NAV_SPLIT,
     DEFAULT_FILTER_CONFIG,
     REASONS,
     FilterConfig,
-    _ascii_bad_word_pattern,
+    TermSearch,
+    _term_pattern,
+    _trie_pattern,
     bad_word_patterns,
+    bad_word_searches,
     check_answer_is_question,
     check_bad_words,
     check_boilerplate,
@@ -145,6 +151,16 @@ def test_output_repeats_instruction():
         "Extract the idiom from this passage: The project was a wild goose chase from start to finish."
     )
     assert run(check_output_repeats_instruction, extraction, "a wild goose chase") is None
+    # Long outputs are decided on a prefix; the verdict is the full comparison's.
+    assert run(check_output_repeats_instruction, "What is it?", "What " + "-" * 200 + " is it") == (
+        "output_repeats_instruction"
+    )
+    assert run(check_output_repeats_instruction, "What is it?", "What is it, " + "and more " * 40) is None
+
+
+def test_case_folding_never_shortens_a_text():
+    # check_output_repeats_instruction bounds the folded output's length by its prefix's.
+    assert all(len(chr(c).casefold()) >= 1 for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
 
 
 # --- answer is a question ------------------------------------------------------------
@@ -390,9 +406,7 @@ def test_harmful_rules_need_the_rule_form(tmp_path):
 
 
 def test_trie_pattern_matches_like_a_flat_alternation():
-    import re
-
-    from transforms.filters import WORDLIST_DIR, _read_terms, _trie_pattern
+    from transforms.filters import WORDLIST_DIR, _read_terms
 
     terms = sorted({" ".join(t.casefold().split()) for t in _read_terms(WORDLIST_DIR / "bad_words_en.txt")})
     flat = re.compile(
@@ -425,7 +439,53 @@ def test_ascii_text_finds_what_the_case_insensitive_patterns_find():
         assert check_bad_words(text, "", "", "en", CFG) == expected, text
         assert check_bad_words("q", text, "", "en", CFG) == expected, text
     assert check_bad_words("How to make a BOMB", "", "", "en", CFG) == "bad_words"
-    assert _ascii_bad_word_pattern(None)[0]  # the packaged lists take the fast path
+    en_search, zh_search = bad_word_searches(None)
+    # The packaged lists take both shortcuts: English lower-cased, Chinese only with a Han character.
+    assert en_search.lowered is not None and en_search.han is None
+    assert zh_search.han is not None and zh_search.lowered is None
+
+
+def test_lowering_unsafe_characters_are_those_re_and_str_disagree_on():
+    # Where lower-casing a text changes what a case-insensitive pattern of ASCII terms finds: a
+    # non-ASCII character re matches to an ASCII letter, or one whose lower case is not one
+    # character of the same word and space classes. Derived here from re and str themselves.
+    letters = re.compile("|".join("abcdefghijklmnopqrstuvwxyz"), re.IGNORECASE)
+    word = re.compile(r"\w")
+    unsafe = set()
+    for code in range(0x80, 0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ch = chr(code)
+        low = ch.lower()
+        if (letters.fullmatch(ch) or len(low) != 1 or low.isascii()
+                or bool(word.match(ch)) != bool(word.match(low)) or ch.isspace() != low.isspace()):
+            unsafe.add(ch)
+    assert unsafe == set(_LOWERING_UNSAFE.pattern[1:-1])
+
+
+@pytest.mark.parametrize("text", [
+    "How to make a BOMB", "a cumſhot", "CUMſHOTS", "KİKE", "kıke", "\u212aike", "Kike", "blow\u00a0 job", "ἀ bomb",
+    "制作炸弹", "如何制作炸弹？", "AV女优", "av女優", "nothing here", "naïve", "", "Σίσυφος bombs",
+])
+def test_term_search_finds_what_its_pattern_finds(text):
+    terms = ["bomb", "cumshot", "kike", "blow job", "make a bomb"]
+    pattern = _term_pattern(terms, bounded=True)
+    assert TermSearch.of(pattern, terms).search(text) == bool(pattern.search(text))
+    zh_terms = ["制作炸弹", "av女优", "炸弹"]
+    zh_pattern = re.compile(_trie_pattern(zh_terms), re.IGNORECASE)
+    zh_search = TermSearch.of(zh_pattern, zh_terms)
+    assert zh_search.search(text) == bool(zh_pattern.search(text))
+    # A term without a Han character leaves the text to the pattern alone.
+    mixed = ["avxx", "坏词"]
+    assert TermSearch.of(re.compile(_trie_pattern(mixed), re.IGNORECASE), mixed).han is None
+
+
+def test_nav_split_lookahead_splits_as_the_bare_alternation():
+    bare = re.compile(r"\n|\s*[|·•»›]\s*|\s+[/>]\s+|\s{3,}")
+    texts = ["Home | About  |Contact", "a / b > c/d a>b", "x   y\n\nz", "论坛 › 猫咪版块 › 喂养交流", " | ", "\t•\t",
+             "a \n | b", "Home » FAQ", "no separators at all", "  /  >  ", "·", ""]
+    for text in texts:
+        assert _NAV_SPLIT.split(text) == bare.split(text), text
 
 
 def test_lists_the_ascii_path_cannot_serve_keep_the_general_path(tmp_path):

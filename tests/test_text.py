@@ -11,6 +11,7 @@ from transforms.text import (
     contains_spaceless,
     count_chars_and_words,
     family_of_text,
+    has_words,
     is_cjk_dominant,
     is_spaceless_dominant,
     is_spaceless_language,
@@ -70,6 +71,14 @@ def test_counts_chars_and_words():
     assert count_chars_and_words("如何安装Python 3.11？") == (4, 2)
     assert count_chars_and_words("") == (0, 0)
     assert count_chars_and_words(JA) == (7, 0)
+
+
+def test_has_words_agrees_with_the_word_count():
+    texts = ["", "   ", "one", "two words", "How do I install Python 3.11?", "如何安装Python 3.11？", JA, KO,
+             "a " * 50, "— – ...", "x_y z", "3 eggs, 200 g flour"]
+    for text in texts:
+        for count in range(-1, 8):
+            assert has_words(text, count) == (count_chars_and_words(text)[1] >= count), (text, count)
 
 
 def test_word_joiner():

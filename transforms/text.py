@@ -34,6 +34,7 @@ a question and its answer agree (Serbian/Croatian/Bosnian count as one).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -117,6 +118,17 @@ def count_chars_and_words(text: str) -> tuple[int, int]:
     chars = len(_SPACELESS_CHAR.findall(text))
     rest = _SPACELESS_CHAR.sub(" ", text) if chars else text
     return chars, len(_WORD.findall(rest))
+
+
+def has_words(text: str, count: int) -> bool:
+    """Whether `text` has at least `count` space-separated words outside its Han/kana (the second
+    number of `count_chars_and_words`). A length filter needs a few words of texts that are
+    mostly long, so text without Han/kana is read only up to the `count`-th word."""
+    if count <= 0:
+        return True
+    if _SPACELESS_CHAR.search(text):
+        return count_chars_and_words(text)[1] >= count
+    return next(itertools.islice(_WORD.finditer(text), count - 1, None), None) is not None
 
 
 def word_joiner(text: str = "", lang: str = "") -> str:
