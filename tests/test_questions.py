@@ -9,6 +9,7 @@ from transforms.questions import (
     find_answer_marker,
     is_interrogative_form,
     is_question,
+    normalize_for_compare,
     split_qa_prefix,
     strip_discourse_opener,
     strip_numbering,
@@ -210,3 +211,11 @@ def test_question_kind_says_what_a_question_asks_for(question, kind):
     from transforms.questions import question_kind
 
     assert question_kind(question) == kind
+
+
+def test_normalize_for_compare_keeps_exactly_the_alphanumeric_characters():
+    # It removes re's non-word characters and "_" in one pass; that must be str.isalnum's set.
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert normalize_for_compare(everything) == "".join(ch for ch in everything.lower() if ch.isalnum())
+    assert normalize_for_compare("Why is it?") == normalize_for_compare("why  is_it") == "whyisit"
+    assert normalize_for_compare("什么是 GDP？") == "什么是gdp"

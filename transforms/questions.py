@@ -8,6 +8,7 @@ lists live in templates/mining.yaml (`questions`, `qa_prefixes`,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -41,9 +42,14 @@ _STATEMENT_ENDS = tuple(".。!！…;；")
 _EN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
+# re's \w is str.isalnum() or "_" (tests/test_questions.py checks every code point), so this
+# removes exactly what is not alphanumeric, in one C pass instead of a generator per character.
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def normalize_for_compare(text: str) -> str:
     """Lower-cased letters and digits only, so "Why is it?" and "why is it" compare equal."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
+    return _NOT_ALNUM.sub("", text.lower())
 
 
 def ends_with_question_mark(text: str) -> bool:
@@ -190,6 +196,8 @@ def strip_numbering(text: str) -> str:
     return (text[match.end() :] if match else text).strip()
 
 
+# Every miner asks this of the same blocks (about 200 calls a page, 60 distinct texts).
+@functools.lru_cache(maxsize=4096)
 def split_qa_prefix(text: str) -> tuple[str, str]:
     """("question" | "answer" | "", rest): which Q/A marker `text` starts with, and the text after it.
 

@@ -50,12 +50,14 @@ _QUOTE_OR_ASIDE = tuple("\"'“‘「『(（")
 def mine_question_sentences(page: Page) -> Iterator[Candidate]:
     found: list[tuple[int, Candidate]] = []
     paragraphs = [
-        (i, split_sentences(b.text, page.lang))
-        for i, b in enumerate(page.blocks)
-        if b.kind == PARAGRAPH and not split_qa_prefix(b.text)[0]
+        (i, b) for i, b in enumerate(page.blocks) if b.kind == PARAGRAPH and not split_qa_prefix(b.text)[0]
     ]
     next_paragraph = {i: page.blocks[i + 1] for i, _ in paragraphs if i + 1 < len(page.blocks)}
-    for block_index, sentences in paragraphs:
+    for block_index, block in paragraphs:
+        # A question sentence ends in "?"/"？": most paragraphs need no splitting.
+        if "?" not in block.text and "？" not in block.text:
+            continue
+        sentences = split_sentences(block.text, page.lang)
         for s, sentence in enumerate(sentences):
             if not _is_asked_question(sentence):
                 continue
