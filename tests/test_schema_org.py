@@ -218,6 +218,20 @@ def test_microdata_unwanted_types_not_handed_to_extruct(monkeypatch):
     assert len(seen) == 1 and "Lamp" not in seen[0]
 
 
+def test_page_reader_finds_microdata_written_in_capitals():
+    # HTML attribute names ignore case; the page reader's selector walk does too.
+    from transforms.mine.html_blocks import html_to_page
+
+    html = (
+        '<html><body><DIV ITEMSCOPE ITEMTYPE="https://schema.org/HowTo"><H1 ITEMPROP="name">Fix a lamp</H1>'
+        '<DIV ITEMPROP="step" ITEMSCOPE ITEMTYPE="https://schema.org/HowToStep">'
+        '<P ITEMPROP="text">Unplug it.</P></DIV></DIV></body></html>'
+    )
+    assert html_to_page(html).markup == [
+        {"@type": "HowTo", "name": "Fix a lamp", "step": {"@type": "HowToStep", "text": "Unplug it."}}
+    ]
+
+
 # -- real third-party pages ---------------------------------------------------------
 
 

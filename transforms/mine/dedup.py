@@ -84,7 +84,7 @@ def pair_dedup_keys(pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, li
         return []
     normalized = [[normalize_for_dedup(part) for part in pair] for pair in pairs]
     hashes = [shingle_hashes("".join(parts)) for parts in normalized]
-    bands = lsh_band_keys_many(_signatures_from_hashes(hashes, NUM_PERM, SEED))
+    bands = lsh_band_keys_many(_signatures_from_hashes(hashes, NUM_PERM, SEED, columns=LSH_BANDS * LSH_ROWS))
     return [(_exact_key_of_normalized(parts), keys) for parts, keys in zip(normalized, bands)]
 
 
@@ -145,16 +145,25 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _signatures_from_hashes(hashes: list[np.ndarray], num_perm: int, seed: int) -> np.ndarray:
-    """Row i = min over shingles of datasketch's affine32 permutation of hashes[i]."""
+def _signatures_from_hashes(
+    hashes: list[np.ndarray], num_perm: int, seed: int, columns: int | None = None
+) -> np.ndarray:
+    """Row i = min over shingles of datasketch's affine32 permutation of hashes[i].
+
+    `columns`: only the first this many permutations (each column is computed on its own, so
+    they equal the full signature's); LSH bands read 117 of the 128.
+    """
     a, b = _permutations(num_perm, seed)
-    out = np.full((len(hashes), num_perm), _EMPTY_SLOT, dtype=np.uint32)
+    a, b = a[:columns], b[:columns]
+    out = np.full((len(hashes), len(a)), _EMPTY_SLOT, dtype=np.uint32)
     # One (shingles x num_perm) block per text: measured faster than a single
     # block for the batch reduced with np.minimum.reduceat (cache-bound).
     with np.errstate(over="ignore"):
         for i, h in enumerate(hashes):
             if len(h):
-                out[i] = (_fmix32(h.copy())[:, None] * a + b).min(axis=0)
+                block = np.multiply.outer(_fmix32(h.copy()), a)
+                block += b
+                block.min(axis=0, out=out[i])
     return out
 
 
