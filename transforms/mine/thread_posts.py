@@ -71,8 +71,10 @@ def thread_posts(tree, blocks_of: Callable[[str], list]) -> list[Post]:
     if tree.body is None:
         return []
     groups: dict[tuple, list] = {}
+    # A page repeats a few class values over its elements: each is judged once.
+    class_tokens: dict[str, tuple[str, ...]] = {}
     for element in tree.body.query_selector_all(POST_BODY_SELECTOR).values():
-        kind = _post_kind(element)
+        kind = _post_kind(element, class_tokens)
         if kind is not None:
             groups.setdefault(kind, []).append(element)
     members = max(groups.items(), key=lambda item: (len(item[1]), item[0][0]), default=(None, []))[1]
@@ -86,12 +88,17 @@ def thread_posts(tree, blocks_of: Callable[[str], list]) -> list[Post]:
     return posts if len(posts) >= 2 else []
 
 
-def _post_kind(element) -> tuple | None:
-    """(_BODY or _CONTAINER, tag, the class tokens or id pattern that matched), or None."""
-    tokens = tuple(
-        sorted(t.lower() for t in (element.getattr("class") or "").split()
-               if t.lower() in _BODY_CLASSES or _BODY_TOKEN.search(t))
-    )
+def _post_kind(element, class_tokens: dict[str, tuple[str, ...]]) -> tuple | None:
+    """(_BODY or _CONTAINER, tag, the class tokens or id pattern that matched), or None.
+
+    `class_tokens` caches the matching tokens of each class value seen on the page.
+    """
+    class_attr = element.getattr("class") or ""
+    tokens = class_tokens.get(class_attr)
+    if tokens is None:
+        tokens = class_tokens[class_attr] = tuple(
+            sorted(t.lower() for t in class_attr.split() if t.lower() in _BODY_CLASSES or _BODY_TOKEN.search(t))
+        )
     if tokens:
         return _BODY, element.tag, tokens
     element_id = element.getattr("id") or ""
