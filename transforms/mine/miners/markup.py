@@ -28,6 +28,7 @@ from resiliparse.extract.html2text import extract_plain_text
 
 from transforms.mine.blocks import Page
 from transforms.mine.schema_org import type_names
+from transforms.questions import normalize_for_compare
 from transforms.records import KIND_FAQ, KIND_HOWTO, KIND_HOWTO_STEP, KIND_QA, KIND_RECIPE, Candidate
 from transforms.text import language_family
 
@@ -103,7 +104,7 @@ def question_text(question: dict) -> tuple[str, str]:
     body = plain_text(question.get("text"))
     if not name:
         return body, ""
-    if not body or _key(body) in _key(name):
+    if not body or normalize_for_compare(body) in normalize_for_compare(name):
         return name, ""
     return name, body
 
@@ -220,7 +221,8 @@ def _dict_steps(entry: dict, section: str, depth: int) -> list[Step]:
     text = _LEADING_NUMBER.sub("", " ".join(text.split("\n")))
     if not text:
         return []
-    if name and (_key(text).startswith(_key(name)) or _key(name).startswith(_key(text))):
+    text_key, name_key = normalize_for_compare(text), normalize_for_compare(name)
+    if name and (text_key.startswith(name_key) or name_key.startswith(text_key)):
         name = ""
     return [Step(text, name.rstrip(_END_PUNCTUATION), section)]
 
@@ -300,7 +302,3 @@ def _as_list(value: object) -> list:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
-
-
-def _key(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())

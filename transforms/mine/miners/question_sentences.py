@@ -94,7 +94,7 @@ def _pair(question: str, following: list[str], lang: str) -> Candidate | None:
             break
         answer_sentences.append(sentence)
     answer = word_joiner(question).join(answer_sentences)
-    letters = sum(ch.isalpha() for ch in answer)
+    letters = sum(map(str.isalpha, answer))
     # Dense scripts (rule 2 of transforms/text.py) say as much in fewer letters.
     if letters < (MIN_ANSWER_LETTERS_CJK if contains_cjk(question) else MIN_ANSWER_LETTERS):
         return None
