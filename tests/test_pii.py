@@ -1,5 +1,8 @@
+import re
+
 import pytest
 
+from transforms import pii
 from transforms.pii import EMAIL, IP, PHONE, scrub_pii
 
 
@@ -91,3 +94,21 @@ def test_idempotent_and_empty():
     once, _ = scrub_pii("Email me at jane@mailbox.org or call 415-555-0132.")
     assert scrub_pii(once) == (once, 0)
     assert scrub_pii("") == ("", 0)
+
+
+def test_lookahead_prefixes_keep_the_matches():
+    # _PHONE_RE and _IPV4_RE open with a lookahead on their matches' first characters (speed);
+    # without it they must match the same spans.
+    bare_phone = re.compile(pii._PHONE_RE.pattern.removeprefix("(?=[+(0-9])"))
+    bare_ip = re.compile(pii._IPV4_RE.pattern.removeprefix("(?=\\d)"))
+    assert bare_phone.pattern != pii._PHONE_RE.pattern and bare_ip.pattern != pii._IPV4_RE.pattern
+    texts = [
+        "Call +1 (555) 123-4567 or (020) 7946 0958, 致电13812345678 或 010-62345678.",
+        "Server 203.0.113.77 and ١٢٣.4.5.6, version 1.2.3.4, 10.0.0.1:8080, 2023-10-05, +44 20 7946 0958x",
+        "(212) 555-0199; 800.555.0100; +86 138 1234 5678; 0086-13812345678; ((12)) 1-800-555-0100",
+        "no numbers here", "",
+    ]
+    for text in texts:
+        assert [m.span() for m in pii._PHONE_RE.finditer(text)] == [m.span() for m in bare_phone.finditer(text)]
+        assert [m.span() for m in pii._IPV4_RE.finditer(text)] == [m.span() for m in bare_ip.finditer(text)]
+

@@ -478,11 +478,12 @@ def _answered_question_paragraphs(page: Page, in_faq: list[bool]) -> dict[int, l
 
 def _is_short_question_paragraph(block: Block, lang: str) -> bool:
     """A paragraph that only asks: short, not quoted dialogue, every sentence a question."""
-    if block.kind != PARAGRAPH or split_qa_prefix(block.text)[0]:
+    # It must end in "?"/"？": most paragraphs are ruled out before any other test.
+    if block.kind != PARAGRAPH or ("?" not in block.text and "？" not in block.text) or split_qa_prefix(block.text)[0]:
         return False
     question = strip_numbering(block.text)
-    if len(question) > _question_char_limit(question) or question.startswith(_QUOTES) \
-            or not ends_with_question_mark(question):
+    if not ends_with_question_mark(question) or question.startswith(_QUOTES) \
+            or len(question) > _question_char_limit(question):
         return False
     return all(is_question(sentence, lang) for sentence in split_sentences(question, lang))
 
