@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from transforms.text import (
+    alphanumeric_only,
     contains_cjk,
     contains_han,
     contains_kana,
@@ -71,6 +72,13 @@ def test_counts_chars_and_words():
     assert count_chars_and_words("如何安装Python 3.11？") == (4, 2)
     assert count_chars_and_words("") == (0, 0)
     assert count_chars_and_words(JA) == (7, 0)
+
+
+def test_alphanumeric_only_keeps_exactly_what_isalnum_keeps():
+    # One regex pass ([\\W_]+) must remove what str.isalnum rejects, at every code point.
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert alphanumeric_only(everything) == "".join(ch for ch in everything if ch.isalnum())
+    assert alphanumeric_only("Why is_it? 3.11 版本") == "Whyisit311版本"
 
 
 def test_has_words_agrees_with_the_word_count():

@@ -23,7 +23,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from templates import load_yaml
+from transforms.questions import has_question_mark
 from transforms.text import (
+    alphanumeric_only,
     contains_han,
     count_chars_and_words,
     has_words,
@@ -194,9 +196,6 @@ def check_lengths(instruction: str, input_: str, output: str, lang: str, cfg: Fi
     return None
 
 
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
 def check_output_repeats_instruction(
     instruction: str, input_: str, output: str, lang: str, cfg: FilterConfig
 ) -> str | None:
@@ -206,12 +205,12 @@ def check_output_repeats_instruction(
     passage: ...") is an ordinary extraction answer, so the answer must cover
     at least half of the instruction.
     """
-    q = _NOT_WORD.sub("", instruction).casefold()
+    q = alphanumeric_only(instruction).casefold()
     # Case folding never shortens a text, so an output whose first characters already hold
-    # more word characters than q cannot lie inside q; most outputs are decided on a prefix.
-    if len(_NOT_WORD.sub("", output[: 2 * len(instruction) + 16])) > len(q):
+    # more letters and digits than q cannot lie inside q; most outputs are decided on a prefix.
+    if len(alphanumeric_only(output[: 2 * len(instruction) + 16])) > len(q):
         return None
-    a = _NOT_WORD.sub("", output).casefold()
+    a = alphanumeric_only(output).casefold()
     if a and a in q and 2 * len(a) >= len(q):
         return "output_repeats_instruction"
     return None
@@ -248,7 +247,7 @@ def check_answer_is_question(
     text = output.strip()
     if _QUESTION_END.search(text) and len(text) <= cfg.question_answer_max_chars:
         return "answer_is_question"
-    if "?" not in text and "？" not in text:  # no sentence can end as a question
+    if not has_question_mark(text):
         return None
     sentences = split_sentences(text)
     if len(sentences) >= 2:

@@ -13,7 +13,14 @@ import re
 from collections.abc import Iterable
 
 from templates import load_yaml
-from transforms.text import CLOSERS, contains_cjk, contains_han, family_of_text, rules_family
+from transforms.text import (
+    CLOSERS,
+    alphanumeric_only,
+    contains_cjk,
+    contains_han,
+    family_of_text,
+    rules_family,
+)
 
 
 def _words(key: str) -> list[str]:
@@ -42,14 +49,15 @@ _STATEMENT_ENDS = tuple(".。!！…;；")
 _EN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
-# re's \w is str.isalnum() or "_" (tests/test_questions.py checks every code point), so this
-# removes exactly what is not alphanumeric, in one C pass instead of a generator per character.
-_NOT_ALNUM = re.compile(r"[\W_]+")
-
-
 def normalize_for_compare(text: str) -> str:
     """Lower-cased letters and digits only, so "Why is it?" and "why is it" compare equal."""
-    return _NOT_ALNUM.sub("", text.lower())
+    return alphanumeric_only(text.lower())
+
+
+def has_question_mark(text: str) -> bool:
+    """Whether `text` holds a "?" or "？": a cheap test before splitting it into sentences, since
+    no sentence of a text without one can end as a question."""
+    return "?" in text or "？" in text
 
 
 def ends_with_question_mark(text: str) -> bool:

@@ -120,6 +120,16 @@ def count_chars_and_words(text: str) -> tuple[int, int]:
     return chars, len(_WORD.findall(rest))
 
 
+# re's \w is str.isalnum() or "_" (tests/test_text.py checks every code point).
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def alphanumeric_only(text: str) -> str:
+    """`text` with every character that is not a letter or digit (`str.isalnum`) removed, in one
+    regex pass: the core of every "compare ignoring punctuation and spacing" key."""
+    return _NOT_ALNUM.sub("", text)
+
+
 def has_words(text: str, count: int) -> bool:
     """Whether `text` has at least `count` space-separated words outside its Han/kana (the second
     number of `count_chars_and_words`). A length filter needs a few words of texts that are

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import unicodedata
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from transforms.text import alphanumeric_only
 
 NUM_PERM = 128
 NGRAM = 5
@@ -44,14 +45,11 @@ SEED = 1
 LSH_BANDS = 9
 LSH_ROWS = 13
 
-# Everything that is not a letter or digit: punctuation, symbols, spaces,
-# underscores. (Combining marks go too; both copies lose them alike.)
-_NON_ALNUM = re.compile(r"[\W_]+")
-
 
 def normalize_for_dedup(text: str) -> str:
-    """NFKC (full-width to half-width, compatibility forms), casefold, letters and digits only."""
-    return _NON_ALNUM.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """NFKC (full-width to half-width, compatibility forms), casefold, letters and digits only
+    (punctuation, symbols, spaces and underscores go; combining marks too, alike in both copies)."""
+    return alphanumeric_only(unicodedata.normalize("NFKC", text).casefold())
 
 
 def pair_dedup_text(instruction: str, input_: str, output: str) -> str:

@@ -67,6 +67,7 @@ from transforms.mine.blocks import (
 from transforms.questions import (
     ends_with_question_mark,
     find_answer_marker,
+    has_question_mark,
     is_interrogative_form,
     is_question,
     normalize_for_compare,
@@ -479,7 +480,7 @@ def _answered_question_paragraphs(page: Page, in_faq: list[bool]) -> dict[int, l
 def _is_short_question_paragraph(block: Block, lang: str) -> bool:
     """A paragraph that only asks: short, not quoted dialogue, every sentence a question."""
     # It must end in "?"/"？": most paragraphs are ruled out before any other test.
-    if block.kind != PARAGRAPH or ("?" not in block.text and "？" not in block.text) or split_qa_prefix(block.text)[0]:
+    if block.kind != PARAGRAPH or not has_question_mark(block.text) or split_qa_prefix(block.text)[0]:
         return False
     question = strip_numbering(block.text)
     if not ends_with_question_mark(question) or question.startswith(_QUOTES) \

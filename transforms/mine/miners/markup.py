@@ -221,9 +221,10 @@ def _dict_steps(entry: dict, section: str, depth: int) -> list[Step]:
     text = _LEADING_NUMBER.sub("", " ".join(text.split("\n")))
     if not text:
         return []
-    text_key, name_key = normalize_for_compare(text), normalize_for_compare(name)
-    if name and (text_key.startswith(name_key) or name_key.startswith(text_key)):
-        name = ""
+    if name:
+        text_key, name_key = normalize_for_compare(text), normalize_for_compare(name)
+        if text_key.startswith(name_key) or name_key.startswith(text_key):
+            name = ""
     return [Step(text, name.rstrip(_END_PUNCTUATION), section)]
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from transforms.mine.blocks import PARAGRAPH, Page
 from transforms.questions import (
     ends_with_question_mark,
+    has_question_mark,
     is_interrogative_form,
     normalize_for_compare,
     split_qa_prefix,
@@ -54,8 +55,7 @@ def mine_question_sentences(page: Page) -> Iterator[Candidate]:
     ]
     next_paragraph = {i: page.blocks[i + 1] for i, _ in paragraphs if i + 1 < len(page.blocks)}
     for block_index, block in paragraphs:
-        # A question sentence ends in "?"/"？": most paragraphs need no splitting.
-        if "?" not in block.text and "？" not in block.text:
+        if not has_question_mark(block.text):  # most paragraphs need no splitting
             continue
         sentences = split_sentences(block.text, page.lang)
         for s, sentence in enumerate(sentences):
